@@ -1,0 +1,208 @@
+"""Command line: `python -m lab <command> --help`. A thin layer over the package.
+
+Commands: run (the main job), iterate, eval, problems, export, app, selftest, toolchains, config.
+Not covered here: any logic beyond parsing arguments and printing results.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from lab.config import PRESETS, describe_fields, make_config, parse_assignments
+
+DESCRIPTION = (
+    "RewardRanker Lab: a code LLM plus a learned reranker, trained by iterative self-training "
+    "with PPO and hard negatives."
+)
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser, default_preset: str = "cpu") -> None:
+    parser.add_argument("--preset", choices=PRESETS, default=default_preset,
+                        help=f"configuration preset (default: {default_preset}); tiny = random tiny models for tests")
+    parser.add_argument("--lab-dir", help="directory of the store and run artefacts (default: $RR_LAB_DIR or ./runs)")
+    parser.add_argument("--run", dest="run_name", help="run name inside the lab directory (default: 'default')")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override one config field, e.g. --set sampling.num_samples=4 (repeatable; "
+                             "`python -m lab config --list` shows every field)")
+
+
+def _config_from(args: argparse.Namespace):
+    overrides = parse_assignments(args.assignments)
+    if args.lab_dir:
+        overrides["lab_dir"] = args.lab_dir
+    if args.run_name:
+        overrides["run_name"] = args.run_name
+    return make_config(args.preset, **overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from lab import evaluation, loop
+
+    config = _config_from(args)
+    print(f"RewardRanker Lab main job: preset {config.preset}, run {config.run_name!r}, store {config.store_path}")
+    summary = loop.run_loop(config, progress=not args.quiet)
+    report = evaluation.evaluate_run(config, progress=not args.quiet)
+    print(loop.format_summary(summary))
+    print(report["table_markdown"])
+    for path in report["files"]:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_iterate(args: argparse.Namespace) -> int:
+    from lab import loop
+
+    config = _config_from(args)
+    summary = loop.run_loop(config, iterations=args.iterations, progress=not args.quiet)
+    print(loop.format_summary(summary))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from lab import evaluation
+
+    config = _config_from(args)
+    report = evaluation.evaluate_run(config, iteration=args.iteration, progress=not args.quiet)
+    print(report["table_markdown"])
+    for path in report["files"]:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_problems(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from lab.problems import load_problems
+
+    config = _config_from(args)
+    problems = load_problems(args.benchmark, language=args.language, split=args.split, purpose=args.purpose,
+                             data=config.data)
+    splits = Counter(p.split for p in problems)
+    print(f"{args.benchmark} [{args.language}]: {len(problems)} problems "
+          f"({', '.join(f'{name} {count}' for name, count in sorted(splits.items()))})")
+    for problem in problems[: args.show]:
+        print(f"--- {problem.id} (entry point {problem.entry_point!r}, split {problem.split})")
+        print(problem.prompt)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from lab.store import Store
+
+    config = _config_from(args)
+    with Store(config.store_path) as store:
+        run_id = store.run_id(config.run_name)
+        if args.format == "dataset":
+            if args.what != "pairs":
+                raise ValueError("--format dataset exports pairs; use --format jsonl for labels")
+            store.pairs_dataset(run_id).save_to_disk(args.out)
+            print(f"saved the pairs of run {config.run_name!r} as a datasets.Dataset to {args.out}")
+            return 0
+        count = store.export_labels(run_id, args.out) if args.what == "labels" else store.export_pairs(run_id, args.out)
+    print(f"wrote {count} {args.what} rows of run {config.run_name!r} to {args.out}")
+    return 0
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from lab import app
+
+    forwarded = ["--host", args.host, "--port", str(args.port)]
+    if args.lab_dir:
+        forwarded += ["--lab-dir", args.lab_dir]
+    if args.auth:
+        forwarded += ["--auth", args.auth]
+    return app.main(forwarded) or 0
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from lab import selftest
+
+    config = _config_from(args)
+    report = selftest.run_selftest(config.execution, languages=args.languages)
+    print(selftest.format_report(report))
+    return 0 if report["escapes"] == 0 else 1
+
+
+def cmd_toolchains(args: argparse.Namespace) -> int:
+    from lab import languages
+
+    print(languages.format_toolchain_report())
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.list:
+        for name, kind, default in describe_fields():
+            print(f"{name:36s} {kind:28s} {default!r}")
+        return 0
+    print(_config_from(args).to_json())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lab", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler, help_text: str, *, config: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if config:
+            _add_config_arguments(sub)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    run = command("run", cmd_run, "the main job: run the self-training loop and evaluate (default: cpu preset, "
+                                  "Qwen2.5-Coder-0.5B from its PyPI packages, a small subset, ~15 min on 2 cores)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    iterate = command("iterate", cmd_iterate, "run more self-training iterations (resumes an interrupted one)")
+    iterate.add_argument("--iterations", type=int, default=1, help="how many iterations to add (default: 1)")
+    iterate.add_argument("--quiet", action="store_true", help="no progress bars")
+    evaluate = command("eval", cmd_eval, "evaluate a run: pass@1 table (paper's Table 1 layout) and plots")
+    evaluate.add_argument("--iteration", type=int, help="iteration to evaluate (default: the latest)")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bars")
+    problems = command("problems", cmd_problems, "load a benchmark and summarise it (checks a user JSONL file too)")
+    problems.add_argument("--benchmark", default="humaneval",
+                          help="humaneval | mbpp | multipl-e/humaneval | multipl-e/mbpp | jsonl:PATH")
+    problems.add_argument("--language", default="py", help="MultiPL-E language code (default: py)")
+    problems.add_argument("--split", help="MBPP split: train | validation | test | prompt")
+    problems.add_argument("--purpose", choices=("eval", "train"), default="eval",
+                          help="'train' refuses evaluation-only data (MultiPL-E)")
+    problems.add_argument("--show", type=int, default=1, help="print the prompts of the first N problems")
+    export = command("export", cmd_export, "export a run's manual labels or preference pairs")
+    export.add_argument("what", choices=("labels", "pairs"))
+    export.add_argument("--out", required=True, help="output path (a .jsonl file, or a folder with --format dataset)")
+    export.add_argument("--format", choices=("jsonl", "dataset"), default="jsonl")
+    app = command("app", cmd_app, "open the Gradio app to browse rerankings and label hard negatives", config=False)
+    app.add_argument("--lab-dir", help="lab directory (default: $RR_LAB_DIR or ./runs)")
+    app.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1, this machine only)")
+    app.add_argument("--port", type=int, default=7860)
+    app.add_argument("--auth", help="USER:PASSWORD required to open the app (use when it is shared)")
+    selftest = command("selftest", cmd_selftest, "attack the execution sandbox and report escapes (exit 1 on any)")
+    selftest.add_argument("--languages", nargs="*", help="languages to attack with (default: py, a compiled and a JVM one)")
+    command("toolchains", cmd_toolchains, "list each language's toolchain: present (with version) or the package to install",
+            config=False)
+    config = command("config", cmd_config, "print the resolved configuration as JSON")
+    config.add_argument("--list", action="store_true", help="list every field with its type and default")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    args = build_parser().parse_args(argv)
+    from lab.problems import LicenceError, ProblemLoadError
+    from lab.store import StoreError
+
+    try:
+        return args.handler(args)
+    except (ProblemLoadError, LicenceError, StoreError, KeyError, ValueError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: everything committed so far is kept; rerun the same command to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

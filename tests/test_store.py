@@ -1,0 +1,231 @@
+"""The store: transactions, append-only labels, licence guard, migrations, and real-process
+concurrency and kill -9 crash safety."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lab.problems import LicenceError, Problem
+from lab.store import MIGRATIONS, Store, StoreError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_problem(problem_id="mbpp/601", training_allowed=True, prompt="def f():\n"):
+    return Problem(id=problem_id, language="py", prompt=prompt, tests="assert f() == 1\n", stop_tokens=("\ndef",),
+                   entry_point="f", source="test", split="train", training_allowed=training_allowed)
+
+
+@dataclass
+class FakeResult:
+    passed: bool
+    status: str = "OK"
+    exit_code: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    duration_s: float = 0.01
+    toolchain: str = "python 3.11"
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "lab.sqlite") as store:
+        yield store
+
+
+@pytest.fixture
+def run(store):
+    run_id = store.create_run("r", "tiny", "{}")
+    store.add_problems([make_problem()], run_id, "train")
+    return run_id
+
+
+def add(store, run_id, n, problem_id="mbpp/601", model="m"):
+    return store.add_candidates(run_id, 1, [
+        {"problem_id": problem_id, "model": model, "sample_index": i, "completion": f"    return {i}\n"} for i in range(n)
+    ])
+
+
+def test_reinserting_candidates_is_a_no_op_that_returns_the_same_ids(store, run):
+    first = add(store, run, 3)
+    again = store.add_candidates(run, 1, [{"problem_id": "mbpp/601", "model": "m", "sample_index": 1, "completion": "other"}])
+    assert again == [first[1]]
+    assert [c["completion"] for c in store.candidates(run)] == ["    return 0\n", "    return 1\n", "    return 2\n"]
+
+
+def test_a_failing_multi_row_write_leaves_nothing_behind(store, run):
+    rows = [{"problem_id": "mbpp/601", "model": "m", "sample_index": 0, "completion": "ok"},
+            {"problem_id": "no/such-problem", "model": "m", "sample_index": 1, "completion": "bad"}]
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add_candidates(run, 1, rows)
+    assert store.candidates(run) == []
+
+
+def test_labels_are_append_only_and_undo_restores_the_previous_one(store, run):
+    candidate = add(store, run, 1)[0]
+    store.add_label(candidate, "hard_negative", "ann", note="looks right, fails on []")
+    store.add_label(candidate, "exclude", "bob")
+    assert store.undo_label(candidate, "ann") == "hard_negative"
+    history = store.label_history(candidate)
+    assert [h["label"] for h in history] == ["hard_negative", "exclude", "hard_negative"]
+    assert [h["author"] for h in history] == ["ann", "bob", "ann"]
+    assert history[2]["note"] == "looks right, fails on []"
+    assert store.candidates(run)[0]["label"] == "hard_negative"
+    assert store.undo_label(candidate, "ann") == "exclude"
+    assert store.undo_label(candidate, "ann") == "hard_negative"
+    with pytest.raises(ValueError, match="label must be one of"):
+        store.add_label(candidate, "great", "ann")
+
+
+def test_undo_of_a_single_label_clears_it(store, run):
+    candidate = add(store, run, 1)[0]
+    store.add_label(candidate, "positive", "ann")
+    assert store.undo_label(candidate, "ann") is None
+    assert store.current_labels(run) == {}
+    assert len(store.label_history(candidate)) == 2
+
+
+def test_pairs_on_evaluation_only_problems_are_refused(store):
+    run_id = store.create_run("r", "tiny", "{}")
+    store.add_problems([make_problem("multipl-e/humaneval-py/x", training_allowed=False)], run_id, "eval")
+    ids = add(store, run_id, 2, problem_id="multipl-e/humaneval-py/x")
+    with pytest.raises(LicenceError, match="evaluation-only"):
+        store.add_pairs(run_id, 1, [(ids[0], ids[1], "execution")])
+    with pytest.raises(LicenceError):
+        store.add_problems([make_problem("multipl-e/humaneval-py/x", training_allowed=False)], run_id, "train")
+    assert store.pairs(run_id) == []
+
+
+def test_pairs_are_deduplicated_and_cannot_mix_problems(store, run):
+    store.add_problems([make_problem("mbpp/602")], run, "train")
+    a, b = add(store, run, 2)
+    c = add(store, run, 1, problem_id="mbpp/602")[0]
+    assert store.add_pairs(run, 1, [(a, b, "execution"), (a, b, "execution")]) == 1
+    assert store.add_pairs(run, 2, [(a, b, "hard_negative")]) == 0
+    with pytest.raises(StoreError, match="mixes problems"):
+        store.add_pairs(run, 1, [(a, c, "manual")])
+    pair = store.pairs(run)[0]
+    assert (pair["prompt"], pair["chosen"], pair["rejected"]) == ("def f():\n", "    return 0\n", "    return 1\n")
+
+
+def test_changed_problem_content_under_a_stored_id_is_refused(store, run):
+    with pytest.raises(StoreError, match="already stored with different content"):
+        store.add_problems([make_problem(prompt="def g():\n")])
+
+
+def test_execution_output_is_capped_and_first_result_kept(store, run):
+    candidate = add(store, run, 1)[0]
+    store.add_executions([(candidate, FakeResult(passed=False, status="Exception", exit_code=1, stderr="x" * 100_000))])
+    store.add_executions([(candidate, FakeResult(passed=True))])
+    row = store.candidates(run)[0]
+    assert row["passed"] == 0 and row["status"] == "Exception"
+    assert len(row["stderr"]) < 17_000 and "more characters dropped" in row["stderr"]
+
+
+def test_scores_are_kept_per_reward_model_version(store, run):
+    a, b = add(store, run, 2)
+    store.add_scores("r/rm-1", [(a, 0.5), (b, -1.0)])
+    store.add_scores("r/rm-2", [(a, -2.0)])
+    assert [c["reward"] for c in store.candidates(run, reward_model="r/rm-1")] == [0.5, -1.0]
+    assert [c["reward"] for c in store.candidates(run, reward_model="r/rm-2")] == [-2.0, None]
+    assert [c["id"] for c in store.unscored_candidates(run, "r/rm-2")] == [b]
+
+
+def test_restarting_a_stage_drops_its_partial_metrics(store, run):
+    store.start_stage(run, 1, "reward_model")
+    store.log_metrics(run, 1, "reward_model", 1, {"loss": 0.7})
+    store.start_stage(run, 1, "reward_model")
+    store.log_metrics(run, 1, "reward_model", 1, {"loss": 0.6})
+    store.finish_stage(run, 1, "reward_model", info={"pairs": 3})
+    assert [m["value"] for m in store.metrics(run, stage="reward_model")] == [0.6]
+    assert store.stage_status(run, 1, "reward_model") == "done"
+
+
+def test_exports_write_jsonl_with_trl_columns(store, run, tmp_path):
+    a, b = add(store, run, 2)
+    store.add_pairs(run, 1, [(a, b, "hard_negative")])
+    store.add_label(b, "hard_negative", "ann", "subtle off-by-one")
+    assert store.export_pairs(run, tmp_path / "pairs.jsonl") == 1
+    pair = json.loads((tmp_path / "pairs.jsonl").read_text())
+    assert {"prompt", "chosen", "rejected", "kind"} <= pair.keys() and pair["kind"] == "hard_negative"
+    assert store.export_labels(run, tmp_path / "labels.jsonl") == 1
+    label = json.loads((tmp_path / "labels.jsonl").read_text())
+    assert (label["label"], label["note"], label["author"], label["completion"]) == ("hard_negative", "subtle off-by-one", "ann", "    return 1\n")
+    dataset = store.pairs_dataset(run)
+    assert dataset.column_names[:3] == ["prompt", "chosen", "rejected"] and len(dataset) == 1
+
+
+def test_a_newer_schema_is_refused_and_an_old_one_upgraded(tmp_path):
+    path = tmp_path / "lab.sqlite"
+    sqlite3.connect(path).execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(StoreError, match="newer than this code knows"):
+        Store(path)
+    fresh = tmp_path / "fresh.sqlite"
+    sqlite3.connect(fresh).close()
+    assert Store(fresh).schema_version == len(MIGRATIONS)
+
+
+WRITER = r"""
+import sys, time
+from lab.store import Store
+from lab.problems import Problem
+store = Store(sys.argv[1])
+run_id = store.create_run("r", "tiny", "{}")
+store.add_problems([Problem(id="mbpp/601", language="py", prompt="def f():\n", tests="assert f() == 1\n",
+                            stop_tokens=("\ndef",), entry_point="f", source="test", split="train", training_allowed=True)],
+                   run_id, "train")
+writer, batches, batch = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+print("ready", flush=True)
+for b in range(batches):
+    ids = store.add_candidates(run_id, 1, [{"problem_id": "mbpp/601", "model": writer, "sample_index": b * batch + i,
+                                            "completion": "x" * 2000} for i in range(batch)])
+    store.add_label(ids[0], "positive", writer)
+    print(b, flush=True)
+"""
+
+
+def _writer(path, name, batches, batch):
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), name, str(batches), str(batch)],
+                            cwd=REPO, stdout=subprocess.PIPE, text=True)
+
+
+def test_two_processes_writing_at_once_lose_nothing(tmp_path):
+    path = tmp_path / "lab.sqlite"
+    Store(path).close()
+    writers = [_writer(path, name, 40, 10) for name in ("loop", "app")]
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0
+    with Store(path) as store:
+        run_id = store.run_id("r")
+        rows = store.candidates(run_id)
+        assert len(rows) == 800
+        assert {(r["model"], r["sample_index"]) for r in rows} == {(m, i) for m in ("loop", "app") for i in range(400)}
+        assert len(store.current_labels(run_id)) == 80
+        assert store.integrity_check() == "ok"
+
+
+def test_kill_9_in_the_middle_of_writes_leaves_whole_transactions(tmp_path):
+    path = tmp_path / "lab.sqlite"
+    writer = _writer(path, "loop", 100_000, 50)
+    assert writer.stdout.readline().strip() == "ready"
+    for _ in range(5):
+        writer.stdout.readline()
+    time.sleep(0.05)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    with Store(path) as store:
+        assert store.integrity_check() == "ok"
+        run_id = store.run_id("r")
+        rows = store.candidates(run_id)
+        assert len(rows) >= 250 and len(rows) % 50 == 0
+        indices = sorted(r["sample_index"] for r in rows)
+        assert indices == list(range(len(rows)))
+        store.add_candidates(run_id, 1, [{"problem_id": "mbpp/601", "model": "after", "sample_index": 0, "completion": "y"}])
+        assert len(store.candidates(run_id)) == len(rows) + 1
