@@ -1,0 +1,39 @@
+"""The command line: every command has --help, and bad input exits 2 with a clear message."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab.__main__ import build_parser, main
+
+REPO = Path(__file__).resolve().parent.parent
+COMMANDS = ["run", "iterate", "eval", "problems", "export", "app", "selftest", "toolchains", "config"]
+
+
+def test_every_command_has_help():
+    subcommands = build_parser()._subparsers._group_actions[0].choices
+    assert sorted(subcommands) == sorted(COMMANDS)
+    for name, parser in subcommands.items():
+        assert parser.format_help().strip(), name
+
+
+def test_module_entry_point_prints_help():
+    result = subprocess.run([sys.executable, "-m", "lab", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0 and "run" in result.stdout and "selftest" in result.stdout
+
+
+def test_problems_command_summarises_a_benchmark(capsys):
+    assert main(["problems", "--benchmark", "mbpp", "--split", "train", "--show", "0"]) == 0
+    assert "mbpp [py]: 374 problems (train 374)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["problems", "--benchmark", "multipl-e/humaneval", "--purpose", "train"], "evaluation-only"),
+    (["problems", "--benchmark", "multipl-e/humaneval", "--language", "xx"], "unknown language 'xx'"),
+    (["config", "--set", "sampling.nope=1"], "unknown config field 'sampling.nope'"),
+    (["export", "pairs", "--out", "x.jsonl", "--run", "ghost"], "no run called 'ghost'"),
+])
+def test_bad_input_exits_2_with_the_reason(argv, message, capsys, tmp_path):
+    assert main(argv + ["--lab-dir", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
