@@ -169,11 +169,18 @@ class MiningConfig:
     margin: float = 0.0
     """...or its reward is >= (best passing reward - margin). Both rules are applied."""
     max_hard_negatives_per_problem: int = 4
+    """Cap on hard negatives per problem; manually labelled ones are always kept, come first and count toward it."""
+    positives_per_hard_negative: int = 2
+    """Each hard negative becomes this many pairs, with the problem's lowest-rewarded positives."""
 
 
 @dataclass
 class LoopConfig:
     iterations: int = 1
+    """Self-training iterations `python -m lab run` completes (after the bootstrap, see lab/loop.py)."""
+    train_samples: int | None = None
+    """Candidates sampled per training problem in each iteration; None = sampling.num_samples
+    (which is also N at evaluation)."""
 
 
 @dataclass
@@ -224,6 +231,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, object]] = {
         "model.gradient_checkpointing": False,
         "model.lora_r": 4,
         "model.lora_alpha": 8,
+        "model.threads": 1,
         "data.max_train_problems": 4,
         "data.max_eval_problems": 4,
         "sampling.num_samples": 4,

@@ -7,3 +7,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tmp_path_factory):
+    """The `tiny` preset with its model cache in a session temp dir (the tiny model is built once)."""
+    from lab.config import make_config
+    root = tmp_path_factory.mktemp("tiny")
+    return make_config("tiny", **{"model.cache_dir": str(root / "cache"), "lab_dir": str(root / "lab")})

@@ -1,0 +1,235 @@
+"""Run a self-training iteration in a background process that the app can watch and cancel.
+
+A job is one command (normally `python -m lab iterate ...`, see `iterate_command`) started in its
+own session, so that it and every process it spawns form one process group; stdout and stderr go
+to a log file under the run directory.
+
+One job at a time per lab directory. The lock is `<lab_dir>/iterate.lock`, held with `flock` on an
+open file description that the job process inherits: the lock lives exactly as long as the job (or
+a child still holding it) and vanishes on any exit, `kill -9` included, so there is no stale lock
+and no pid reuse to get wrong. A second launch, from this app or another process, is refused
+while it is held. The lock file also carries the job's description (pid, command, log, start time)
+for whoever wants to show or cancel it.
+
+Progress is read back from the log: its last lines (tqdm's carriage-return redraws collapsed) and
+the last tqdm percentage. Cancel signals the process group: SIGINT, then SIGTERM, then SIGKILL,
+each after a grace period.
+
+Not covered here: what an iteration does (loop.py) or how the app shows a job (app.py).
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab.config import make_config, repo_root
+
+LOCK_NAME = "iterate.lock"
+TAIL_BYTES = 64 * 1024
+TQDM_PROGRESS = re.compile(r"^(?P<label>.*?):?\s*(?P<percent>\d{1,3})%\|")
+
+
+class LaunchRefused(RuntimeError):
+    """A job is already running on this lab directory."""
+
+
+@dataclass
+class JobStatus:
+    state: str
+    """'idle' (never launched here), 'running', 'succeeded', 'failed', 'cancelled', or 'finished'
+    (started by another process, so its exit status is unknown here: read the log)."""
+    command: list[str] = field(default_factory=list)
+    log_path: str | None = None
+    pid: int | None = None
+    started_at: float | None = None
+    returncode: int | None = None
+    progress_label: str = ""
+    progress_percent: int | None = None
+    log_tail: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+def iterate_command(lab_dir: str | Path, run_name: str, preset: str, assignments: list[str] = (),
+                    iterations: int = 1) -> list[str]:
+    """`python -m lab iterate` for one more iteration of `run_name`."""
+    command = [sys.executable, "-m", "lab", "iterate", "--lab-dir", str(lab_dir), "--run", run_name,
+               "--preset", preset, "--iterations", str(iterations)]
+    for assignment in assignments:
+        command += ["--set", assignment]
+    return command
+
+
+def run_overrides(config_json: str, preset: str) -> list[str]:
+    """The `--set` assignments that turn `preset` back into a run's stored config (so the next
+    iteration runs with the same settings). Paths and names set by the command itself are skipped."""
+    stored = _flatten(json.loads(config_json) if config_json.strip() else {})
+    default = _flatten(make_config(preset).to_dict())
+    skipped = {"preset", "lab_dir", "run_name"}
+    return [f"{name}={_format_value(value)}" for name, value in sorted(stored.items())
+            if name not in skipped and name in default and value != default[name]]
+
+
+def _flatten(config: dict, prefix: str = "") -> dict:
+    flat = {}
+    for name, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = tuple(value) if isinstance(value, list) else value
+    return flat
+
+
+def _format_value(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+def read_log_tail(path: str | Path | None, lines: int = 40) -> tuple[str, str, int | None]:
+    """(last `lines` lines, last progress label, last progress percent) of a log file."""
+    if not path or not Path(path).exists():
+        return "", "", None
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, handle.tell() - TAIL_BYTES))
+        text = handle.read().decode("utf-8", "replace")
+    shown = [segment for line in text.split("\n") if (segment := line.rstrip("\r").rsplit("\r", 1)[-1].rstrip())]
+    label, percent = "", None
+    for line in reversed(shown):
+        match = TQDM_PROGRESS.match(line)
+        if match:
+            label, percent = match["label"].strip(), min(100, int(match["percent"]))
+            break
+    return "\n".join(shown[-lines:]), label, percent
+
+
+class Launcher:
+    """Start, watch and cancel the one background job of a lab directory. Thread-safe."""
+
+    def __init__(self, lab_dir: str | Path):
+        self.lab_dir = Path(lab_dir)
+        self.lock_path = self.lab_dir / LOCK_NAME
+        self._mutex = threading.Lock()
+        self._process: subprocess.Popen | None = None
+        self._last: dict | None = None
+        self._cancelled = False
+
+    def _lock_held(self) -> bool:
+        if not self.lock_path.exists():
+            return False
+        with open(self.lock_path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
+    def _lock_description(self) -> dict | None:
+        try:
+            return json.loads(self.lock_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def start(self, command: list[str], log_path: str | Path, cwd: str | Path | None = None) -> JobStatus:
+        """Spawn `command` in the background, or raise LaunchRefused while a job holds the lock."""
+        log_path = Path(log_path)
+        with self._mutex:
+            self.lab_dir.mkdir(parents=True, exist_ok=True)
+            lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                try:
+                    fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    running = self._lock_description() or {}
+                    raise LaunchRefused(
+                        f"an iteration is already running in {self.lab_dir} (pid {running.get('pid', '?')}, "
+                        f"log {running.get('log_path', '?')}); wait for it or cancel it first"
+                    ) from None
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                with open(log_path, "ab") as log:
+                    log.write(f"$ {shlex.join(command)}\n".encode())
+                    log.flush()
+                    process = subprocess.Popen(
+                        command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                        cwd=str(cwd or repo_root()), start_new_session=True, pass_fds=(lock_fd,),
+                        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    )
+                description = {"pid": process.pid, "command": command, "log_path": str(log_path), "started_at": time.time()}
+                os.ftruncate(lock_fd, 0)
+                os.pwrite(lock_fd, json.dumps(description).encode(), 0)
+            finally:
+                os.close(lock_fd)
+            self._process, self._last, self._cancelled = process, description, False
+        return self.status()
+
+    def status(self, tail_lines: int = 40) -> JobStatus:
+        with self._mutex:
+            held = self._lock_held()
+            if self._process is not None and self._process.poll() is not None and not held:
+                returncode = self._process.returncode
+                state = "cancelled" if self._cancelled else ("succeeded" if returncode == 0 else "failed")
+                self._last = {**self._last, "state": state, "returncode": returncode}
+                self._process = None
+            if held:
+                description = self._lock_description() or {}
+                if self._last is None or description.get("pid") != self._last.get("pid"):
+                    self._last = description
+                self._last = {**self._last, "state": "running", "returncode": None}
+            elif self._last is not None and self._last.get("state") == "running":
+                self._last = {**self._last, "state": "cancelled" if self._cancelled else "finished"}
+            if self._last is None:
+                return JobStatus(state="idle")
+            job = dict(self._last)
+        tail, label, percent = read_log_tail(job.get("log_path"), tail_lines)
+        return JobStatus(
+            state=job["state"], command=job.get("command", []), log_path=job.get("log_path"), pid=job.get("pid"),
+            started_at=job.get("started_at"), returncode=job.get("returncode"), progress_label=label,
+            progress_percent=percent, log_tail=tail,
+        )
+
+    def cancel(self, grace_s: float = 5.0) -> JobStatus:
+        """Stop the running job's whole process group: SIGINT (the CLI marks the stage failed and
+        says how to resume), then SIGTERM, then SIGKILL, each after a grace period."""
+        job = self.status(tail_lines=0)
+        if not job.running or job.pid is None:
+            return self.status()
+        with self._mutex:
+            self._cancelled = True
+        for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+            _signal_group(job.pid, sig)
+            deadline = time.monotonic() + wait_s
+            while self._lock_held() and time.monotonic() < deadline:
+                self._reap()
+                time.sleep(0.1)
+            if not self._lock_held():
+                break
+        self._reap()
+        return self.status()
+
+    def _reap(self) -> None:
+        with self._mutex:
+            if self._process is not None:
+                self._process.poll()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass

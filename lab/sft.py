@@ -1,0 +1,67 @@
+"""Supervised fine-tuning of the generator on (prompt, reference completion) pairs (MBPP train) with
+TRL's SFTTrainer: LoRA on CPU, QLoRA on CUDA; loss on the completion and its EOS only.
+
+The EOS matters downstream: it teaches the policy to end a function with EOS, which is where PPO
+reads the reward (ppo.py).
+
+Not covered here: choosing the examples (the loop), sampling from the tuned model (generation.py).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+
+from lab.config import LabConfig
+from lab.models import load_generator, log_forwarder, trainer_arguments
+
+
+def train_sft(config: LabConfig, examples: list[tuple[str, str]], output_dir: str, *,
+              init_adapter: str | None = None, on_log: Callable[[dict], None] | None = None) -> dict:
+    """Fine-tune a LoRA adapter on `examples` and save it to `output_dir`; returns the loss curve's ends."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    if not examples:
+        raise ValueError("no SFT examples: pass (prompt, reference completion) pairs, e.g. MBPP train")
+    model, tokenizer = load_generator(config.model, adapter_dir=init_adapter, trainable=True)
+    settings = config.sft
+    losses = []
+
+    def record(entry: dict) -> None:
+        if "loss" in entry:
+            losses.append(entry["loss"])
+        if on_log is not None:
+            on_log(entry)
+
+    args = SFTConfig(**trainer_arguments(
+        config.model, output_dir, seed=config.data.seed, max_steps=settings.max_steps,
+        learning_rate=settings.learning_rate, per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps, max_length=settings.max_length,
+        completion_only_loss=True))
+    dataset = Dataset.from_list([{"prompt": prompt, "completion": completion} for prompt, completion in examples])
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         callbacks=[log_forwarder(record, {})])
+    started = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - started
+    trainer.save_model(output_dir)
+    return {"train_loss": result.training_loss, "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None, "examples": len(examples), "steps": result.global_step,
+            "seconds": round(seconds, 1), "seconds_per_step": round(seconds / max(result.global_step, 1), 2)}
+
+
+@torch.no_grad()
+def completion_loss(model, tokenizer, examples: list[tuple[str, str]]) -> float:
+    """Mean token NLL of `completion + EOS` given `prompt`, over all examples (the SFT objective)."""
+    total, count = 0.0, 0
+    for prompt, completion in examples:
+        prompt_ids = tokenizer(prompt).input_ids
+        ids = torch.tensor([prompt_ids + tokenizer(completion + tokenizer.eos_token).input_ids], device=model.device)
+        logprobs = model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
+        targets = ids[0, 1:]
+        token_logprobs = logprobs.gather(-1, targets[:, None])[:, 0][len(prompt_ids) - 1:]
+        total -= token_logprobs.sum().item()
+        count += len(token_logprobs)
+    return total / count

