@@ -1,6 +1,6 @@
 """Command line: `python -m lab <command> --help`. A thin layer over the package.
 
-Commands: run (the main job), iterate, eval, problems, export, app, selftest, toolchains, config.
+Commands: run (the main job), iterate, eval, problems, export, app, selftest, exec-check, config.
 Not covered here: any logic beyond parsing arguments and printing results.
 """
 from __future__ import annotations
@@ -44,7 +44,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = loop.run_loop(config, progress=not args.quiet)
     report = evaluation.evaluate_run(config, progress=not args.quiet)
     print(loop.format_summary(summary))
-    print(report["table_markdown"])
     for path in report["files"]:
         print(f"wrote {path}")
     return 0
@@ -119,16 +118,22 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     from lab import selftest
 
     config = _config_from(args)
-    report = selftest.run_selftest(config.execution, languages=args.languages)
-    print(selftest.format_report(report))
-    return 0 if report["escapes"] == 0 else 1
+    if args.languages:
+        report = selftest.run_selftest(config.execution, languages=tuple(args.languages))
+    else:
+        report = selftest.run_selftest(config.execution)
+    print(report.format())
+    return 0 if report.ok else 1
 
 
-def cmd_toolchains(args: argparse.Namespace) -> int:
-    from lab import languages
+def cmd_exec_check(args: argparse.Namespace) -> int:
+    from lab import selftest
 
-    print(languages.format_toolchain_report())
-    return 0
+    config = _config_from(args)
+    checks, references = selftest.exec_check(config.execution, languages=args.languages, data=config.data,
+                                             full=args.full)
+    print(selftest.format_exec_check(checks, references))
+    return 0 if all(check.ok for check in checks if not check.missing) else 1
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -179,8 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--auth", help="USER:PASSWORD required to open the app (use when it is shared)")
     selftest = command("selftest", cmd_selftest, "attack the execution sandbox and report escapes (exit 1 on any)")
     selftest.add_argument("--languages", nargs="*", help="languages to attack with (default: py, a compiled and a JVM one)")
-    command("toolchains", cmd_toolchains, "list each language's toolchain: present (with version) or the package to install",
-            config=False)
+    exec_check = command("exec-check", cmd_exec_check, "per language: the toolchain (or the package to install), "
+                                                       "a correct completion passes and a wrong one fails")
+    exec_check.add_argument("--languages", nargs="*", help="language codes (default: all supported)")
+    exec_check.add_argument("--full", action="store_true", help="also run every HumanEval reference solution")
     config = command("config", cmd_config, "print the resolved configuration as JSON")
     config.add_argument("--list", action="store_true", help="list every field with its type and default")
     return parser

@@ -8,7 +8,7 @@ import pytest
 from lab.__main__ import build_parser, main
 
 REPO = Path(__file__).resolve().parent.parent
-COMMANDS = ["run", "iterate", "eval", "problems", "export", "app", "selftest", "toolchains", "config"]
+COMMANDS = ["run", "iterate", "eval", "problems", "export", "app", "selftest", "exec-check", "config"]
 
 
 def test_every_command_has_help():
