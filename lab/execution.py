@@ -55,6 +55,9 @@ class ExecutionResult:
     """status == 'OK' and exit_code == 0."""
     toolchain: str
     cached: bool = False
+    executor_error: bool = False
+    """The executor itself failed (a worker died, the sandbox broke): no verdict on the program.
+    Never cached; callers should retry rather than record it."""
 
 
 class ToolchainMissing(RuntimeError):
@@ -164,7 +167,7 @@ class Executor:
         for index, result in self._dispatch([(i, *jobs[i]) for i in pending]):
             result.toolchain = toolchain_version(jobs[index][0])
             results[index] = result
-            if result.status != "Timeout":
+            if result.status != "Timeout" and not result.executor_error:
                 self._cache_put(keys[index], result)
             if bar:
                 bar.update(1)
@@ -194,7 +197,7 @@ class Executor:
                     result = connection.recv()
                 except (EOFError, OSError):  # e.g. the OOM killer took the worker: the run failed
                     result = ExecutionResult("Exception", None, "", f"[execution] worker died: {worker.exit_note()}",
-                                             0.0, False, "")
+                                             0.0, False, "", executor_error=True)
                     print(f"[execution] a worker died mid-run ({worker.exit_note()}); starting a new one",
                           file=sys.stderr)
                     self.workers.remove(worker)
@@ -299,7 +302,7 @@ def worker_main(request_fd: int, response_fd: int, setup_hex: str) -> None:
                 result = runner.run(*job)
             except Exception as error:  # an executor bug must not look like a verdict on the program
                 result = ExecutionResult("Exception", None, "", f"[execution] internal error: {error!r}",
-                                         time.monotonic() - started, False, "")
+                                         time.monotonic() - started, False, "", executor_error=True)
             responses.send(result)
     except EOFError:
         pass
@@ -449,7 +452,7 @@ class CompileServer:
             raise
         except (OSError, EOFError, ValueError) as error:
             self.stop()
-            return False, f"[execution] {self.kind} compile server failed: {error!r}", {}
+            raise RuntimeError(f"the {self.kind} compile server failed: {error!r}") from error
 
     def _compile_java(self, source: str, deadline: float):
         data = source.encode("utf-8", errors="surrogateescape")

@@ -178,6 +178,7 @@ def execute_candidates(config: LabConfig, store: Store, run_id: int, iteration: 
     if not pending:
         return {"executed": 0}
     problems: dict[str, Problem] = {}
+    failures = []
     with Executor(config.execution) as executor, tqdm(total=len(pending), desc="execute", disable=not progress) as bar:
         for start in range(0, len(pending), EXECUTION_CHUNK):
             chunk = pending[start:start + EXECUTION_CHUNK]
@@ -186,8 +187,13 @@ def execute_candidates(config: LabConfig, store: Store, run_id: int, iteration: 
             jobs = [(problems[c["problem_id"]].language, build_program(problems[c["problem_id"]], c["completion"]))
                     for c in chunk]
             results = executor.run_many(jobs, progress=False)
-            store.add_executions([(c["id"], r) for c, r in zip(chunk, results)])
+            failures += [r for r in results if r.executor_error]
+            store.add_executions([(c["id"], r) for c, r in zip(chunk, results) if not r.executor_error])
             bar.update(len(chunk))
+    if failures:  # not a verdict on the programs: leave them unexecuted, so rerunning retries them
+        raise RuntimeError(f"{len(failures)} of {len(pending)} runs failed inside the executor, not in the programs "
+                           f"(first: {failures[0].stderr.strip()[:300]}). Nothing was recorded for them: rerun the "
+                           "same command to retry; `python -m lab selftest` checks the sandbox.")
     return {"executed": len(pending)}
 
 

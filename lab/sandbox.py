@@ -2,9 +2,12 @@
 
 Backends (ExecutionConfig.isolation):
   bwrap  bubblewrap started AS the worker's own unprivileged uid: new user/pid/net/ipc/uts
-         namespaces, read-only system, the job directory as /work and /tmp, cleared
-         environment, all capabilities dropped, a seccomp filter (no inet/netlink sockets,
-         no ptrace/mount/unshare/bpf/...), no nested user namespaces.
+         namespaces, read-only system, cleared environment, no nested user namespaces. One
+         bwrap per worker holds a fork server (exec_helpers/zygote.py) that gives every run
+         fresh pid/mount/IPC namespaces, the job directory as /work, /tmp and /dev/shm, no
+         capabilities and a seccomp filter (no inet/netlink sockets, no ptrace/mount/unshare/
+         bpf/...): a new bwrap per run cost more than the program (the speed target).
+         Compile servers get a bwrap of their own, with the same filter.
   light  the fallback where bwrap or user namespaces are unusable: setuid to the worker's
          uid, a fresh network namespace, Landlock (filesystem allow-list, no TCP, no
          signals out of the domain, where the kernel has them) and the same seccomp filter.
@@ -21,11 +24,13 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import json
 import os
 import resource
 import select
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -33,6 +38,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lab.exec_helpers.zygote import load_seccomp
 
 UID_BASE = 60000
 """Worker slot n (1..MAX_SLOTS) runs programs as uid UID_BASE+n and helper servers as UID_BASE+1000+n."""
@@ -45,6 +52,11 @@ SCRATCH_SIZE_MB = 1024
 PIDS_MAX = 512
 OUTPUT_KILL_FACTOR = 16
 """A program whose output passes OUTPUT_KILL_FACTOR x the kept bytes is killed (output flood)."""
+ZYGOTE_DIR = Path(__file__).resolve().parent / "exec_helpers"
+"""Holds zygote.py, the fork server that starts every bwrap-sandboxed run of a worker."""
+ZYGOTE_INSIDE = "/opt/rr-sandbox"
+ZYGOTE_START_TIMEOUT_S = 20.0
+ZYGOTE_EXIT_TIMEOUT_S = 10.0
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -124,15 +136,6 @@ def seccomp_filter() -> bytes:
         jf = labels[jf] - i - 1 if isinstance(jf, str) else jf
         out += struct.pack("=HBBI", code, jt, jf, k)
     return out
-
-
-def _load_seccomp(program: bytes) -> None:
-    buffer = ctypes.create_string_buffer(program)
-    fprog = struct.pack("=HxxxxxxQ", len(program) // 8, ctypes.addressof(buffer))
-    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
-        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
-    if libc.prctl(22, 2, ctypes.c_char_p(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
-        raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
 
 
 # ---------------------------------------------------------------- Landlock (light backend)
@@ -282,10 +285,10 @@ class CgroupPair:
         except (OSError, IndexError):
             return []
 
-    def kill_all(self) -> None:
-        """SIGKILL every process in the group but the caller, until none is left."""
+    def kill_all(self, spare: set[int] = frozenset()) -> None:
+        """SIGKILL every process in the group but the caller and `spare`, until none is left."""
         for _ in range(200):
-            pids = [pid for pid in self.pids() if pid != os.getpid()]
+            pids = [pid for pid in self.pids() if pid != os.getpid() and pid not in spare]
             if not pids:
                 return
             for pid in pids:
@@ -350,7 +353,12 @@ class Sandbox:
         if self.root:
             self._private_namespaces(self.scratch, network=self.isolation != "none")
         os.chmod(self.scratch, 0o755)
+        self.runs_dir = self.scratch / "runs"
+        self.runs_dir.mkdir(mode=0o755)
+        if self.isolation == "bwrap":
+            self.mounts.append(Mount(str(ZYGOTE_DIR), ZYGOTE_INSIDE))
         self.mounts = [self._reachable(mount, index) for index, mount in enumerate(self.mounts)]
+        self._zygote: _Zygote | None = None
         self.cgroups = self.server_cgroups = None
         if self.uid and (CGROUP_ROOT / "memory").is_dir():
             self.cgroups = CgroupPair(str(self.uid), self.limits.memory_mb, PIDS_MAX)
@@ -390,9 +398,10 @@ class Sandbox:
     # -- job directories
 
     def new_job_dir(self, owner: int | None = None) -> Path:
-        """A fresh directory on the scratch tmpfs, owned by `owner` (default: the program uid)."""
+        """A fresh directory on the scratch tmpfs, owned by `owner` (default: the program uid, and
+        then among the run directories, the only ones the fork server can see)."""
         self._jobs += 1
-        path = self.scratch / f"job{self._jobs}"
+        path = (self.scratch if owner is not None else self.runs_dir) / f"job{self._jobs}"
         path.mkdir(mode=0o755)
         owner = owner if owner is not None else self.uid
         if owner is not None:
@@ -417,23 +426,26 @@ class Sandbox:
     # -- running
 
     def command(self, argv: list[str], job_dir: Path, env: dict[str, str]) -> list[str]:
-        """The full argv (bwrap wrapper included) for running `argv` on `job_dir`."""
+        """The full argv (bwrap wrapper included) for running `argv` on `job_dir` in a sandbox of its own."""
         if self.isolation != "bwrap":
             return argv
+        referenced = " ".join([*argv, *env.values()])
+        mounts = [m for m in self.mounts if m.inside in referenced]  # every mount costs start-up time
+        return [*self._bwrap(mounts, ["--bind", str(job_dir), "/work", "--bind", str(job_dir), "/tmp", "--chdir", "/work"],
+                             env), "--cap-drop", "ALL", "--seccomp", "{seccomp_fd}", "--", *argv]
+
+    def _bwrap(self, mounts: list[Mount], binds: list[str], env: dict[str, str]) -> list[str]:
         namespaces = ["--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
         if not self.root:  # as root the worker already sits in its own empty network namespace
             namespaces.append("--unshare-net")
         args = ["bwrap", *namespaces, "--disable-userns", "--die-with-parent", "--new-session",
                 *_system_binds(), "--proc", "/proc", "--dev", "/dev"]
-        referenced = " ".join([*argv, *env.values()])
-        for mount in self.mounts:  # only what this command names: every mount costs start-up time
-            if mount.inside in referenced:
-                args += ["--ro-bind", mount.host, mount.inside]
-        args += ["--bind", str(job_dir), "/work", "--bind", str(job_dir), "/tmp", "--chdir", "/work",
-                 "--remount-ro", "/", "--cap-drop", "ALL", "--hostname", "sandbox", "--clearenv"]
+        for mount in mounts:
+            args += ["--ro-bind", mount.host, mount.inside]
+        args += [*binds, "--remount-ro", "/", "--hostname", "sandbox", "--clearenv"]
         for key, value in env.items():
             args += ["--setenv", key, value]
-        return args + ["--seccomp", "{seccomp_fd}", "--", *argv]
+        return args
 
     def environment(self, job_dir: Path, extra: dict[str, str]) -> dict[str, str]:
         work = self.inside(job_dir, job_dir)
@@ -441,28 +453,36 @@ class Sandbox:
 
     def spawn(self, argv: list[str], job_dir: Path, env: dict[str, str], *, server: bool = False,
               stdin=subprocess.DEVNULL, stderr=subprocess.PIPE) -> subprocess.Popen:
-        """Start `argv` in the sandbox (uid, cgroups, rlimits, seccomp); the caller waits on it."""
+        """Start `argv` in a sandbox of its own (uid, cgroups, rlimits, seccomp); the caller waits on it.
+        `server`: a long-lived helper (compile server) with the server uid, no CPU limit, its own cgroups."""
         seccomp_fd = os.open(self._seccomp_path, os.O_RDONLY) if self.isolation == "bwrap" else -1
         full = [str(seccomp_fd) if a == "{seccomp_fd}" else a for a in self.command(argv, job_dir, env)]
-        uid = self.server_uid if server else self.uid
-        move_to = self.server_cgroups if server else None
+        try:
+            return self._popen(full, job_dir, env, role="server" if server else "run", stdin=stdin, stderr=stderr,
+                               pass_fds=(seccomp_fd,) if seccomp_fd >= 0 else ())
+        finally:
+            if seccomp_fd >= 0:
+                os.close(seccomp_fd)
+
+    def _popen(self, full: list[str], job_dir: Path, env: dict[str, str], *, role: str, stdin, stderr,
+               pass_fds: tuple[int, ...]) -> subprocess.Popen:
+        """Popen with the per-role set-up in the child: 'run' (a program), 'server' (compile server) or
+        'zygote' (the fork server, which sets each program's own limits itself)."""
+        uid = self.server_uid if role == "server" else self.uid
+        move_to = self.server_cgroups if role == "server" else None
         limits = self.limits
         isolation, root = self.isolation, self.root
         read_paths = ["/usr", "/bin", "/lib", "/lib64", "/etc", "/proc", "/dev"] + [m.host for m in self.mounts]
         seccomp_program = seccomp_filter() if isolation == "light" else b""
-        cpu_s = int(limits.timeout_s) + 2 if not server else resource.RLIM_INFINITY
+        cpu_s = int(limits.timeout_s) + 2 if role == "run" else resource.RLIM_INFINITY
 
         def prepare_child():
             if move_to:
                 move_to.enter()
-            if not server:
+            if role == "run":
                 _write(Path("/proc/self/oom_score_adj"), "1000")
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_file_mb << 20,) * 2)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
-            if uid is not None:
-                resource.setrlimit(resource.RLIMIT_NPROC, (PIDS_MAX, PIDS_MAX))
+            for name, value in self._rlimits(cpu_s).items():
+                resource.setrlimit(getattr(resource, name), (value, value))
             if isolation == "light" and not root and libc.unshare(0x40000000) != 0:  # CLONE_NEWNET
                 raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
             if uid is not None:
@@ -471,80 +491,133 @@ class Sandbox:
                 os.setuid(uid)
             if isolation == "light":
                 _apply_landlock(read_paths, [str(job_dir), "/dev/null"])
-                _load_seccomp(seccomp_program)
+                load_seccomp(seccomp_program)
 
-        try:
-            return subprocess.Popen(
-                full, cwd=job_dir, env=env if isolation != "bwrap" else {"PATH": SANDBOX_PATH},
-                stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True,
-                pass_fds=(seccomp_fd,) if seccomp_fd >= 0 else (), preexec_fn=prepare_child)
-        finally:
-            if seccomp_fd >= 0:
-                os.close(seccomp_fd)
+        return subprocess.Popen(
+            full, cwd=job_dir, env=env if isolation != "bwrap" else {"PATH": SANDBOX_PATH},
+            stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True,
+            pass_fds=pass_fds, preexec_fn=prepare_child)
+
+    def _rlimits(self, cpu_s: int) -> dict[str, int]:
+        rlimits = {"RLIMIT_CORE": 0, "RLIMIT_FSIZE": self.limits.max_file_mb << 20, "RLIMIT_NOFILE": 1024,
+                   "RLIMIT_CPU": cpu_s}
+        if self.uid is not None:
+            rlimits["RLIMIT_NPROC"] = PIDS_MAX
+        return rlimits
 
     def run(self, argv: list[str], job_dir: Path, env: dict[str, str], timeout_s: float) -> RawRun:
-        """Run to completion or timeout; kill every process of the run afterwards; reap."""
+        """Run to completion or timeout; kill every process of the run afterwards; reap. Under bwrap
+        the worker's fork server starts it (see exec_helpers/zygote.py), else a process of its own."""
         start = time.monotonic()
-        process = self.spawn(argv, job_dir, env)
         oom_before = self.cgroups.oom_kills() if self.cgroups else 0
-        outputs, timed_out, reason = self._collect(process, start + timeout_s)
-        exit_code = self._kill_tree(process)
-        _drain_into(process.stdout, outputs[0], self.limits.max_output_bytes)
-        _drain_into(process.stderr, outputs[1], self.limits.max_output_bytes)
-        process.stdout.close()
-        process.stderr.close()
+        if self.isolation == "bwrap":
+            exit_code, outputs, timed_out, reason = self._run_forked(argv, job_dir, env, start + timeout_s)
+        else:
+            exit_code, outputs, timed_out, reason = self._run_process(argv, job_dir, env, start + timeout_s)
         _reap()
         if self.cgroups and self.cgroups.oom_kills() > oom_before:
             reason = reason or f"killed: memory limit of {self.limits.memory_mb} MB reached"
         if reason:
             outputs[1].extend(f"\n[sandbox] {reason}\n".encode())
         return RawRun(
-            exit_code=None if timed_out else (128 - exit_code if exit_code < 0 else exit_code),
+            exit_code=None if timed_out else exit_code,
             stdout=bytes(outputs[0][: self.limits.max_output_bytes]),
             stderr=bytes(outputs[1][: self.limits.max_output_bytes + 200]),
             timed_out=timed_out, duration_s=time.monotonic() - start, killed_reason=reason)
 
-    def _collect(self, process: subprocess.Popen, deadline: float) -> tuple[list[bytearray], bool, str]:
-        """Read stdout/stderr until the main process exits (not until EOF: daemons may hold pipes)."""
-        outputs = [bytearray(), bytearray()]
-        streams = {process.stdout.fileno(): 0, process.stderr.fileno(): 1}
-        for fd in streams:
-            os.set_blocking(fd, False)
+    def _run_process(self, argv, job_dir, env, deadline):
+        process = self.spawn(argv, job_dir, env)
         pidfd = os.pidfd_open(process.pid)
-        poller = select.poll()
-        for fd in (*streams, pidfd):
-            poller.register(fd, select.POLLIN)
-        hard_cap = self.limits.max_output_bytes * OUTPUT_KILL_FACTOR
+        outputs = [bytearray(), bytearray()]
         try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return outputs, True, f"timeout after {self.limits.timeout_s:g} s"
-                for fd, event in poller.poll(remaining * 1000):
-                    if fd == pidfd:
-                        return outputs, False, ""
-                    if not _read_some(fd, outputs[streams[fd]]):
-                        poller.unregister(fd)
-                if sum(map(len, outputs)) > hard_cap:
-                    return outputs, False, f"output limit exceeded ({hard_cap} bytes)"
+            timed_out, reason = self._collect([process.stdout, process.stderr], pidfd, deadline, outputs)
         finally:
             os.close(pidfd)
-
-    def _kill_tree(self, process: subprocess.Popen) -> int:
-        """Kill the run's process group and cgroup; the main process's wait status (collected
-        before the sweep reaps orphans, which would otherwise steal it)."""
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        if process.poll() is None:
-            process.kill()
-        exit_code = process.wait()
+        exit_code = process.wait()  # before the sweep reaps orphans, which would otherwise steal it
+        self._sweep()
+        self._drain(process.stdout, process.stderr, outputs)
+        return (128 - exit_code if exit_code < 0 else exit_code), outputs, timed_out, reason
+
+    def _run_forked(self, argv, job_dir, env, deadline):
+        if job_dir.parent != self.runs_dir:
+            raise SandboxError(f"{job_dir} is not a run directory of this sandbox (new_job_dir() makes one)")
+        request = {"argv": argv, "env": env, "job": f"/jobs/{job_dir.name}",
+                   "rlimits": self._rlimits(int(self.limits.timeout_s) + 2)}
+        stdout_read, stdout_write = os.pipe()
+        stderr_read, stderr_write = os.pipe()
+        streams = [os.fdopen(stdout_read, "rb", buffering=0), os.fdopen(stderr_read, "rb", buffering=0)]
+        outputs = [bytearray(), bytearray()]
+        try:
+            try:
+                self._start_in_zygote(request, stdout_write, stderr_write)
+            finally:
+                os.close(stdout_write)
+                os.close(stderr_write)
+            timed_out, reason = self._collect(streams, self._zygote.control.fileno(), deadline, outputs)
+            if timed_out or reason:
+                self._zygote.kill_run()
+            exit_code = self._zygote.wait_exit()
+        except SandboxError:
+            self._close_zygote()
+            raise
+        finally:
+            self._sweep()
+            self._drain(*streams, outputs)
+        return exit_code, outputs, timed_out, reason
+
+    def _start_in_zygote(self, request: dict, stdout: int, stderr: int) -> None:
+        if self._zygote is not None:
+            try:
+                return self._zygote.start(request, stdout, stderr)
+            except SandboxError:  # it died between runs; the program never started, so start it anew
+                self._close_zygote()
+        self._zygote = _Zygote(self)
+        self._zygote.start(request, stdout, stderr)
+
+    def _close_zygote(self) -> None:
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
+
+    def _sweep(self) -> None:
+        """Kill whatever of the run is left in the cgroup (the fork server excepted)."""
         if self.cgroups:
-            self.cgroups.kill_all()
-        return exit_code
+            self.cgroups.kill_all(spare=self._zygote.pids if self._zygote else set())
+
+    def _collect(self, streams, done_fd: int, deadline: float, outputs: list[bytearray]) -> tuple[bool, str]:
+        """Read stdout/stderr into `outputs` until `done_fd` is readable (the run's main process is
+        over: not EOF, as daemons may hold the pipes), the deadline passes or the output floods.
+        (timed out, why the run must be killed)."""
+        fds = {stream.fileno(): index for index, stream in enumerate(streams)}
+        for fd in fds:
+            os.set_blocking(fd, False)
+        poller = select.poll()
+        for fd in (*fds, done_fd):
+            poller.register(fd, select.POLLIN)
+        hard_cap = self.limits.max_output_bytes * OUTPUT_KILL_FACTOR
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True, f"timeout after {self.limits.timeout_s:g} s"
+            for fd, event in poller.poll(remaining * 1000):
+                if fd == done_fd:
+                    return False, ""
+                if not _read_some(fd, outputs[fds[fd]]):
+                    poller.unregister(fd)
+            if sum(map(len, outputs)) > hard_cap:
+                return False, f"output limit exceeded ({hard_cap} bytes)"
+
+    def _drain(self, stdout, stderr, outputs: list[bytearray]) -> None:
+        for stream, into in ((stdout, outputs[0]), (stderr, outputs[1])):
+            _drain_into(stream, into, self.limits.max_output_bytes)
+            stream.close()
 
     def close(self) -> None:
+        self._close_zygote()
         for cgroups in (self.cgroups, self.server_cgroups):
             if cgroups:
                 cgroups.remove()
@@ -553,6 +626,87 @@ class Sandbox:
             libc.umount2(str(self.scratch).encode(), 2)  # MNT_DETACH
         shutil.rmtree(self.scratch, ignore_errors=True)
         os.close(self._lock_fd)
+
+
+class _Zygote:
+    """The worker's fork server (exec_helpers/zygote.py) in one long-lived bwrap: every mount the
+    programs may need, CAP_SYS_ADMIN in its user namespace only (to give each run fresh pid and
+    mount namespaces), no seccomp itself; each program loses every capability and gets the filter."""
+
+    def __init__(self, sandbox: Sandbox):
+        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        runs = sandbox.scratch / "runs"
+        env = {"PATH": SANDBOX_PATH, "LANG": "C.UTF-8"}
+        argv = [*sandbox._bwrap(sandbox.mounts,
+                                ["--bind", str(runs), "/jobs", "--dir", "/work", "--dir", "/tmp", "--chdir", "/"], env),
+                "--cap-add", "CAP_SYS_ADMIN", "--", "/usr/bin/python3", "-I", "-S", f"{ZYGOTE_INSIDE}/zygote.py",
+                str(theirs.fileno())]
+        self.process = sandbox._popen(argv, runs, env, role="zygote", stdin=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, pass_fds=(theirs.fileno(),))
+        theirs.close()
+        self.control.send(seccomp_filter())
+        if not select.select([self.control], [], [], ZYGOTE_START_TIMEOUT_S)[0] or self.control.recv(16) != b"ready":
+            self.process.kill()
+            detail = self.process.communicate()[1].decode(errors="replace").strip()
+            raise SandboxError(f"the sandbox's fork server did not start: {detail or 'no answer'}. "
+                               "Run `python -m lab selftest`, or use execution.isolation=light")
+        chain = [self.process.pid, *_descendants(self.process.pid)]  # bwrap, its pid-1 init, the zygote
+        self.pids, self.server_pid = set(chain), chain[-1]
+
+    def start(self, request: dict, stdout: int, stderr: int) -> None:
+        """Hand a run over; SandboxError when the fork server is gone (nothing was started then)."""
+        try:
+            if select.select([self.control], [], [], 0)[0]:  # between runs, readable means hung up
+                raise OSError("it hung up")
+            socket.send_fds(self.control, [json.dumps(request).encode()], [stdout, stderr])
+        except OSError as error:
+            raise SandboxError(f"the sandbox's fork server is gone ({error})") from error
+
+    def wait_exit(self) -> int:
+        """The run's exit code (128 + n for signal n), once its main process is over."""
+        try:
+            if select.select([self.control], [], [], ZYGOTE_EXIT_TIMEOUT_S)[0]:
+                message = self.control.recv(256)
+                if message:
+                    return json.loads(message)["exit"]
+        except OSError:
+            pass
+        raise SandboxError(f"the sandbox's fork server did not report the run's end (exit code {self.process.poll()}); "
+                           "it restarts with the next run")
+
+    def kill_run(self) -> None:
+        """SIGKILL the run: its pid namespace's init (so the kernel kills the rest) and the process above it."""
+        for pid in reversed(_descendants(self.server_pid)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        self.control.close()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.process.kill()
+        self.process.communicate()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every descendant of `pid`, parents before children (from /proc/<pid>/task/*/children)."""
+    found = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            children = open(f"/proc/{pid}/task/{task}/children").read().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found += [child, *_descendants(child)]
+    return found
 
 
 def _read_some(fd: int, into: bytearray) -> bool:

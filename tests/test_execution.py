@@ -6,7 +6,7 @@ import pytest
 
 from lab import languages
 from lab.config import ExecutionConfig
-from lab.execution import Executor, ToolchainMissing, build_program, truncate_at_stop
+from lab.execution import ExecutionResult, Executor, ToolchainMissing, build_program, truncate_at_stop
 from lab.problems import load_problems
 from lab.sandbox import SandboxError
 from lab.selftest import CORRECT_ADD, wrong_add
@@ -103,6 +103,16 @@ def test_results_are_cached_by_program(tmp_path):
         other = ex.run("py", "print('hello!')\n")
     assert not first.cached and again.cached and not other.cached
     assert (again.status, again.stdout) == (first.status, first.stdout)
+
+
+def test_executor_failures_are_never_cached(tmp_path, monkeypatch):
+    broken = ExecutionResult("Exception", None, "", "[execution] worker died", 0.0, False, "", executor_error=True)
+    with Executor(ExecutionConfig(use_cache=True, workers=1), cache_dir=str(tmp_path)) as ex:
+        monkeypatch.setattr(ex, "_dispatch", lambda tasks: ((index, broken) for index, *_ in tasks))
+        assert ex.run("py", "print('hello')\n").executor_error
+        monkeypatch.undo()
+        retried = ex.run("py", "print('hello')\n")
+    assert retried.passed and not retried.cached
 
 
 def test_missing_toolchain_raises_before_running_anything(monkeypatch, tmp_path):

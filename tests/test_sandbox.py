@@ -3,12 +3,13 @@ see and touch, its network, its environment, and that runs cannot see each other
 import dataclasses
 import os
 import socket
+import time
 
 import pytest
 
 from lab.config import ExecutionConfig
 from lab.execution import Executor
-from lab.sandbox import DENIED_SYSCALLS, seccomp_filter
+from lab.sandbox import DENIED_SYSCALLS, _descendants, seccomp_filter
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="per-uid sandboxing needs root (CI runs as root)")
 
@@ -78,3 +79,54 @@ def test_inet_sockets_are_refused_but_unix_sockets_work(executor):
                "try:\n    socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\nexcept OSError:\n    sys.exit(0)\nsys.exit(1)\n")
     result = executor.run("py", program)
     assert result.passed, result.stderr
+
+
+def test_programs_hold_no_capabilities(executor):
+    result = executor.run("py", "print(open('/proc/self/status').read())\n")
+    capabilities = dict(line.split(":\t") for line in result.stdout.splitlines() if line.startswith("Cap"))
+    assert all(int(capabilities[name], 16) == 0 for name in ("CapInh", "CapPrm", "CapEff", "CapAmb")), capabilities
+
+
+SYSV_SHM = "import ctypes\nlibc = ctypes.CDLL(None)\n"
+
+
+def test_runs_share_no_ipc_or_shared_memory(executor):
+    if executor.isolation != "bwrap":
+        pytest.skip("the light backend shares the host's IPC namespace (one reason it is the fallback)")
+    first = executor.run("py", SYSV_SHM + "assert libc.shmget(0x5252, 4096, 0o1666) >= 0\n"
+                               "open('/dev/shm/left_behind', 'w').write('secret')\n")
+    second = executor.run("py", SYSV_SHM + "import os\nassert libc.shmget(0x5252, 0, 0o666) == -1\n"
+                                "assert not os.path.exists('/dev/shm/left_behind')\n")
+    assert first.passed and second.passed, (first.stderr, second.stderr)
+
+
+def test_a_run_cannot_take_the_next_one_down(executor):
+    attack = ("import os, signal\n"
+              "for pid in [int(p) for p in os.listdir('/proc') if p.isdigit()]:\n"
+              "    try:\n        os.kill(pid, signal.SIGKILL)\n    except OSError:\n        pass\n"
+              "os.kill(-1, signal.SIGKILL)\n")
+    executor.run("py", attack)
+    assert executor.run("py", "print('still here')\n").passed
+
+
+def running(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in open(f"/proc/{pid}/status").read()
+    except FileNotFoundError:
+        return False
+
+
+def test_a_dead_fork_server_is_replaced_before_the_next_run(executor):
+    if executor.isolation != "bwrap":
+        pytest.skip("only the bwrap backend has a fork server")
+    assert executor.run("py", "pass\n").passed
+    worker = executor.workers[0].process.pid
+    servers = [pid for pid in _descendants(worker) if b"zygote.py" in open(f"/proc/{pid}/cmdline", "rb").read()]
+    assert servers
+    for pid in servers:
+        os.kill(pid, 9)
+    deadline = time.monotonic() + 10
+    while any(map(running, servers)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    result = executor.run("py", "print('fresh')\n")
+    assert result.passed and not result.executor_error, result.stderr
