@@ -12,6 +12,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 
 
+def execution_result(passed: bool, *, stderr: str = "", **fields):
+    """A real lab.execution.ExecutionResult for tests that fill a store: a pass is OK with exit
+    code 0, a failure an Exception with exit code 1 unless `fields` say otherwise."""
+    from lab.execution import ExecutionResult
+    values = {"status": "OK" if passed else "Exception", "exit_code": 0 if passed else 1, "stdout": "",
+              "duration_s": 0.01, "toolchain": "Python: Python 3.11.2", **fields}
+    return ExecutionResult(passed=passed, stderr=stderr, **values)
+
+
 @pytest.fixture(scope="session")
 def tiny_config(tmp_path_factory):
     """The `tiny` preset with its model cache in a session temp dir (the tiny model is built once)."""

@@ -2,27 +2,16 @@
 hostile content, non-UTF-8 text, empty stores, labels with undo, metrics and export."""
 import json
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import execution_result
 
 from lab import app_views as views
 from lab.problems import Problem
 from lab.store import Store
 
 HOSTILE = ['<script>alert(1)</script>', '</pre><img src=x onerror=alert(2)>']
-
-
-@dataclass
-class Result:
-    passed: bool
-    status: str = "OK"
-    exit_code: int = 0
-    stdout: str = ""
-    stderr: str = ""
-    duration_s: float = 0.01
-    toolchain: str = "python 3.11"
 
 
 def fill_store(store: Store, *, problems: int = 6, samples: int = 4, iteration: int = 1, seed: int = 0,
@@ -48,8 +37,8 @@ def fill_store(store: Store, *, problems: int = 6, samples: int = 4, iteration: 
             passed, rewards = [False] * samples, [rng.random() for _ in ids]
         else:
             passed, rewards = [rng.random() < 0.5 for _ in ids], [rng.random() for _ in ids]
-        store.add_executions([(cid, Result(ok, "OK" if ok else "AssertionError", 0 if ok else 1, "", "" if ok else
-                                           "Traceback ...\nAssertionError")) for cid, ok in zip(ids, passed)])
+        store.add_executions([(cid, execution_result(ok, stderr="" if ok else "Traceback ...\nAssertionError"))
+                              for cid, ok in zip(ids, passed)])
         store.add_scores(version, list(zip(ids, rewards)))
     return run_id
 
@@ -94,7 +83,7 @@ def test_a_passing_reference_is_no_reranker_mistake_but_still_exposes_hard_negat
     run_id = fill_store(store, problems=2)
     [reference] = store.add_candidates(run_id, 1, [{"problem_id": "mbpp/601", "origin": "reference", "model": "reference",
                                                     "sample_index": 0, "completion": "    return x\n"}])
-    store.add_executions([(reference, Result(True))])
+    store.add_executions([(reference, execution_result(True))])
     store.add_scores("rm-demo-1", [(reference, 0.0)])
     summary = views.problem_summary(store, run_id, 1, "mbpp/601")
     assert summary["n_pass"] == 1 and summary["all_fail"] and not summary["mistake"]

@@ -7,10 +7,10 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import execution_result
 
 from lab.problems import LicenceError, Problem
 from lab.store import MIGRATIONS, Store, StoreError
@@ -21,17 +21,6 @@ REPO = Path(__file__).resolve().parent.parent
 def make_problem(problem_id="mbpp/601", training_allowed=True, prompt="def f():\n"):
     return Problem(id=problem_id, language="py", prompt=prompt, tests="assert f() == 1\n", stop_tokens=("\ndef",),
                    entry_point="f", source="test", split="train", training_allowed=training_allowed)
-
-
-@dataclass
-class FakeResult:
-    passed: bool
-    status: str = "OK"
-    exit_code: int = 0
-    stdout: str = ""
-    stderr: str = ""
-    duration_s: float = 0.01
-    toolchain: str = "python 3.11"
 
 
 @pytest.fixture
@@ -122,8 +111,8 @@ def test_changed_problem_content_under_a_stored_id_is_refused(store, run):
 
 def test_execution_output_is_capped_and_first_result_kept(store, run):
     candidate = add(store, run, 1)[0]
-    store.add_executions([(candidate, FakeResult(passed=False, status="Exception", exit_code=1, stderr="x" * 100_000))])
-    store.add_executions([(candidate, FakeResult(passed=True))])
+    store.add_executions([(candidate, execution_result(False, stderr="x" * 100_000))])
+    store.add_executions([(candidate, execution_result(True))])
     row = store.candidates(run)[0]
     assert row["passed"] == 0 and row["status"] == "Exception"
     assert len(row["stderr"]) < 17_000 and "more characters dropped" in row["stderr"]
