@@ -38,11 +38,13 @@ def _config_from(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from lab import evaluation, loop
+    from lab.launcher import job_lock
 
     config = _config_from(args)
     print(f"RewardRanker Lab main job: preset {config.preset}, run {config.run_name!r}, store {config.store_path}")
-    summary = loop.run_loop(config, progress=not args.quiet)
-    report = evaluation.evaluate_run(config, progress=not args.quiet)
+    with job_lock(config.lab_dir, ["python", "-m", "lab", *sys.argv[1:]]):
+        summary = loop.run_loop(config, progress=not args.quiet)
+        report = evaluation.evaluate_run(config, progress=not args.quiet)
     print(loop.format_summary(summary))
     for path in report["files"]:
         print(f"wrote {path}")
@@ -51,9 +53,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_iterate(args: argparse.Namespace) -> int:
     from lab import loop
+    from lab.launcher import job_lock
 
     config = _config_from(args)
-    summary = loop.run_loop(config, iterations=args.iterations, progress=not args.quiet)
+    with job_lock(config.lab_dir, ["python", "-m", "lab", *sys.argv[1:]]):
+        summary = loop.run_loop(config, iterations=args.iterations, progress=not args.quiet)
     print(loop.format_summary(summary))
     return 0
 
@@ -103,17 +107,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_app(args: argparse.Namespace) -> int:
-    from lab import app
-
-    forwarded = ["--host", args.host, "--port", str(args.port)]
-    if args.lab_dir:
-        forwarded += ["--lab-dir", args.lab_dir]
-    if args.auth:
-        forwarded += ["--auth", args.auth]
-    return app.main(forwarded) or 0
-
-
 def cmd_selftest(args: argparse.Namespace) -> int:
     from lab import selftest
 
@@ -149,10 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lab", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, handler, help_text: str, *, config: bool = True) -> argparse.ArgumentParser:
+    def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        if config:
-            _add_config_arguments(sub)
+        _add_config_arguments(sub)
         sub.set_defaults(handler=handler)
         return sub
 
@@ -177,11 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("what", choices=("labels", "pairs"))
     export.add_argument("--out", required=True, help="output path (a .jsonl file, or a folder with --format dataset)")
     export.add_argument("--format", choices=("jsonl", "dataset"), default="jsonl")
-    app = command("app", cmd_app, "open the Gradio app to browse rerankings and label hard negatives", config=False)
-    app.add_argument("--lab-dir", help="lab directory (default: $RR_LAB_DIR or ./runs)")
-    app.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1, this machine only)")
-    app.add_argument("--port", type=int, default=7860)
-    app.add_argument("--auth", help="USER:PASSWORD required to open the app (use when it is shared)")
+    app_help = "open the Gradio app to browse rerankings and label hard negatives (its options: python -m lab app --help)"
+    commands.add_parser("app", help=app_help, description=app_help, add_help=False)  # main() hands its options to lab.app
     selftest = command("selftest", cmd_selftest, "attack the execution sandbox and report escapes (exit 1 on any)")
     selftest.add_argument("--languages", nargs="*", help="languages to attack with (default: py, a compiled and a JVM one)")
     exec_check = command("exec-check", cmd_exec_check, "per language: the toolchain (or the package to install), "
@@ -196,13 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["app"]:
+        from lab import app
+        return app.main(argv[1:], prog="python -m lab app") or 0
     args = build_parser().parse_args(argv)
+    from lab.launcher import LaunchRefused
     from lab.problems import LicenceError, ProblemLoadError
     from lab.store import StoreError
 
     try:
         return args.handler(args)
-    except (ProblemLoadError, LicenceError, StoreError, KeyError, ValueError) as error:
+    except (ProblemLoadError, LicenceError, StoreError, LaunchRefused, KeyError, ValueError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -491,8 +491,8 @@ def default_author() -> str:
         return ""
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python app.py", description="RewardRanker Lab: review rerankings, label "
+def main(argv: list[str] | None = None, prog: str = "python app.py") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description="RewardRanker Lab: review rerankings, label "
                                      "hard negatives, launch iterations.")
     parser.add_argument("--lab-dir", default=default_lab_dir(), help="lab directory (default: $RR_LAB_DIR or ./runs)")
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1, this machine only)")

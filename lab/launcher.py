@@ -9,7 +9,8 @@ open file description that the job process inherits: the lock lives exactly as l
 a child still holding it) and vanishes on any exit, `kill -9` included, so there is no stale lock
 and no pid reuse to get wrong. A second launch, from this app or another process, is refused
 while it is held. The lock file also carries the job's description (pid, command, log, start time)
-for whoever wants to show or cancel it.
+for whoever wants to show or cancel it. `python -m lab run` and `iterate` typed in a shell take
+the same lock (`job_lock`), so the app and a terminal never run two jobs on one store.
 
 Progress is read back from the log: its last lines (tqdm's carriage-return redraws collapsed) and
 the last tqdm percentage. Cancel signals the process group: SIGINT, then SIGTERM, then SIGKILL,
@@ -29,12 +30,15 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.config import make_config, repo_root
 
 LOCK_NAME = "iterate.lock"
+INHERITED_LOCK_ENV = "RR_JOB_LOCK"
+"""Set by the launcher for its job: the path of the lock the job already holds by inheritance."""
 TAIL_BYTES = 64 * 1024
 TQDM_PROGRESS = re.compile(r"^(?P<label>.*?):?\s*(?P<percent>\d{1,3})%\|")
 
@@ -118,6 +122,50 @@ def read_log_tail(path: str | Path | None, lines: int = 40) -> tuple[str, str, i
     return "\n".join(shown[-lines:]), label, percent
 
 
+def _acquire(lock_path: Path) -> int:
+    """An fd holding the lab directory's job lock, or LaunchRefused naming the job that holds it."""
+    lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock_fd)
+        running = _read_description(lock_path) or {}
+        raise LaunchRefused(
+            f"a job is already running on {lock_path.parent} (pid {running.get('pid', '?')}: "
+            f"{shlex.join(running.get('command') or ['?'])}); wait for it or cancel it first") from None
+    return lock_fd
+
+
+def _describe(lock_fd: int, description: dict) -> None:
+    os.ftruncate(lock_fd, 0)
+    os.pwrite(lock_fd, json.dumps(description).encode(), 0)
+
+
+def _read_description(lock_path: Path) -> dict | None:
+    try:
+        return json.loads(lock_path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@contextmanager
+def job_lock(lab_dir: str | Path, command: list[str]):
+    """Hold the lab directory's job lock while a command-line job runs (LaunchRefused if another
+    job holds it). A job the launcher started already holds it, by inheritance."""
+    lab_dir = Path(lab_dir)
+    lock_path = (lab_dir / LOCK_NAME).resolve()
+    if os.environ.get(INHERITED_LOCK_ENV) == str(lock_path):
+        yield
+        return
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    lock_fd = _acquire(lock_path)
+    try:
+        _describe(lock_fd, {"pid": os.getpid(), "command": command, "log_path": None, "started_at": time.time()})
+        yield
+    finally:
+        os.close(lock_fd)
+
+
 class Launcher:
     """Start, watch and cancel the one background job of a lab directory. Thread-safe."""
 
@@ -140,27 +188,13 @@ class Launcher:
             fcntl.flock(handle, fcntl.LOCK_UN)
             return False
 
-    def _lock_description(self) -> dict | None:
-        try:
-            return json.loads(self.lock_path.read_text())
-        except (OSError, ValueError):
-            return None
-
     def start(self, command: list[str], log_path: str | Path, cwd: str | Path | None = None) -> JobStatus:
         """Spawn `command` in the background, or raise LaunchRefused while a job holds the lock."""
         log_path = Path(log_path)
         with self._mutex:
             self.lab_dir.mkdir(parents=True, exist_ok=True)
-            lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            lock_fd = _acquire(self.lock_path)
             try:
-                try:
-                    fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    running = self._lock_description() or {}
-                    raise LaunchRefused(
-                        f"an iteration is already running in {self.lab_dir} (pid {running.get('pid', '?')}, "
-                        f"log {running.get('log_path', '?')}); wait for it or cancel it first"
-                    ) from None
                 log_path.parent.mkdir(parents=True, exist_ok=True)
                 with open(log_path, "ab") as log:
                     log.write(f"$ {shlex.join(command)}\n".encode())
@@ -168,11 +202,10 @@ class Launcher:
                     process = subprocess.Popen(
                         command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                         cwd=str(cwd or repo_root()), start_new_session=True, pass_fds=(lock_fd,),
-                        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                        env={**os.environ, "PYTHONUNBUFFERED": "1", INHERITED_LOCK_ENV: str(self.lock_path.resolve())},
                     )
                 description = {"pid": process.pid, "command": command, "log_path": str(log_path), "started_at": time.time()}
-                os.ftruncate(lock_fd, 0)
-                os.pwrite(lock_fd, json.dumps(description).encode(), 0)
+                _describe(lock_fd, description)
             finally:
                 os.close(lock_fd)
             self._process, self._last, self._cancelled = process, description, False
@@ -187,7 +220,7 @@ class Launcher:
                 self._last = {**self._last, "state": state, "returncode": returncode}
                 self._process = None
             if held:
-                description = self._lock_description() or {}
+                description = _read_description(self.lock_path) or {}
                 if self._last is None or description.get("pid") != self._last.get("pid"):
                     self._last = description
                 self._last = {**self._last, "state": "running", "returncode": None}

@@ -2,7 +2,8 @@
 an empty lab directory. It sees the empty state, launches the tiny pipeline from the Iterate tab
 and follows it to completion, opens a problem, labels candidates with keyboard shortcuts (checked
 in the database, with undo, and with keys ignored while typing a note), checks that hostile
-content is shown as text, and saves the main-view screenshot to assets/app_main.png.
+content is shown as text, and takes a screenshot of the main view (RR_REFRESH_ASSETS=1 writes it
+to assets/app_main.png, the README's picture).
 
 Runs in the default suite when /usr/bin/chromium exists; under CI=true a missing Chromium fails.
 """
@@ -122,7 +123,9 @@ def test_launch_review_label_with_keys_and_screenshot(chromium, app_url):
 
     page.set_viewport_size({"width": 1440, "height": 1400})
     page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(REPO / "assets" / "app_main.png"))
+    screenshot = REPO / "assets" / "app_main.png" if os.environ.get("RR_REFRESH_ASSETS") else lab_dir / "app_main.png"
+    page.screenshot(path=str(screenshot))
+    assert screenshot.stat().st_size > 10_000
 
     with Store(lab_dir / "lab.sqlite") as store:
         run_id = store.run_id("demo")

@@ -1,5 +1,5 @@
 """The background-iteration launcher with real processes: progress and log tail, refusal of a
-second launch (same or another Launcher), cancel of the whole process group, failure, kill -9."""
+second launch (same or another Launcher, or a job typed in a terminal), cancel of the whole process group, failure, kill -9."""
 import json
 import os
 import signal
@@ -9,7 +9,8 @@ import time
 import pytest
 
 from lab.config import make_config
-from lab.launcher import LaunchRefused, Launcher, iterate_command, read_log_tail, run_overrides
+from lab.__main__ import main
+from lab.launcher import LaunchRefused, Launcher, iterate_command, job_lock, read_log_tail, run_overrides
 
 PROGRESS = (
     "import sys, time\n"
@@ -60,6 +61,26 @@ def test_a_job_runs_reports_progress_and_refuses_a_second_launch(tmp_path):
     assert job.progress_label == "sample" and job.progress_percent == 100
     assert "starting" in job.log_tail and " 25%|" not in job.log_tail
     assert launcher.start([sys.executable, "-c", "pass"], tmp_path / "d.log").pid
+
+
+def test_a_terminal_job_and_the_app_never_run_two_jobs_on_one_store(tmp_path, capsys):
+    with job_lock(tmp_path, ["python", "-m", "lab", "iterate"]):
+        with pytest.raises(LaunchRefused, match=f"pid {os.getpid()}: python -m lab iterate"):
+            Launcher(tmp_path).start([sys.executable, "-c", "pass"], tmp_path / "a.log")
+        assert Launcher(tmp_path).status().running
+    launcher = Launcher(tmp_path)
+    launcher.start([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "b.log")
+    assert main(["iterate", "--preset", "tiny", "--lab-dir", str(tmp_path)]) == 2
+    assert "a job is already running" in capsys.readouterr().err
+    launcher.cancel(grace_s=0.5)
+
+
+def test_the_launched_job_holds_the_lock_it_inherited(tmp_path):
+    holds = f"from lab.launcher import job_lock\nwith job_lock({str(tmp_path)!r}, ['x']):\n    print('inside', flush=True)\n"
+    launcher = Launcher(tmp_path)
+    launcher.start([sys.executable, "-c", holds], tmp_path / "a.log")
+    assert wait_until(lambda: not launcher.status().running)
+    assert launcher.status().state == "succeeded", launcher.status().log_tail
 
 
 def test_a_failing_job_is_reported_with_its_exit_status(tmp_path):
