@@ -358,7 +358,6 @@ class Sandbox:
         if self.isolation == "bwrap":
             self.mounts.append(Mount(str(ZYGOTE_DIR), ZYGOTE_INSIDE))
         self.mounts = [self._reachable(mount, index) for index, mount in enumerate(self.mounts)]
-        self._zygote: _Zygote | None = None
         self.cgroups = self.server_cgroups = None
         if self.uid and (CGROUP_ROOT / "memory").is_dir():
             self.cgroups = CgroupPair(str(self.uid), self.limits.memory_mb, PIDS_MAX)
@@ -370,6 +369,7 @@ class Sandbox:
         self._seccomp_path = self.scratch / "seccomp.bpf"
         self._seccomp_path.write_bytes(seccomp_filter())
         self._jobs = 0
+        self._zygote = _Zygote(self) if self.isolation == "bwrap" else None  # started now, so a failure is said now
 
     @staticmethod
     def _private_namespaces(path: Path, network: bool) -> None:
@@ -644,8 +644,12 @@ class _Zygote:
         self.process = sandbox._popen(argv, runs, env, role="zygote", stdin=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE, pass_fds=(theirs.fileno(),))
         theirs.close()
-        self.control.send(seccomp_filter())
-        if not select.select([self.control], [], [], ZYGOTE_START_TIMEOUT_S)[0] or self.control.recv(16) != b"ready":
+        try:
+            self.control.send(seccomp_filter())
+            ready = select.select([self.control], [], [], ZYGOTE_START_TIMEOUT_S)[0] and self.control.recv(16) == b"ready"
+        except OSError:
+            ready = False
+        if not ready:
             self.process.kill()
             detail = self.process.communicate()[1].decode(errors="replace").strip()
             raise SandboxError(f"the sandbox's fork server did not start: {detail or 'no answer'}. "
@@ -675,8 +679,8 @@ class _Zygote:
                            "it restarts with the next run")
 
     def kill_run(self) -> None:
-        """SIGKILL the run: its pid namespace's init (so the kernel kills the rest) and the process above it."""
-        for pid in reversed(_descendants(self.server_pid)):
+        """SIGKILL the run, parents first: once its pid namespace's init is gone the kernel kills the rest."""
+        for pid in _descendants(self.server_pid):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
