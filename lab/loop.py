@@ -261,9 +261,16 @@ def select_train_problems(config: LabConfig) -> list[Problem]:
 
 
 def run_loop(config: LabConfig, iterations: int | None = None, *, progress: bool = True,
-             log: Callable[[str], None] = print) -> dict:
+             log: Callable[[str], None] = print, until: tuple[int, str] | None = None) -> dict:
     """Run (or resume) the loop until config.loop.iterations iterations are done, or `iterations`
-    more than are done now. Returns the summary (see `summarize`)."""
+    more than are done now. `until=(iteration, stage)` stops as soon as that stage is done (running
+    the iterations up to it if needed): the notebooks step through the loop this way. Returns the
+    summary (see `summarize`)."""
+    if until is not None:
+        until = (until[0], until[1])
+        stage_names = BOOTSTRAP_STAGES if until[0] == 0 else ITERATION_STAGES
+        if until[0] < 0 or until[1] not in stage_names:
+            raise ValueError(f"until={until!r}: the stages of iteration {until[0]} are {', '.join(stage_names)}")
     with Store(config.store_path) as store, ModelCache(config) as models:
         run_id = store.create_run(config.run_name, config.preset, config.to_json())
         stored_config = next(r["config_json"] for r in store.runs() if r["id"] == run_id)
@@ -274,11 +281,16 @@ def run_loop(config: LabConfig, iterations: int | None = None, *, progress: bool
             store.add_problems(select_train_problems(config), run_id, role="train")
         done = completed_iterations(store, run_id)
         target = config.loop.iterations if iterations is None else len(done) + iterations
+        if until is not None:
+            target = max(target, until[0])
+        stop = f", stopping after stage {until[1]} of iteration {until[0]}" if until else ""
         log(f"run {config.run_name!r}: {len(run.train_problems())} training problems, "
-            f"{len(done)} iteration(s) done, target {target}; artefacts in {config.run_dir}")
-        _bootstrap(run)
-        for k in range(1, target + 1):
-            _iteration(run, k)
+            f"{len(done)} iteration(s) done, target {target}{stop}; artefacts in {config.run_dir}")
+        for k in range(target + 1):
+            for name, work in _stage_work(run, k).items():
+                _stage(run, k, name, work)
+                if (k, name) == until:
+                    return summarize(store, run_id, config)
         return summarize(store, run_id, config)
 
 
@@ -303,22 +315,25 @@ def _stage(run: _Run, iteration: int, name: str, work: Callable[[], dict]) -> No
     run.log(f"[iteration {iteration}] {name} done: {_format_info(info)}")
 
 
-def _bootstrap(run: _Run) -> None:
-    _stage(run, 0, "sft", lambda: _train_sft(run))
-    _stage(run, 0, "sample", lambda: _sample_train(run, 0, with_references=True))
-    _stage(run, 0, "execute", lambda: _execute_bootstrap(run))
-    _stage(run, 0, "pairs", lambda: _execution_pairs(run))
-    _stage(run, 0, "train_rm", lambda: _train_reward_model(run, 0))
-
-
-def _iteration(run: _Run, k: int) -> None:
-    _stage(run, k, "ppo", lambda: _train_ppo(run, k))
-    _stage(run, k, "sample", lambda: _sample_train(run, k, with_references=False))
-    _stage(run, k, "execute", lambda: execute_candidates(run.config, run.store, run.run_id, k, None, progress=run.progress))
-    _stage(run, k, "score", lambda: _score_pool(run, k))
-    _stage(run, k, "mine", lambda: _mine(run, k))
-    _stage(run, k, "train_rm", lambda: _train_reward_model(run, k))
-    _stage(run, k, "evaluate", lambda: _evaluate(run, k))
+def _stage_work(run: _Run, k: int) -> dict[str, Callable[[], dict]]:
+    """Iteration k's stages in order, by name: BOOTSTRAP_STAGES for k = 0, else ITERATION_STAGES."""
+    if k == 0:
+        return {
+            "sft": lambda: _train_sft(run),
+            "sample": lambda: _sample_train(run, 0, with_references=True),
+            "execute": lambda: _execute_bootstrap(run),
+            "pairs": lambda: _execution_pairs(run),
+            "train_rm": lambda: _train_reward_model(run, 0),
+        }
+    return {
+        "ppo": lambda: _train_ppo(run, k),
+        "sample": lambda: _sample_train(run, k, with_references=False),
+        "execute": lambda: execute_candidates(run.config, run.store, run.run_id, k, None, progress=run.progress),
+        "score": lambda: _score_pool(run, k),
+        "mine": lambda: _mine(run, k),
+        "train_rm": lambda: _train_reward_model(run, k),
+        "evaluate": lambda: _evaluate(run, k),
+    }
 
 
 # ---------------------------------------------------------------- stages
@@ -370,22 +385,24 @@ def _execute_bootstrap(run: _Run) -> dict:
     return execute_candidates(run.config, run.store, run.run_id, 0, None, progress=run.progress)
 
 
-def _pool(run: _Run, k: int, reward_model: str | None) -> list[dict]:
-    """The candidates pairs are built from in iteration k: its training samples, the reference
-    solutions, and every manually labelled training candidate (whatever its iteration)."""
-    return [c for c in run.store.candidates(run.run_id, role="train", reward_model=reward_model)
+def candidate_pool(store: Store, run_id: int, k: int, reward_model: str | None) -> list[dict]:
+    """The candidates pairs are built from in iteration k (with their score under `reward_model`):
+    its training samples, the reference solutions, and every manually labelled training candidate
+    (whatever its iteration)."""
+    return [c for c in store.candidates(run_id, role="train", reward_model=reward_model)
             if c["iteration"] == k or c["origin"] == "reference" or c["label"] is not None]
 
 
 def _execution_pairs(run: _Run) -> dict:
-    pairs = mining.execution_pairs(_pool(run, 0, None), run.config.reward.max_pairs_per_problem)
+    pool = candidate_pool(run.store, run.run_id, 0, None)
+    pairs = mining.execution_pairs(pool, run.config.reward.max_pairs_per_problem)
     added = run.store.add_pairs(run.run_id, 0, pairs)
     return {"pairs": len(pairs), "pairs_added": added}
 
 
 def _score_pool(run: _Run, k: int) -> dict:
     version = reward_model_version(run.name, k - 1)
-    pool = _pool(run, k, version)
+    pool = candidate_pool(run.store, run.run_id, k, version)
     scored = score_candidates(run.config, run.store, run.run_id, version, reward_model_path(run.store, run.run_id, k - 1),
                               pool, run.models, progress=run.progress)
     return {"reward_model": version, "scored": scored}
@@ -393,7 +410,7 @@ def _score_pool(run: _Run, k: int) -> dict:
 
 def _mine(run: _Run, k: int) -> dict:
     previous = reward_model_version(run.name, k - 1)
-    pool = _pool(run, k, previous)
+    pool = candidate_pool(run.store, run.run_id, k, previous)
     pairs = mining.hard_negative_pairs(pool, run.config.mining)
     added = run.store.add_pairs(run.run_id, k, pairs)
     problem_of = {c["id"]: c["problem_id"] for c in pool}

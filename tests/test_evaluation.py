@@ -3,7 +3,7 @@ import math
 
 from lab.evaluation import (bootstrap_ci, evaluation_rows, paired_difference_ci, problem_outcomes, table_markdown,
                             write_csv)
-from lab.plots import plot_pass_at_1, plot_reward_histograms
+from lab.plots import plot_pass_at_1, plot_pass_at_1_bars, plot_reward_histograms, plot_training_curves
 
 
 def sample(problem, passed, logprob, reward, origin="sample"):
@@ -78,3 +78,14 @@ def test_table_layout_and_files(tmp_path):
     assert plot_pass_at_1(rows, tmp_path / "p.png")[0].stat().st_size > 0
     assert plot_reward_histograms(CANDIDATES, tmp_path / "h.png")[0].stat().st_size > 0
     assert plot_reward_histograms([], tmp_path / "none.png") == []
+
+
+def test_bar_and_training_curve_plots(tmp_path):
+    rows = [{**row, "iteration": k} for k in (1, 2) for row in evaluation_rows(CANDIDATES, "humaneval", "py")]
+    assert plot_pass_at_1_bars(rows, tmp_path / "bars.png")[0].stat().st_size > 0
+    assert plot_pass_at_1_bars([], tmp_path / "no_bars.png") == []
+    metrics = [{"iteration": k, "stage": stage, "name": name, "step": step, "value": 0.1 * step}
+               for k, stage in ((0, "train_rm"), (1, "ppo"), (1, "train_rm")) for name in ("loss", "kl", "lr")
+               for step in (1, 2, 3)]
+    assert plot_training_curves(metrics, tmp_path / "curves.png")[0].stat().st_size > 0
+    assert plot_training_curves(metrics, tmp_path / "no_curves.png", names=("reward",)) == []

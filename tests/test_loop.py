@@ -1,10 +1,13 @@
 """The loop survives kill -9: a real process is killed mid-stage and at a stage start, rerun, and
-ends with exactly what an uninterrupted run has (tiny models, a couple of problems)."""
+ends with exactly what an uninterrupted run has (tiny models, a couple of problems); `until` stops it after a
+named stage; labels from the app win when pairs are built."""
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 from lab.config import make_config
 from lab.loop import select_train_problems
@@ -151,3 +154,17 @@ def test_labels_from_the_app_win_when_pairs_are_built_and_when_the_reward_model_
     assert sorted((p.chosen, p.rejected) for p in trained_on) == [("c0", "c4"), ("c1", "c4")]
     assert info["pairs_dropped_by_labels"] == 2
     assert store.checkpoint(run_id, "reward_model", 0)["version"] == f"{config.run_name}/rm-0"
+
+
+def test_until_stops_the_loop_after_the_named_stage(tmp_path):
+    from lab import loop
+
+    assert list(loop._stage_work(None, 0)) == list(loop.BOOTSTRAP_STAGES)
+    assert list(loop._stage_work(None, 1)) == list(loop.ITERATION_STAGES)
+    config = make_config("tiny", lab_dir=str(tmp_path), **{**SMALL, "sft.enabled": "false"})
+    with pytest.raises(ValueError, match="the stages of iteration 1 are ppo"):
+        loop.run_loop(config, until=(1, "pairs"))
+    summary = loop.run_loop(config, until=(0, "sample"), progress=False, log=lambda line: None)
+    stages = [(s["iteration"], s["name"], s["status"]) for s in summary["stages"]]
+    assert stages == [(0, "sft", "done"), (0, "sample", "done")]
+    assert summary["candidates"] and not summary["pairs"]
