@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import pytest
+from conftest import execution_result
 
 from lab.config import make_config
 from lab.loop import select_train_problems
@@ -117,8 +118,6 @@ def test_training_problems_are_seeded_capped_and_never_evaluation_only():
 
 def test_labels_from_the_app_win_when_pairs_are_built_and_when_the_reward_model_is_trained(tmp_path, monkeypatch):
     """Pure store data, no models: the pairs stage and the RM training stage of the real loop code."""
-    from types import SimpleNamespace
-
     from lab import loop, reward
 
     config = make_config("tiny", lab_dir=str(tmp_path), **{"data.max_train_problems": "1"})
@@ -130,9 +129,7 @@ def test_labels_from_the_app_win_when_pairs_are_built_and_when_the_reward_model_
         {"problem_id": problem.id, "origin": "sample", "model": "m", "sample_index": i, "completion": f"c{i}"}
         for i in range(5)])
     passed = [True, False, False, False, False]
-    store.add_executions([(i, SimpleNamespace(status="OK" if p else "Exception", exit_code=0 if p else 1, passed=p,
-                                              stdout="", stderr="", duration_s=0.1, toolchain="py"))
-                          for i, p in zip(ids, passed)])
+    store.add_executions([(i, execution_result(p)) for i, p in zip(ids, passed)])
     store.add_label(ids[1], "positive", author="tester")   # fails its tests, but a human says it is right
     store.add_label(ids[2], "exclude", author="tester")
     run = loop._Run(config, store, run_id, loop.ModelCache(config), False, lambda line: None)
@@ -168,3 +165,29 @@ def test_until_stops_the_loop_after_the_named_stage(tmp_path):
     stages = [(s["iteration"], s["name"], s["status"]) for s in summary["stages"]]
     assert stages == [(0, "sft", "done"), (0, "sample", "done")]
     assert summary["candidates"] and not summary["pairs"]
+
+
+def test_executor_failures_are_not_recorded_and_a_rerun_retries_them(tmp_path, monkeypatch):
+    from lab import loop
+    from lab.execution import Executor
+
+    config = make_config("tiny", lab_dir=str(tmp_path), **{"data.max_train_problems": "1", "execution.use_cache": "false"})
+    store = Store(config.store_path)
+    run_id = store.create_run(config.run_name, "tiny", config.to_json())
+    problem = select_train_problems(config)[0]
+    store.add_problems([problem], run_id, role="train")
+    ids = store.add_candidates(run_id, 0, [{"problem_id": problem.id, "origin": "sample", "model": "m",
+                                            "sample_index": i, "completion": "    pass\n"} for i in range(2)])
+    run_many = Executor.run_many
+
+    def first_run_breaks(self, jobs, progress=True):
+        results = run_many(self, jobs, progress)
+        return [execution_result(False, stderr="[execution] worker died", executor_error=True), *results[1:]]
+
+    monkeypatch.setattr(Executor, "run_many", first_run_breaks)
+    with pytest.raises(RuntimeError, match="1 of 2 runs failed inside the executor"):
+        loop.execute_candidates(config, store, run_id, 0, None, progress=False)
+    assert [c["id"] for c in store.unexecuted_candidates(run_id, 0)] == [ids[0]]
+    monkeypatch.undo()
+    assert loop.execute_candidates(config, store, run_id, 0, None, progress=False) == {"executed": 1}
+    assert store.unexecuted_candidates(run_id, 0) == []
