@@ -79,11 +79,12 @@ class ModelCache:
         self._reward_model: tuple[str | None, tuple] | None = None
 
     def generator(self, adapter_dir: str | None):
-        from lab.models import load_generator
+        """The generator for sampling (models.load_sampler: adapter merged, int8 on CPU)."""
+        from lab.models import load_sampler
         if self._generator is None or self._generator[0] != adapter_dir:
             self._generator = None
             gc.collect()
-            self._generator = (adapter_dir, load_generator(self.config.model, adapter_dir=adapter_dir))
+            self._generator = (adapter_dir, load_sampler(self.config.model, adapter_dir=adapter_dir))
         return self._generator[1]
 
     def reward_model(self, adapter_dir: str):
@@ -529,6 +530,8 @@ def format_summary(summary: dict) -> str:
         seconds = f"{stage['seconds']:7.1f}s" if stage["seconds"] is not None else "      - "
         info = {k: v for k, v in stage["info"].items() if k != "seconds" and "/" not in k}
         lines.append(f"  iter {stage['iteration']} {stage['name']:9s} {stage['status']:7s} {seconds}  {_format_info(info)}")
+    total = sum(stage["seconds"] or 0 for stage in summary["stages"])
+    lines.append(f"  all stages               {total:7.1f}s  ({total / 60:.1f} min)")
     lines.append("")
     lines.append("candidates (iteration, role: total / executed / passing):")
     for row in summary["candidates"]:

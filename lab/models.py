@@ -10,7 +10,9 @@ A model spec names one of four sources, all resolved to a local Hugging Face dir
   tiny             a random tiny Qwen2 model with an offline-built tokenizer (lab/tiny.py), for tests
 
 Precision follows the hardware: on CUDA 4-bit nf4 weights (bitsandbytes) with bf16 compute and LoRA
-adapters (QLoRA); on CPU bf16 where the CPU has native bf16, else fp32, with LoRA. `load_in_4bit=True` forces the 4-bit path on CPU too.
+adapters (QLoRA), with gradient checkpointing; on CPU bf16 where the CPU has native bf16, else fp32,
+with LoRA and without gradient checkpointing. `load_in_4bit=True` forces the 4-bit path on CPU too.
+Sampling on CPU uses a copy with the adapter merged and int8 linear layers (`load_sampler`).
 
 Also here, because sft.py, reward.py and ppo.py share it: the hardware half of their trainer
 arguments, and the callback that forwards trainer logs to the caller.
@@ -25,6 +27,7 @@ import importlib.util
 import json
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +35,13 @@ import torch
 
 from lab.config import ModelConfig, repo_root
 
-# Special tokens tried, in order, as a pad token distinct from EOS (PPO scores the reward at the EOS,
-# which it finds as "last token before the first pad": pad == EOS would move it; TRL issue #3750).
-PAD_CANDIDATES = ("<|fim_pad|>", "<|endoftext|>", "<pad>")
+# Special tokens that end a text, besides the tokenizer's EOS: Qwen2.5-Coder's EOS is <|im_end|> (the
+# end of a chat turn), but a plain completion ends with <|endoftext|>. Sampling stops at any of them.
+END_TOKENS = ("<|endoftext|>", "<|im_end|>")
+# Special tokens tried, in order, as the pad token, which must be no token the model ends a text with
+# (PPO scores the reward at the EOS, which it finds as "last token before the first pad": a pad the
+# model can emit would move it; TRL issue #3750). Qwen2.5's own pad token is <|endoftext|>.
+PAD_CANDIDATES = ("<|fim_pad|>", "<pad>")
 
 
 @dataclass(frozen=True)
@@ -203,7 +210,8 @@ def resolve_device(model_config: ModelConfig) -> str:
 
 def cpu_has_fast_bf16() -> bool:
     """True when the CPU multiplies bf16 natively (AVX512-BF16 or AMX). Without it (e.g. AVX2-only
-    EPYC) torch's bf16 matmul is 3-5x slower than fp32 at batch 16 and more, so fp32 is chosen."""
+    EPYC) torch's bf16 matmuls run at ~6 GFLOPS on 2 cores whatever the shape, 5-20x slower than fp32
+    for the 16-400-row products of decoding, prefill and training, so fp32 is chosen."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -228,13 +236,37 @@ def uses_4bit(model_config: ModelConfig) -> bool:
     return model_config.load_in_4bit
 
 
+SAMPLING_WEIGHTS = ("int8", "float16", "none")
+
+
+def sampling_weights(model_config: ModelConfig) -> str:
+    """ModelConfig.sampling_weights with 'auto' resolved: int8 on CPU (unless 4-bit), else none."""
+    if model_config.sampling_weights == "auto":
+        return "int8" if resolve_device(model_config) == "cpu" and not uses_4bit(model_config) else "none"
+    if model_config.sampling_weights not in SAMPLING_WEIGHTS:
+        raise ValueError(f"model.sampling_weights {model_config.sampling_weights!r}: choose auto or one of "
+                         f"{', '.join(SAMPLING_WEIGHTS)}")
+    return model_config.sampling_weights
+
+
+def uses_gradient_checkpointing(model_config: ModelConfig) -> bool:
+    if model_config.gradient_checkpointing is None:
+        return resolve_device(model_config) == "cuda"
+    return model_config.gradient_checkpointing
+
+
 def trainer_arguments(model_config: ModelConfig, output_dir: str, seed: int = 0, **fields) -> dict:
     """Fields shared by every TRL config here: hardware (TRL 1.x defaults to bf16=True, which CPU must
-    undo), log every step, save only at the end (by the caller), no external reporting. Gradient
-    checkpointing is not among them: _load enables it on the model, per model_config."""
+    undo), log every step, save only at the end (by the caller), no external reporting.
+
+    TRL 1.x also turns gradient checkpointing on in every config, and the trainer would then enable
+    it on the model whatever model_config says (on CPU: a third more compute per step; on the PPO
+    policy: rollouts without KV cache). It is off here: _load enables it on the model itself where
+    `uses_gradient_checkpointing` says so."""
     cpu = resolve_device(model_config) == "cpu"
     return {"output_dir": output_dir, "use_cpu": cpu, "bf16": not cpu and resolve_dtype(model_config) == torch.bfloat16,
-            "fp16": False, "report_to": "none", "logging_steps": 1, "save_strategy": "no", "seed": seed, **fields}
+            "fp16": False, "activation_checkpointing": False, "report_to": "none", "logging_steps": 1,
+            "save_strategy": "no", "seed": seed, **fields}
 
 
 def log_forwarder(on_log, renames: dict[str, str]):
@@ -261,17 +293,25 @@ def lora_config(model_config: ModelConfig, task_type: str):
 
 # --- loading -------------------------------------------------------------------------------------
 
+def end_token_ids(tokenizer) -> set[int]:
+    """EOS and the END_TOKENS the vocabulary has."""
+    vocab = tokenizer.get_vocab()
+    return {tokenizer.eos_token_id} | {vocab[t] for t in END_TOKENS if t in vocab}
+
+
 def load_tokenizer(model_dir: Path):
-    """The model's tokenizer, left-padded, with a pad token distinct from EOS."""
+    """The model's tokenizer, left-padded, with a pad token that is no end token (`end_token_ids`)."""
     from transformers import AutoTokenizer
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "left"
-    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+    ends = end_token_ids(tokenizer)
+    if tokenizer.pad_token_id is None or tokenizer.pad_token_id in ends:
         vocab = tokenizer.get_vocab()
-        pad = next((t for t in PAD_CANDIDATES if t in vocab and vocab[t] != tokenizer.eos_token_id), None)
+        pad = next((t for t in PAD_CANDIDATES if t in vocab and vocab[t] not in ends), None)
         if pad is None:
-            raise ValueError(f"tokenizer in {model_dir} has no pad token distinct from EOS "
-                             f"({tokenizer.eos_token!r}); add one of {PAD_CANDIDATES} to its vocabulary")
+            raise ValueError(f"tokenizer in {model_dir} has no pad token distinct from its end tokens "
+                             f"({tokenizer.convert_ids_to_tokens(sorted(ends))}); add one of {PAD_CANDIDATES} "
+                             "to its vocabulary")
         tokenizer.pad_token = pad
     return tokenizer
 
@@ -280,6 +320,23 @@ def load_generator(model_config: ModelConfig, adapter_dir: str | None = None, tr
     """(causal LM, tokenizer) for the generator; with LoRA when trainable or when an adapter is given."""
     from transformers import AutoModelForCausalLM
     return _load(AutoModelForCausalLM, model_config, model_config.generator, adapter_dir, trainable, "CAUSAL_LM")
+
+
+def load_sampler(model_config: ModelConfig, adapter_dir: str | None = None):
+    """(causal LM, tokenizer) for sampling only: the generator with its LoRA adapter merged into the
+    weights (no per-layer adapter matmuls at every decoding step), its linear layers converted to
+    `sampling_weights(model_config)`."""
+    model, tokenizer = load_generator(model_config, adapter_dir=adapter_dir)
+    if adapter_dir:
+        model = model.merge_and_unload()
+    weights = sampling_weights(model_config)
+    if weights != "none":
+        from torch.ao.quantization import float16_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+        qconfig = per_channel_dynamic_qconfig if weights == "int8" else float16_dynamic_qconfig
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao's notice that eager quantization is moving to torchao
+            model = quantize_dynamic(model, {torch.nn.Linear: qconfig}, inplace=True)
+    return model, tokenizer
 
 
 def load_reward_model(model_config: ModelConfig, adapter_dir: str | None = None, trainable: bool = False):
@@ -308,8 +365,8 @@ def _load(model_class, model_config: ModelConfig, spec: str, adapter_dir: str | 
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     if trainable and uses_4bit(model_config):
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=model_config.gradient_checkpointing)
-    elif trainable and model_config.gradient_checkpointing:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=uses_gradient_checkpointing(model_config))
+    elif trainable and uses_gradient_checkpointing(model_config):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     if adapter_dir:

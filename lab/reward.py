@@ -9,6 +9,7 @@ Not covered here: building pairs from executed candidates or mining hard negativ
 """
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,18 +74,53 @@ def train_reward_model(config: LabConfig, pairs: list[PreferencePair], output_di
 @torch.no_grad()
 def score_completions(model, tokenizer, items: list[tuple[str, str]], batch_size: int = 8,
                       progress: bool = True) -> list[float]:
-    """The reward of each (prompt, completion), in order. Batches are formed by length to limit padding."""
-    texts = [prompt + completion + tokenizer.eos_token for prompt, completion in items]
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    scores = [0.0] * len(texts)
-    tokenizer.padding_side = "left"  # the reward is read at the last position; trainers may have set "right"
-    for start in tqdm(range(0, len(order), batch_size), desc="scoring", disable=not progress):
-        indices = order[start:start + batch_size]
-        encoded = tokenizer([texts[i] for i in indices], return_tensors="pt", padding=True).to(model.device)
-        logits = model(**encoded).logits[:, 0].float().tolist()
-        for i, value in zip(indices, logits):
-            scores[i] = value
+    """The reward of each (prompt, completion), in order: the score head at the last token of
+    `prompt + completion + EOS`, tokenized whole (as in training).
+
+    Items of one prompt share their forward pass over the tokens they all start with (the prompt,
+    usually more than half the text): it runs once, and its KV cache is copied to each batch of their
+    remaining tokens (batches formed by length, padded on the right).
+    """
+    ids = tokenizer([prompt + completion + tokenizer.eos_token for prompt, completion in items]).input_ids
+    groups: dict[str, list[int]] = {}
+    for i, (prompt, _) in enumerate(items):
+        groups.setdefault(prompt, []).append(i)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    backbone, head = getattr(base, base.base_model_prefix), base.score
+    device = base.device
+    scores = [0.0] * len(items)
+    for indices in tqdm(list(groups.values()), desc="scoring", unit="prompt", disable=not progress):
+        shared = _common_prefix_length([ids[i] for i in indices])
+        prefix = backbone(input_ids=torch.tensor([ids[indices[0]][:shared]], device=device), use_cache=True).cache \
+            if shared else None
+        order = sorted(indices, key=lambda i: len(ids[i]))
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            lengths = torch.tensor([len(ids[i]) - shared for i in rows], device=device)
+            width = int(lengths.max())
+            suffixes = torch.tensor([ids[i][shared:] + [tokenizer.pad_token_id] * (width - len(ids[i]) + shared)
+                                     for i in rows], device=device)
+            mask = torch.cat([lengths.new_ones(len(rows), shared),
+                              (torch.arange(width, device=device) < lengths[:, None]).long()], dim=1)
+            cache = None
+            if prefix is not None:
+                cache = copy.deepcopy(prefix)
+                cache.batch_repeat_interleave(len(rows))
+            hidden = backbone(input_ids=suffixes, attention_mask=mask, cache=cache, use_cache=cache is not None,
+                              position_ids=(shared + torch.arange(width, device=device)).expand(len(rows), -1))
+            last = hidden.last_hidden_state[torch.arange(len(rows), device=device), lengths - 1]
+            for i, value in zip(rows, head(last)[:, 0].float().tolist()):
+                scores[i] = value
     return scores
+
+
+def _common_prefix_length(sequences: list[list[int]]) -> int:
+    """Tokens all `sequences` start with, leaving each at least one token of its own."""
+    limit = min(len(s) for s in sequences) - 1
+    length = 0
+    while length < limit and all(s[length] == sequences[0][length] for s in sequences):
+        length += 1
+    return length
 
 
 def evaluate_pairs(model, tokenizer, pairs: list[PreferencePair], batch_size: int = 8) -> dict:

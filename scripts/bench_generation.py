@@ -26,7 +26,7 @@ import torch  # noqa: E402
 
 from lab.config import default_data_dir, make_config  # noqa: E402
 from lab.generation import generate  # noqa: E402
-from lab.models import load_generator, resolve_model_dir  # noqa: E402
+from lab.models import load_sampler, resolve_model_dir, sampling_weights  # noqa: E402
 from lab.problems import Problem  # noqa: E402
 
 
@@ -69,11 +69,12 @@ def main() -> None:
     started = time.perf_counter()
     resolve_model_dir(config.model.generator, config.model)
     resolved_s = time.perf_counter() - started
-    model, tokenizer = load_generator(config.model)
+    model, tokenizer = load_sampler(config.model)
     loaded_s = time.perf_counter() - started
     problems = humaneval_prompts(args.problems)
     sampling = replace(config.sampling, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
-    print(f"model {config.model.generator} dtype={model.dtype} device={model.device} threads={torch.get_num_threads()} "
+    print(f"model {config.model.generator} dtype={model.dtype} weights={sampling_weights(config.model)} "
+          f"device={model.device} threads={torch.get_num_threads()} "
           f"(resolve {resolved_s:.1f}s, load {loaded_s:.1f}s)")
 
     timed(model, tokenizer, problems[:1], replace(sampling, batch_size=1, max_new_tokens=4), 1)  # warm-up

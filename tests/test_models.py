@@ -71,6 +71,21 @@ def test_tokenizer_pads_left_with_a_pad_distinct_from_eos(tiny_config):
     assert tokenizer.padding_side == "left" and tokenizer.pad_token_id not in (None, tokenizer.eos_token_id)
 
 
+def test_pad_is_never_a_token_that_ends_text(tiny_config, tmp_path):
+    """Qwen2.5's layout: EOS <|im_end|>, pad <|endoftext|>, which the model emits to end a completion:
+    the pad moves to <|fim_pad|> and both end tokens stop sampling."""
+    from transformers import AutoTokenizer
+
+    from lab.generation import eos_token_ids
+    qwen_like = AutoTokenizer.from_pretrained(resolve_model_dir("tiny", tiny_config.model))
+    qwen_like.eos_token, qwen_like.pad_token = "<|im_end|>", "<|endoftext|>"
+    qwen_like.save_pretrained(tmp_path)
+    tokenizer = load_tokenizer(tmp_path)
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|fim_pad|>"
+    model, _ = load_generator(tiny_config.model)
+    assert set(tokenizer.convert_ids_to_tokens(sorted(eos_token_ids(model, tokenizer)))) == {"<|endoftext|>", "<|im_end|>"}
+
+
 def test_qlora_4bit_path_trains_on_cpu(tiny_config):
     config = tiny_config.override(**{"model.load_in_4bit": True})
     model, tokenizer = load_generator(config.model, trainable=True)

@@ -41,12 +41,16 @@ def test_reward_model_learns_planted_preference(tiny_config, tmp_path):
     assert evaluate_pairs(reloaded, tokenizer, held_out) == {k: metrics[k] for k in ("eval_accuracy", "eval_reward_gap")}
 
 
-def test_scores_do_not_depend_on_batching_or_padding(tiny_config):
+def test_scores_do_not_depend_on_batching_padding_or_prompt_sharing(tiny_config):
+    torch.manual_seed(0)
     model, tokenizer = load_reward_model(tiny_config.model)
-    items = [("def f(x):\n", "    return x\n"), ("def g():\n" * 5, "    pass\n"), ("p", "")]
+    items = [("def f(x):\n", "    return x\n"), ("def g():\n" * 5, "    pass\n"), ("p", ""),
+             ("def f(x):\n", "    return x + 1  # longer\n"), ("def f(x):\n", "\n"), ("def f(x):\n", "")]
+    plain = [model(**tokenizer(prompt + completion + tokenizer.eos_token, return_tensors="pt")).logits[0, 0].item()
+             for prompt, completion in items]  # one whole sequence, no cache, no padding
     one_by_one = [score_completions(model, tokenizer, [item], progress=False)[0] for item in items]
     batched = score_completions(model, tokenizer, items, batch_size=3, progress=False)
-    assert batched == pytest.approx(one_by_one, abs=1e-4)
+    assert one_by_one == pytest.approx(plain, abs=1e-4) and batched == pytest.approx(plain, abs=1e-4)
 
 
 def test_rank_candidates_orders_by_score_and_logprob_baseline():
