@@ -169,8 +169,9 @@ class PPOConfig:
     learning_rate: float = 1e-5
     kl_coef: float = 0.05
     response_length: int = 128
+    """Most tokens a rollout may have; a rollout ends sooner at its problem's first stop string or an end token."""
     missing_eos_penalty: float = 1.0
-    """Subtracted from the reward of completions that never emit EOS (degenerate/runaway)."""
+    """Subtracted from the reward of rollouts that reach response_length without ending (runaway)."""
     empty_completion_penalty: float = 1.0
     """Subtracted from the reward of empty / whitespace-only completions."""
 
@@ -264,8 +265,8 @@ _PRESET_OVERRIDES: dict[str, dict[str, object]] = {
     # int8 sampling). What each unit costs there, measured on the 0.5B model (see the commit log):
     #   SFT step (4 MBPP examples, ~100 tokens each)             ~11 s
     #   reward-model step (2 pairs = 4 sequences)                 ~7-8 s
-    #   PPO step (4 rollouts of up to 96 tokens, 2 mini-batches)  ~85 s (~105 s at 128 tokens: TRL's
-    #     rollouts have no stop strings, so nearly all run to ppo.response_length)
+    #   PPO step (4 rollouts of up to 96 tokens, 2 mini-batches)  ~75 s (rollouts end at the stop
+    #     strings; ~87 s when they end only at an end token: scripts/bench_ppo.py)
     #   sampling, continuous batch of 16, int8                    ~100 tok/s, ~2.3 HumanEval candidates/s
     #   reward-model scoring (prompt prefill shared)              ~1.2-2 candidates/s
     #   each stage's model load (and int8 conversion)             ~8-20 s

@@ -266,10 +266,15 @@ def finish(tokenizer, tokens: list[int], stops: tuple[str, ...], eos_ids: set[in
     """The completion if this sequence is finished (EOS, a stop string, or out of budget), else None."""
     hit_eos = tokens[-1] in eos_ids
     text = tokenizer.decode(tokens[:-1] if hit_eos else tokens, skip_special_tokens=False)
-    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    cut = first_stop(text, stops)
     if cut >= 0:
         return text[:cut]
     return text if hit_eos or last_step else None
+
+
+def first_stop(text: str, stops: tuple[str, ...]) -> int:
+    """Where the completion ends: the index of the earliest stop string in `text`, or -1."""
+    return min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
 
 
 def pick_tokens(logits: torch.Tensor, temperature: float, top_p: float, generators: list) -> torch.Tensor:

@@ -461,10 +461,11 @@ def _train_ppo(run: _Run, k: int) -> dict:
     from lab.ppo import train_ppo
 
     _, policy = generator_at(run.config, run.store, run.run_id, k - 1)
-    prompts = [p.prompt for p in run.train_problems()]
+    problems = run.train_problems()
+    prompts = [p.prompt for p in problems]
     run.models.release()
     out = _fresh_dir(run.checkpoint_dir(k, "generator"))
-    metrics = train_ppo(run.config, prompts, str(out), policy_adapter=policy,
+    metrics = train_ppo(run.config, prompts, str(out), policy_adapter=policy, stops=[p.stop_tokens for p in problems],
                         reward_adapter=reward_model_path(run.store, run.run_id, k - 1), on_log=run.on_log(k, "ppo"))
     run.store.add_checkpoint(run.run_id, k, "generator", generator_version(run.name, k), str(out), metrics)
     return {"prompts": len(prompts), **_numbers(metrics)}

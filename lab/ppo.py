@@ -6,6 +6,13 @@ weights with the adapter swapped: the base model when PPO starts from scratch, o
 the SFT adapter (TRL's `ref_adapter_name`) when it starts from one, so the KL is measured against
 the SFT policy. The reward model is frozen; the value model is a trainable LoRA copy of it.
 
+Rollouts end where the executor would cut the completion: `StopStringRollout` replaces TRL's
+rollout generation so that each row stops decoding at its prompt's first stop string (MultiPL-E's
+`stop_tokens`), and the response is cut there and closed with EOS. Without it a code model rarely
+emits EOS in completion style: nearly every rollout ran to ppo.response_length (~105 s a PPO step
+on 2 CPU cores at 128 tokens), the reward model scored text the executor never runs (the next
+function, test code, ...) and every rollout lost ppo.missing_eos_penalty.
+
 Guards against PPO's known failure modes:
   - the reward is read at the completion's EOS, never at a pad: the pad token is distinct from EOS
     (models.load_tokenizer; TRL issue #3750), and every rollout is checked (`RolloutGuard`);
@@ -13,8 +20,8 @@ Guards against PPO's known failure modes:
     completions lose ppo.empty_completion_penalty (`RolloutGuard`);
   - the KL to the reference uses the k3 estimator (never negative), and reward, KL, entropy and
     completion length are logged at every step.
-`RolloutGuard` wraps the `get_reward` call inside TRL's trainer (a module-level function, patched
-only for the duration of `train()`), because TRL offers no hook between rollout and reward.
+`RolloutGuard` and `StopStringRollout` stand in for module-level functions of TRL's trainer
+(`get_reward`, `generate`), patched only for the duration of `train()`: TRL offers no hooks there.
 
 Not covered here: training the reward model (reward.py), sampling candidates (generation.py).
 """
@@ -27,9 +34,11 @@ from collections.abc import Callable
 from unittest import mock
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from lab.config import LabConfig
-from lab.models import load_generator, load_reward_model, log_forwarder, trainer_arguments, uses_4bit
+from lab.generation import first_stop
+from lab.models import end_token_ids, load_generator, load_reward_model, log_forwarder, trainer_arguments, uses_4bit
 
 PPO_LOG_NAMES = {"objective/scores": "reward", "objective/kl": "kl", "objective/entropy": "entropy",
                  "loss/policy_avg": "loss", "loss/value_avg": "value_loss"}
@@ -69,13 +78,87 @@ class RolloutGuard:
         return logits, scores, ends
 
 
+class StopStringRollout:
+    """Called in place of TRL's rollout `generate` (one chunk of left-padded queries). Samples as TRL
+    does, except that a row stops decoding at the first stop string of its prompt or any end token
+    (`models.end_token_ids`: Qwen ends code with <|endoftext|>, not its EOS <|im_end|>), and its
+    response is then cut there, closed with the tokenizer's EOS and padded after it. An inserted EOS
+    was not sampled, but its log-prob is the policy's own at that position, so PPO also teaches the
+    policy to end where the executor cuts (the usual stop-sequence-as-EOS convention)."""
+
+    def __init__(self, tokenizer, stops_by_prompt: dict[tuple[int, ...], tuple[str, ...]]):
+        self.tokenizer, self.stops_by_prompt = tokenizer, stops_by_prompt
+        self.ends = end_token_ids(tokenizer)
+
+    def __call__(self, lm_backbone, queries: torch.Tensor, pad_token_id: int, generation_config):
+        context_length = queries.shape[1]
+        attention_mask = queries != pad_token_id
+        stops = [self.stops_of(query[mask]) for query, mask in zip(queries, attention_mask)]
+        output = lm_backbone.generate(
+            input_ids=torch.masked_fill(queries, ~attention_mask, 0), attention_mask=attention_mask,
+            generation_config=generation_config, return_dict_in_generate=True, output_scores=True,
+            stopping_criteria=StoppingCriteriaList([_StopCriteria(self, stops, context_length)]))
+        responses = output.sequences[:, context_length:].clone()
+        for response, row_stops in zip(responses, stops):
+            end = self.end_position(response, row_stops)
+            if end is not None:
+                response[end] = self.tokenizer.eos_token_id
+                response[end + 1:] = pad_token_id
+        return torch.cat((queries, responses), dim=1), torch.stack(output.scores, 1)
+
+    def stops_of(self, prompt_tokens: torch.Tensor) -> tuple[str, ...]:
+        key = tuple(prompt_tokens.tolist())
+        if key not in self.stops_by_prompt:
+            raise RuntimeError(f"PPO rollout for a prompt train_ppo was not given: "
+                               f"{self.tokenizer.decode(prompt_tokens)[:200]!r}")
+        return self.stops_by_prompt[key]
+
+    def completion(self, response: torch.Tensor) -> tuple[list[int], str, bool]:
+        """The response's tokens before its first end token or pad, their text, and whether an end token
+        is what follows them."""
+        tokens = response.tolist()
+        pad = self.tokenizer.pad_token_id
+        end = next((i for i, token in enumerate(tokens) if token in self.ends or token == pad), len(tokens))
+        kept = tokens[:end]
+        return kept, self.tokenizer.decode(kept, skip_special_tokens=False), end < len(tokens) and tokens[end] != pad
+
+    def end_position(self, response: torch.Tensor, stops: tuple[str, ...]) -> int | None:
+        """Where the response's EOS belongs: after the whole tokens that precede its first stop string
+        (a token straddling the stop string is dropped), else at its first end token; None if neither."""
+        tokens, text, ended = self.completion(response)
+        cut = first_stop(text, stops)
+        if cut < 0:
+            return len(tokens) if ended else None
+        kept = 0
+        while len(self.tokenizer.decode(tokens[:kept + 1], skip_special_tokens=False)) <= cut:
+            kept += 1
+        return kept
+
+
+class _StopCriteria(StoppingCriteria):
+    """transformers stopping criterion: a row is done at an end token or once its text holds a stop string."""
+
+    def __init__(self, rollout: StopStringRollout, stops: list[tuple[str, ...]], context_length: int):
+        self.rollout, self.stops, self.context_length = rollout, stops, context_length
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        done = []
+        for row, row_stops in zip(input_ids, self.stops):
+            _, text, ended = self.rollout.completion(row[self.context_length:])
+            done.append(ended or first_stop(text, row_stops) >= 0)
+        return torch.tensor(done, device=input_ids.device)
+
+
 def train_ppo(config: LabConfig, prompts: list[str], output_dir: str, *, policy_adapter: str | None,
-              reward_adapter: str | None, on_log: Callable[[dict], None] | None = None,
-              reward_model=None) -> dict:
+              reward_adapter: str | None, stops: list[tuple[str, ...]] | None = None,
+              on_log: Callable[[dict], None] | None = None, reward_model=None) -> dict:
     """Run PPO on `prompts` and save the policy's adapter to `output_dir`.
 
-    `reward_model` replaces the one loaded from `reward_adapter` (tests pass a toy one); the value
-    model starts from `reward_adapter` when given. Returns the first/last step's reward and KL.
+    `stops[i]` are prompt i's stop strings (its problem's `stop_tokens`): rollouts end at the first
+    one, as the sampler's candidates do; without them a rollout ends only at an end token or
+    ppo.response_length tokens. `reward_model` replaces the one loaded from `reward_adapter` (tests
+    pass a toy one); the value model starts from `reward_adapter` when given. Returns the first/last
+    step's reward, KL, completion length and fraction of rollouts ending in EOS.
     """
     from datasets import Dataset
     from trl.experimental.ppo import PPOConfig, PPOTrainer
@@ -122,14 +205,23 @@ def train_ppo(config: LabConfig, prompts: list[str], output_dir: str, *, policy_
         response_length=settings.response_length, missing_eos_penalty=settings.missing_eos_penalty,
         stop_token="eos", temperature=config.sampling.temperature, local_rollout_forward_batch_size=settings.batch_size,
         num_sample_generations=0, ref_adapter_name=ref_adapter_name))
-    dataset = Dataset.from_dict({"input_ids": [tokenizer(prompt).input_ids for prompt in prompts]})
+    stops = [()] * len(prompts) if stops is None else stops
+    if len(stops) != len(prompts):
+        raise ValueError(f"train_ppo got {len(prompts)} prompts but {len(stops)} stop-string tuples: one per prompt")
+    encoded = [tokenizer(prompt).input_ids for prompt in prompts]
+    stops_by_prompt = {}
+    for prompt, ids, prompt_stops in zip(prompts, encoded, stops):
+        if stops_by_prompt.setdefault(tuple(ids), tuple(prompt_stops)) != tuple(prompt_stops):
+            raise ValueError(f"train_ppo got the same prompt twice with different stop strings: {prompt[:200]!r}")
+    rollout = StopStringRollout(tokenizer, stops_by_prompt)
+    dataset = Dataset.from_dict({"input_ids": encoded})
     trainer = PPOTrainer(args=args, processing_class=tokenizer, model=policy, ref_model=None,
                          reward_model=reward_model, train_dataset=dataset, value_model=value_model,
                          callbacks=[log_forwarder(record, PPO_LOG_NAMES)])
     started = time.perf_counter()
     gc.freeze()  # TRL runs gc.collect() twice a step; without this each scans every loaded object (~1 s on CPU)
     try:
-        with mock.patch.object(trl_ppo, "get_reward", guard):
+        with mock.patch.object(trl_ppo, "get_reward", guard), mock.patch.object(trl_ppo, "generate", rollout):
             trainer.train()
     finally:
         gc.unfreeze()
@@ -139,4 +231,4 @@ def train_ppo(config: LabConfig, prompts: list[str], output_dir: str, *, policy_
     return {"steps": len(logged), "episodes": len(logged) * settings.batch_size, "seconds": round(seconds, 1),
             "seconds_per_step": round(seconds / max(len(logged), 1), 2),
             **{f"{edge}_{key}": logged[index][key] if logged else None
-               for edge, index in (("first", 0), ("last", -1)) for key in ("reward", "kl", "length")}}
+               for edge, index in (("first", 0), ("last", -1)) for key in ("reward", "kl", "length", "eos_fraction")}}

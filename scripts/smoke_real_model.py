@@ -89,7 +89,7 @@ def main() -> None:
     reward = timed("reward", results, train_reward_model, config, pairs[:6], str(out / "reward"),
                    eval_pairs=pairs[6:])
     ppo = timed("ppo", results, train_ppo, config, [p.prompt for p, _ in data], str(out / "ppo"),
-                policy_adapter=str(out / "sft"), reward_adapter=str(out / "reward"))
+                policy_adapter=str(out / "sft"), reward_adapter=str(out / "reward"), stops=[p.stop_tokens for p, _ in data])
     results.update({"sft_s_per_step": sft["seconds_per_step"], "reward_s_per_step": reward["seconds_per_step"],
                     "ppo_s_per_step": ppo["seconds_per_step"], "ppo_last_kl": ppo["last_kl"],
                     "ppo_last_length": ppo["last_length"], "adapters": str(out)})

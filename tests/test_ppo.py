@@ -1,12 +1,12 @@
-"""PPO raises the reward of a toy reward model, and the rollout guards read the reward at EOS and
-penalise empty completions."""
+"""PPO raises the reward of a toy reward model, rollouts end where the executor cuts a completion,
+and the rollout guards read the reward at EOS and penalise empty completions."""
 from types import SimpleNamespace
 
 import torch
 from torch import nn
 
 from lab.models import load_generator
-from lab.ppo import RolloutGuard, train_ppo
+from lab.ppo import RolloutGuard, StopStringRollout, train_ppo
 
 PROMPTS = [f"def f{i}(x):\n" for i in range(8)]
 
@@ -59,6 +59,53 @@ def test_ppo_raises_toy_reward(tiny_config, tmp_path):
     assert logs[-1]["kl"] > 0
 
 
+def test_rollout_end_is_cut_before_the_first_stop_string_or_end_token(tiny_config):
+    _, tokenizer = load_generator(tiny_config.model)
+    pad, other_end = tokenizer.pad_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert other_end != tokenizer.eos_token_id
+    rollout = StopStringRollout(tokenizer, {})
+
+    def end(*parts, stops=("\ndef",)):
+        ids = [i for part in parts for i in (tokenizer(part).input_ids if isinstance(part, str) else [part])]
+        return rollout.end_position(torch.tensor(ids + [pad, pad]), stops)
+
+    assert end("    return x\ndef g") == 3  # '   ', ' return', ' x' | '\n', 'def', ...
+    assert end("    return x\n\ndef g") == 3  # the token '\n\n' straddles the stop string: dropped
+    assert end(" x", other_end, "\ndef") == 1  # an end token that is not EOS ends it too
+    assert end("\ndef g") == 0  # empty completion
+    assert end("    return x") is None  # runaway: left to ppo.missing_eos_penalty
+    assert end("    return x\ndef g", stops=()) is None
+
+
+def test_rollout_samples_as_trl_and_stops_every_row_early(tiny_config):
+    """Same seed, same tokens as TRL's own rollout up to the cut; then EOS and pads; and decoding
+    ends once every row has stopped instead of running to the length limit."""
+    from transformers import GenerationConfig
+    from trl.experimental.ppo import ppo_trainer as trl_ppo
+
+    model, tokenizer = load_generator(tiny_config.model)
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    queries = tokenizer(PROMPTS, return_tensors="pt", padding=True).input_ids
+    stops = tuple("abcdefghij")
+    rollout = StopStringRollout(tokenizer, {tuple(q[q != pad].tolist()): stops for q in queries})
+    config = GenerationConfig(max_new_tokens=48, temperature=1.0, top_k=0, top_p=1.0, do_sample=True,
+                              eos_token_id=eos, pad_token_id=pad)
+    torch.manual_seed(0)
+    ours, our_logits = rollout(model, queries, pad, config)
+    torch.manual_seed(0)
+    theirs, their_logits = trl_ppo.generate(model, queries, pad, config)
+    context = queries.shape[1]
+    responses, width = ours[:, context:], ours.shape[1] - context
+    assert width < 48 and our_logits.shape[1] == width
+    for row, (response, their_response) in enumerate(zip(responses.tolist(), theirs[:, context:].tolist())):
+        end = response.index(eos)
+        assert response[end + 1:] == [pad] * (width - end - 1)
+        assert response[:end] == their_response[:end]
+        assert torch.allclose(our_logits[row, :end + 1], their_logits[row, :end + 1])  # the EOS's log-prob too
+        text = tokenizer.decode(response[:end])
+        assert not any(stop in text for stop in stops) and "<|" not in text, text
+
+
 def test_rollout_guard_reads_reward_at_eos_and_penalises_empty(tiny_config):
     _, tokenizer = load_generator(tiny_config.model)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -105,8 +152,9 @@ def test_ppo_starts_from_sft_and_reward_adapters(tiny_config, tmp_path):
                        str(tmp_path / "rm"))
     logs = []
     train_ppo(config, PROMPTS, str(tmp_path / "ppo"), policy_adapter=str(tmp_path / "sft"),
-              reward_adapter=str(tmp_path / "rm"), on_log=logs.append)
+              reward_adapter=str(tmp_path / "rm"), stops=[tuple("abcdefghij")] * len(PROMPTS), on_log=logs.append)
     assert not (tmp_path / "ppo" / "reference").exists()
     sft, ppo = (load_file(tmp_path / name / "adapter_model.safetensors") for name in ("sft", "ppo"))
     assert sft.keys() == ppo.keys() and any(not torch.equal(sft[k], ppo[k]) for k in sft)
-    assert logs and logs[0]["kl"] == 0.0 and "length" in logs[0]  # first rollout: policy == reference
+    assert logs and logs[0]["kl"] == 0.0  # first rollout: policy == reference
+    assert logs[0]["eos_fraction"] == 1.0 and logs[0]["length"] < config.ppo.response_length  # cut at stop strings
