@@ -81,6 +81,31 @@ def problem_outcomes(candidates: list[dict]) -> dict[str, dict[str, float]]:
     return outcomes
 
 
+def ranking_accuracy(candidates: list[dict]) -> dict[str, dict]:
+    """How well each ranker orders a problem's samples: over every (passing, failing) pair of samples
+    of one problem, the fraction it scores the passing one higher (a tie counts half; 0.5 is chance).
+    Top-1 pass@1 hangs on one pick per problem; this uses every pair, so it is the steadier signal.
+    method -> {"accuracy": fraction or None, "pairs": count}."""
+    by_problem = defaultdict(list)
+    for candidate in candidates:
+        if candidate["origin"] == "sample" and candidate.get("passed") is not None:
+            by_problem[candidate["problem_id"]].append(candidate)
+    result = {}
+    for method, key in (("logprob", "mean_logprob"), ("reranker", "reward")):
+        wins = pairs = 0
+        for rows in by_problem.values():
+            if any(r[key] is None for r in rows):
+                continue
+            passing = [r[key] for r in rows if r["passed"]]
+            failing = [r[key] for r in rows if not r["passed"]]
+            for good in passing:
+                for bad in failing:
+                    pairs += 1
+                    wins += 1.0 if good > bad else 0.5 if good == bad else 0.0
+        result[method] = {"accuracy": wins / pairs if pairs else None, "pairs": pairs}
+    return result
+
+
 def bootstrap_ci(values: list[float], *, resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile interval of the mean, resampling problems with replacement."""
     data = np.asarray(values, dtype=float)
@@ -157,6 +182,20 @@ def table_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def ranking_markdown(report: dict[str, dict[str, dict]], iteration: int) -> str:
+    """The `ranking_report` of one iteration as a table: eval set x ranker."""
+    if not report:
+        return ""
+    lines = [f"Ranking accuracy, iteration {iteration}: of a problem's (passing, failing) sample pairs, the "
+             "fraction each ranker orders right (ties half; 0.5 is chance).", "",
+             "| eval set | pairs | mean-log-prob | trained reranker |", "|---|---|---|---|"]
+    for eval_set, ranking in report.items():
+        cells = ["–" if ranking[m]["accuracy"] is None else f"{100 * ranking[m]['accuracy']:.1f}"
+                 for m in ("logprob", "reranker")]
+        lines.append(f"| {eval_set} | {ranking['logprob']['pairs']} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_csv(rows: list[dict], path: Path) -> Path:
     fields = ("iteration", "benchmark", "language", "method", "pass_at_1", "ci_low", "ci_high", "n_problems")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,9 +246,10 @@ def evaluate_run(config: LabConfig, iteration: int | None = None, *, progress: b
             for k in todo:
                 evaluate_iteration(config, store, run_id, k, models, progress=progress)
         rows = store.evaluations(run_id)
-        latest_candidates = []
+        latest_candidates, ranking = [], ""
         if rows:
             latest = max(r["iteration"] for r in rows)
+            ranking = ranking_markdown(ranking_report(config, store, run_id, latest), latest)
             generator, _ = loop.generator_at(config, store, run_id, latest)
             problem_ids = {p.id for problems in eval_problems(config).values() for p in problems}
             latest_candidates = iteration_candidates(store, run_id, latest, generator, problem_ids,
@@ -217,7 +257,7 @@ def evaluate_run(config: LabConfig, iteration: int | None = None, *, progress: b
     out = config.run_dir
     files = [out / "evaluation.md", write_csv(rows, out / "evaluation.csv")]
     markdown = table_markdown(rows)
-    files[0].write_text(f"# Evaluation of run {config.run_name!r}\n\n{markdown}\n", encoding="utf-8")
+    files[0].write_text(f"# Evaluation of run {config.run_name!r}\n\n{markdown}\n\n{ranking}", encoding="utf-8")
     files += plots.plot_pass_at_1(rows, out / "pass_at_1.png")
     files += plots.plot_reward_histograms(latest_candidates, out / "reward_histogram.png")
     return {"table_markdown": markdown, "files": [str(f) for f in files], "rows": rows}
@@ -249,6 +289,20 @@ def evaluate_iteration(config: LabConfig, store, run_id: int, iteration: int, mo
         rows += evaluation_rows(candidates, benchmark, language)
     store.add_evaluations(run_id, iteration, rows)
     return rows
+
+
+def ranking_report(config: LabConfig, store, run_id: int, iteration: int) -> dict[str, dict[str, dict]]:
+    """"<benchmark>-<language>" -> `ranking_accuracy` of an evaluated iteration's candidates."""
+    from lab import loop
+
+    generator, _ = loop.generator_at(config, store, run_id, iteration)
+    reward_model = loop.reward_model_version(config.run_name, iteration)
+    report = {}
+    for (benchmark, language), problems in eval_problems(config).items():
+        candidates = iteration_candidates(store, run_id, iteration, generator, {p.id for p in problems}, reward_model)
+        if candidates:
+            report[f"{benchmark}-{language}"] = ranking_accuracy(candidates)
+    return report
 
 
 def iteration_candidates(store, run_id: int, iteration: int, generator: str, problem_ids: set[str],

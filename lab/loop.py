@@ -475,7 +475,10 @@ def _evaluate(run: _Run, k: int) -> dict:
     from lab import evaluation
 
     rows = evaluation.evaluate_iteration(run.config, run.store, run.run_id, k, run.models, progress=run.progress)
-    return {f"{r['benchmark']}-{r['language']}/{r['method']}": round(r["pass_at_1"], 4) for r in rows}
+    info = {f"{r['benchmark']}-{r['language']}/{r['method']}": round(r["pass_at_1"], 4) for r in rows}
+    for eval_set, ranking in evaluation.ranking_report(run.config, run.store, run.run_id, k).items():
+        info.update({f"{eval_set}/{method}_ranking": value for method, value in ranking.items()})
+    return info
 
 
 # ---------------------------------------------------------------- summary
@@ -546,6 +549,11 @@ def format_summary(summary: dict) -> str:
         if stage["name"] == "train_rm" and "hard_negative_accuracy_after" in info:
             before, after = info.get("hard_negative_accuracy_before"), info.get("hard_negative_accuracy_after")
             lines.append(f"  RM accuracy on them: before retraining {_percent(before)}, after {_percent(after)}")
+        for key, ranking in info.items() if stage["name"] == "evaluate" else ():
+            if key.endswith("_ranking") and ranking["pairs"]:
+                eval_set, method = key.removesuffix("_ranking").split("/")
+                lines.append(f"ranking accuracy, iteration {stage['iteration']} {eval_set} {method}: "
+                             f"{_percent(ranking['accuracy'])} of {ranking['pairs']} (passing, failing) sample pairs")
     lines += ["", summary["table_markdown"]]
     return "\n".join(lines)
 

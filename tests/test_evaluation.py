@@ -1,8 +1,8 @@
 """Evaluation numbers on pure data: each method, the unbiased random pick, ties, CIs, the table and plots."""
 import math
 
-from lab.evaluation import (bootstrap_ci, evaluation_rows, paired_difference_ci, problem_outcomes, table_markdown,
-                            write_csv)
+from lab.evaluation import (bootstrap_ci, evaluation_rows, paired_difference_ci, problem_outcomes, ranking_accuracy,
+                            ranking_markdown, table_markdown, write_csv)
 from lab.plots import plot_pass_at_1, plot_pass_at_1_bars, plot_reward_histograms, plot_training_curves
 
 
@@ -36,6 +36,19 @@ def test_unexecuted_or_unscored_candidates_do_not_fake_a_number():
     outcomes = problem_outcomes(rows)
     assert "a" not in outcomes["reranker"]  # one executed sample lacks a score: no reranker pick
     assert outcomes["random"]["a"] == 0.5  # the unexecuted sample is not counted as a failure
+
+
+def test_ranking_accuracy_counts_every_passing_failing_pair_within_a_problem():
+    ranking = ranking_accuracy(CANDIDATES)
+    # a: the passing sample against 3 failing ones (log-prob 0 of 3, reward 3 of 3); b: nothing passes, no
+    # pairs; c: 2 pairs (log-prob 0, reward: a tie counted half + a win); greedy candidates are not samples
+    assert ranking == {"logprob": {"accuracy": 0.0, "pairs": 5}, "reranker": {"accuracy": 0.9, "pairs": 5}}
+    unscored = CANDIDATES + [sample("c", 0, -0.9, None)]
+    assert ranking_accuracy(unscored)["reranker"] == {"accuracy": 1.0, "pairs": 3}  # c has no complete ranking
+    assert ranking_accuracy(unscored)["logprob"]["pairs"] == 6
+    assert ranking_accuracy([sample("a", 1, -0.1, 1.0)])["reranker"] == {"accuracy": None, "pairs": 0}
+    table = ranking_markdown({"humaneval-py": ranking}, iteration=1)
+    assert "| humaneval-py | 5 | 0.0 | 90.0 |" in table and "iteration 1" in table
 
 
 def test_rows_carry_mean_ci_and_problem_count():
