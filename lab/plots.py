@@ -26,7 +26,7 @@ def plot_pass_at_1(rows: list[dict], path: Path) -> list[Path]:
     if not rows:
         return []
     columns = list(dict.fromkeys(column_of(r) for r in rows))
-    figure, axes = plt.subplots(1, len(columns), figsize=(4.5 * len(columns), 3.8), squeeze=False, sharey=True)
+    figure, axes = plt.subplots(1, len(columns), figsize=(4.5 * len(columns) + 1.8, 3.8), squeeze=False, sharey=True)
     for axis, column in zip(axes[0], columns):
         for offset, method in enumerate(METHODS):
             points = sorted((r["iteration"], r) for r in rows if r["method"] == method and column_of(r) == column)
@@ -41,10 +41,10 @@ def plot_pass_at_1(rows: list[dict], path: Path) -> list[Path]:
         iterations = sorted({r["iteration"] for r in rows})
         axis.set_xticks(iterations)
         axis.set_xlim(iterations[0] - 0.5, iterations[-1] + 0.5)
-        axis.set_ylim(0, 1)
+        axis.set_ylim(0, 1.04)
         axis.grid(alpha=0.3)
     axes[0][0].set_ylabel("pass@1 (95% bootstrap CI)")
-    axes[0][-1].legend(fontsize=8, loc="best")
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the panel: pass@1 of 1.0 is common
     return [_save(figure, path)]
 
 
