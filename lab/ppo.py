@@ -8,10 +8,11 @@ the SFT policy. The reward model is frozen; the value model is a trainable LoRA 
 
 Rollouts end where the executor would cut the completion: `StopStringRollout` replaces TRL's
 rollout generation so that each row stops decoding at its prompt's first stop string (MultiPL-E's
-`stop_tokens`), and the response is cut there and closed with EOS. Without it a code model rarely
-emits EOS in completion style: nearly every rollout ran to ppo.response_length (~105 s a PPO step
-on 2 CPU cores at 128 tokens), the reward model scored text the executor never runs (the next
-function, test code, ...) and every rollout lost ppo.missing_eos_penalty.
+`stop_tokens`) or any end token, and the response is cut there and closed with EOS. TRL's own
+rollouts end only at the tokenizer's EOS, which Qwen does not emit after code (it ends with
+<|endoftext|>): nearly every rollout ran to ppo.response_length (118 of 128 tokens on average in
+a main job), lost ppo.missing_eos_penalty, and the reward model scored text the executor never
+runs (the next function, test code, ...). scripts/bench_ppo.py measures the difference.
 
 Guards against PPO's known failure modes:
   - the reward is read at the completion's EOS, never at a pad: the pad token is distinct from EOS
