@@ -23,6 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lab import evaluation, loop  # noqa: E402
 from lab.config import make_config, parse_assignments  # noqa: E402
+from lab.models import SAMPLING_WEIGHTS  # noqa: E402
 from lab.store import Store  # noqa: E402
 
 
@@ -33,7 +34,7 @@ def main() -> int:
     parser.add_argument("--lab-dir")
     parser.add_argument("--iteration", type=int, help="default: the latest evaluated iteration")
     parser.add_argument("--big", default="package:qwen2.5-coder-1.5b-instruct", help="model spec of the bigger model")
-    parser.add_argument("--big-weights", default="float16", choices=("float16", "int8", "none"),
+    parser.add_argument("--big-weights", default="float16", choices=SAMPLING_WEIGHTS,
                         help="the bigger model's sampling weights (model.sampling_weights; int8 costs the 1.5B "
                              "+12 %% loss, so the default is lossless float16)")
     parser.add_argument("--set", dest="assignments", action="append", default=[])
