@@ -1,23 +1,29 @@
 """RewardRanker Lab: a code LLM plus a learned reranker, trained by iterative self-training
 (SFT -> reward model -> PPO -> sample/execute -> mine hard negatives -> retrain).
 
-Modules, in the order data flows through them:
+Modules, in the order data flows through them (each imports only modules above it):
   config      presets and dataclass configuration
-  problems    HumanEval / MBPP / MultiPL-E / user JSONL -> Problem records
-  store       the one SQLite database every stage reads from and writes to
-  execution   running candidates: MultiPL-E semantics, worker pool, cache, compile servers
-  languages   the per-language table: toolchains, commands, verdict traps
+  problems    HumanEval / MBPP (rendered in HumanEval's form) / MultiPL-E / user JSONL -> Problem
+  store       the one SQLite database every stage reads from and writes to; the only SQL
+  languages   the per-language table: toolchains, commands, verdict traps, names
   sandbox     isolation of untrusted programs (bwrap + fork server in exec_helpers/zygote.py,
               light fallback), cgroups, limits
+  execution   running candidates: MultiPL-E semantics, worker pool, cache, compile servers
   selftest    attacks on the sandbox and the per-language right/wrong check
-  models      model sources (hub, local, package-shipped GGUF, tiny) and loading
   tiny        tiny random models and tokenizer built offline, for tests and the tiny preset
+  models      model sources (hub, local, package-shipped GGUF, tiny) and loading
   generation  batched sampling of candidates
   reward      the reward model (reranker): Bradley-Terry training and scoring
   sft, ppo    generator training
-  mining      hard-negative mining and preference-pair building
+  mining      preference pairs and hard-negative mining (pure functions over candidate rows)
+  measures    one definition of each measure: rankers, pass@1, pairwise / ranking accuracy,
+              length correlation, bootstrap and paired CIs
+  reports     tables and CSV; plots draws the figures (run artefacts and the app alike)
+  stages      store-driven work shared by loop and evaluation: run context, model cache,
+              versions, checkpoints, resumable sample / execute / score
+  evaluation  held-out measures after every RM training, and the evaluation benchmarks
   loop        the resumable self-training iteration
-  evaluation  pass@1 tables with bootstrap intervals; plots draws them
-  app, app_views, launcher   the Gradio app, its queries and HTML, background jobs
+  compare     runs side by side (CLI and app)
+  app, app_views, launcher   the Gradio app, its views, background jobs
 """
 __version__ = "0.1.0"

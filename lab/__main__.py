@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from lab.config import PRESETS, describe_fields, make_config, parse_assignments
+from lab.config import PRESETS, UsageError, describe_fields, make_config, parse_assignments
 
 DESCRIPTION = (
     "RewardRanker Lab: a code LLM plus a learned reranker, trained by iterative self-training "
@@ -64,9 +64,18 @@ def cmd_iterate(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from lab import evaluation
+    from lab.launcher import job_lock
 
     config = _config_from(args)
-    report = evaluation.evaluate_run(config, iteration=args.iteration, progress=not args.quiet)
+    if args.compare:
+        from lab import compare
+        from lab.store import Store
+
+        with Store(config.store_path) as store:
+            print(compare.comparison_markdown(compare.compare_runs(store, args.compare)), end="")
+        return 0
+    with job_lock(config.lab_dir, ["python", "-m", "lab", *sys.argv[1:]]):
+        report = evaluation.evaluate_run(config, iteration=args.iteration, progress=not args.quiet)
     print(report["table_markdown"])
     for path in report["files"]:
         print(f"wrote {path}")
@@ -76,7 +85,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_problems(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from lab.problems import load_problems
+    from lab.problems import load_problems, mbpp_left_out
 
     config = _config_from(args)
     problems = load_problems(args.benchmark, language=args.language, split=args.split, purpose=args.purpose,
@@ -84,9 +93,19 @@ def cmd_problems(args: argparse.Namespace) -> int:
     splits = Counter(p.split for p in problems)
     print(f"{args.benchmark} [{args.language}]: {len(problems)} problems "
           f"({', '.join(f'{name} {count}' for name, count in sorted(splits.items()))})")
+    if args.benchmark == "mbpp" and config.data.mbpp_form == "humaneval":
+        left_out = mbpp_left_out(args.split, config.data)
+        print(f"left out (cannot be posed in the evaluation's form): {len(left_out)}")
+        for task_id, reason in left_out[:5]:
+            print(f"  mbpp {task_id}: {reason}")
     for problem in problems[: args.show]:
         print(f"--- {problem.id} (entry point {problem.entry_point!r}, split {problem.split})")
         print(problem.prompt)
+    if args.check:
+        from lab import problem_check
+        report = problem_check.check_problems(problems, config.execution)
+        print(problem_check.format_report(report))
+        return 0 if report.ok else 1
     return 0
 
 
@@ -98,7 +117,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         run_id = store.run_id(config.run_name)
         if args.format == "dataset":
             if args.what != "pairs":
-                raise ValueError("--format dataset exports pairs; use --format jsonl for labels")
+                raise UsageError("--format dataset exports pairs; use --format jsonl for labels")
             store.pairs_dataset(run_id).save_to_disk(args.out)
             print(f"saved the pairs of run {config.run_name!r} as a datasets.Dataset to {args.out}")
             return 0
@@ -157,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = command("eval", cmd_eval, "evaluate a run: pass@1 table (paper's Table 1 layout) and plots")
     evaluate.add_argument("--iteration", type=int, help="iteration to evaluate (default: the latest)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bars")
+    evaluate.add_argument("--compare", nargs="+", metavar="RUN",
+                          help="print two or more runs side by side instead of evaluating: pass@1, ranking accuracy, "
+                               "held-out reward-model measurements per iteration, config differences")
     problems = command("problems", cmd_problems, "load a benchmark and summarise it (checks a user JSONL file too)")
     problems.add_argument("--benchmark", default="humaneval",
                           help="humaneval | mbpp | multipl-e/humaneval | multipl-e/mbpp | jsonl:PATH")
@@ -165,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     problems.add_argument("--purpose", choices=("eval", "train"), default="eval",
                           help="'train' refuses evaluation-only data (MultiPL-E)")
     problems.add_argument("--show", type=int, default=1, help="print the prompts of the first N problems")
+    problems.add_argument("--check", action="store_true",
+                          help="run each reference and an empty completion in the sandbox; list references that fail "
+                               "and tests that pass without code (exit 1 if any)")
     export = command("export", cmd_export, "export a run's manual labels or preference pairs")
     export.add_argument("what", choices=("labels", "pairs"))
     export.add_argument("--out", required=True, help="output path (a .jsonl file, or a folder with --format dataset)")
@@ -196,9 +221,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.handler(args)
-    except (ProblemLoadError, LicenceError, StoreError, LaunchRefused, KeyError, ValueError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"error: {message}", file=sys.stderr)
+    except (ProblemLoadError, LicenceError, StoreError, LaunchRefused, UsageError) as error:
+        print(f"error: {error}", file=sys.stderr)  # the lab's own input errors; anything else keeps its traceback
         return 2
     except KeyboardInterrupt:
         print("interrupted: everything committed so far is kept; rerun the same command to continue", file=sys.stderr)

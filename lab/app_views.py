@@ -1,38 +1,49 @@
-"""What the app shows, as plain functions: read-only queries over the store and the HTML, tables
-and figures built from their rows. No Gradio here, so all of it is unit-testable.
+"""What the app shows, as plain functions: reads through the store's reader and the HTML, tables and
+figures built from their rows. No Gradio and no SQL here (the store's "reads for the app" are), so
+all of it is unit-testable.
 
 Ranking. A problem's candidates are ranked by the scores of one reward-model version: the one that
 scored most of them (the loop scores iteration k's training samples with rm-(k-1), the model that
-mines its hard negatives, and its evaluation samples with rm-k), the newer on a tie; by mean
-log-prob when none scored them. Ties rank a failing candidate above a passing one (pessimistic:
-the reranker cannot tell them apart). A *suspected hard negative* is a failing candidate whose
-ranking score is >= the best passing candidate's of the same problem, or one mined as the
-rejected side of a 'hard_negative' pair (references count as passing candidates, as in mining).
-A *mistake* is a problem whose top-ranked sample fails while a passing sample exists (samples
-only: they are what the reranker picks from at evaluation; greedy and reference are not).
-All of this is defined once, in `_FLAGGED_SQL`.
+mines its hard negatives, and its evaluation samples with rm-k), the later-trained on a tie; by mean
+log-prob when none scored them (`Store.ranking_rows`). Ties rank a failing candidate above a passing
+one (pessimistic: the reranker cannot tell them apart).
+
+Flags, computed in Python from those rows (`rank_problem`, `summarize_problem`):
+  suspected hard negative  what `mining.hard_negatives` picks from the problem's candidates with the
+                           run's `mining` config (labels included: a candidate labelled hard negative
+                           is one, one labelled positive is not), or a candidate already mined as the
+                           rejected side of a 'hard_negative' pair
+  mistake                  the top-ranked executed sample fails while a passing sample exists (samples
+                           only: they are what the reranker picks from at evaluation; greedy and
+                           reference candidates are not)
+The problem list is one read of the iteration's short rows (no code, no outputs), filtered by state
+and paged here; opening a problem reads that problem's candidates only.
 
 Safety. Every piece of user or model text (code, prompts, outputs, notes, ids) reaches HTML only
-through `html.escape` or pygments (which escapes); bytes that are not UTF-8 are decoded with
-U+FFFD replacement (`readable`). Problem lists are paged in SQL (LIMIT/OFFSET).
+through `html.escape` or pygments (which escapes); bytes that are not UTF-8 arrive as U+FFFD
+(`Store.reader`).
 
 Not covered here: Gradio components and events (app.py), background iterations (launcher.py),
-and any write to the store.
+plots (plots.py), and any write to the store.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import html
-import sqlite3
+import json
+from collections import Counter
+from itertools import groupby
 
-import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
+from lab.config import MiningConfig, UsageError
+from lab.languages import lexer_name
+from lab.mining import hard_negatives
 from lab.store import Store
 
 PAGE_SIZE = 25
@@ -40,6 +51,7 @@ MAX_CODE_CHARS = 20_000
 MAX_OUTPUT_CHARS = 3_000
 MAX_OUTPUT_LINES = 40
 MAX_CARDS = 100
+MAX_PAIRS_SHOWN = 50
 STATES = {
     "all": "all problems",
     "suspected": "has suspected hard negatives",
@@ -48,218 +60,149 @@ STATES = {
     "mistake": "reranker picked a failing candidate while a passing one existed",
 }
 LABEL_NAMES = {"hard_negative": "hard negative", "positive": "positive", "exclude": "exclude"}
-PYGMENTS_NAMES = {
-    "py": "python", "cpp": "cpp", "java": "java", "js": "javascript", "ts": "typescript", "php": "php",
-    "sh": "bash", "cs": "csharp", "rs": "rust", "go": "go", "rb": "ruby", "pl": "perl", "lua": "lua",
-    "r": "r", "rkt": "racket", "d": "d", "scala": "scala", "jl": "julia", "swift": "swift", "hs": "haskell",
-}
 
 
-def readable(store: Store) -> sqlite3.Connection:
-    """The store's connection for this thread, decoding non-UTF-8 text with replacement characters."""
-    db = store.db
-    db.text_factory = lambda raw: raw.decode("utf-8", "replace")
-    return db
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """What the Review tab looks at: one iteration of one run, with that run's mining rule."""
+    run_id: int
+    iteration: int
+    mining: MiningConfig
 
 
-def query(store: Store, sql: str, params: dict | tuple = ()) -> list[dict]:
-    return [dict(row) for row in readable(store).execute(sql, params)]
+def mining_config(config_json: str, run_name: str = "?") -> MiningConfig:
+    """The `mining` section of a run's stored config; fields it lacks take MiningConfig's defaults."""
+    try:
+        section = json.loads(config_json or "{}").get("mining") or {}
+    except (json.JSONDecodeError, AttributeError) as error:
+        raise UsageError(f"run {run_name!r}: its stored config_json is not a JSON object ({error}); "
+                         "the run was not written by this lab") from error
+    known = {f.name for f in dataclasses.fields(MiningConfig)}
+    return MiningConfig(**{name: value for name, value in section.items() if name in known})
 
 
-# ------------------------------------------------------------------ queries
-
-_FLAGGED_SQL = """
-WITH mined AS (SELECT DISTINCT rejected_id FROM pairs WHERE run_id = :run AND kind = 'hard_negative'),
-version_counts AS (
-    SELECT c.problem_id, s.reward_model, COUNT(*) AS n,
-           (SELECT MAX(k.iteration) FROM checkpoints k WHERE k.version = s.reward_model) AS trained_in
-    FROM candidates c LEFT JOIN scores s ON s.candidate_id = c.id
-    WHERE c.run_id = :run AND c.iteration = :iteration {candidate_filter} GROUP BY c.problem_id, s.reward_model
-),
-chosen AS (
-    SELECT problem_id, reward_model FROM (
-        SELECT problem_id, reward_model, ROW_NUMBER() OVER (PARTITION BY problem_id
-            ORDER BY reward_model IS NULL, n DESC, trained_in DESC, reward_model DESC) AS position
-        FROM version_counts) WHERE position = 1
-),
-base AS (
-    SELECT c.id, c.problem_id, e.passed, c.origin = 'sample' AS is_sample, ch.reward_model AS ranked_by,
-           CASE WHEN ch.reward_model IS NULL THEN c.mean_logprob ELSE s.score END AS rank_key,
-           c.id IN (SELECT rejected_id FROM mined) AS mined,
-           (SELECT l.label FROM labels l WHERE l.candidate_id = c.id ORDER BY l.id DESC LIMIT 1) AS label
-    FROM chosen ch CROSS JOIN candidates c ON c.run_id = :run AND c.iteration = :iteration AND c.problem_id = ch.problem_id
-    LEFT JOIN executions e ON e.candidate_id = c.id
-    LEFT JOIN scores s ON s.candidate_id = c.id AND s.reward_model = ch.reward_model
-),
-scored AS (
-    SELECT *, MAX(CASE WHEN passed = 1 THEN rank_key END) OVER (PARTITION BY problem_id) AS best_pass FROM base
-),
-flagged AS (
-    SELECT *, COALESCE(passed = 0 AND (mined OR rank_key >= best_pass), 0) AS suspected FROM scored
-),
-per_problem AS (
-    SELECT problem_id, MAX(ranked_by) AS ranked_by, COUNT(*) AS n_candidates, COALESCE(SUM(passed = 1), 0) AS n_pass,
-           COALESCE(SUM(passed = 0), 0) AS n_fail, SUM(label IS NOT NULL) AS n_labeled, SUM(suspected) AS n_suspected,
-           SUM(is_sample) AS n_samples, COALESCE(SUM(is_sample AND passed = 1), 0) AS n_sample_pass,
-           COALESCE(SUM(is_sample AND passed = 0), 0) AS n_sample_fail,
-           MAX(CASE WHEN is_sample AND passed = 1 THEN rank_key END) AS best_sample_pass,
-           MAX(CASE WHEN is_sample AND passed = 0 THEN rank_key END) AS best_sample_fail
-    FROM flagged GROUP BY problem_id
-),
-problem_rows AS (
-    SELECT pp.*, COALESCE(pp.n_sample_pass > 0 AND pp.best_sample_fail >= pp.best_sample_pass, 0) AS mistake,
-           pp.n_samples > 0 AND pp.n_sample_fail = pp.n_samples AS all_fail,
-           p.language, p.split, p.prompt
-    FROM per_problem pp JOIN problems p ON p.id = pp.problem_id
-)
-"""
-_STATE_SQL = {
-    "all": "1",
-    "suspected": "n_suspected > 0",
-    "unlabeled": "n_labeled < n_candidates",
-    "all_fail": "all_fail",
-    "mistake": "mistake",
-}
+def scope_of(store: Store, run_name: str | None, iteration: int | None) -> Scope | None:
+    """The scope of a run (by name) and iteration; None when either is missing."""
+    run = next((r for r in store.reader().runs() if r["name"] == run_name), None)
+    if run is None or iteration is None:
+        return None
+    return Scope(run["id"], int(iteration), mining_config(run["config_json"], run["name"]))
 
 
-def _flagged_sql(problem_id: str | None = None) -> str:
-    return _FLAGGED_SQL.format(candidate_filter="AND c.problem_id = :problem_id" if problem_id is not None else "")
+# ------------------------------------------------------------------ ranking and flags (pure)
 
-
-def _problem_filter(language: str | None, split: str | None, state: str, search: str) -> tuple[str, dict]:
-    if state not in _STATE_SQL:
-        raise ValueError(f"unknown problem state {state!r}: choose one of {', '.join(_STATE_SQL)}")
-    where, params = [_STATE_SQL[state]], {}
-    if language:
-        where.append("language = :language")
-        params["language"] = language
-    if split:
-        where.append("split = :split")
-        params["split"] = split
-    if search.strip():
-        escaped = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where.append("(problem_id LIKE :search ESCAPE '\\' OR prompt LIKE :search ESCAPE '\\')")
-        params["search"] = f"%{escaped}%"
-    return " AND ".join(where), params
-
-
-def list_problems(
-    store: Store, run_id: int, iteration: int, *, language: str | None = None,
-    split: str | None = None, state: str = "all", search: str = "", offset: int = 0, limit: int = PAGE_SIZE,
-) -> tuple[list[dict], int]:
-    """One page of the iteration's problems with per-problem counts and flags, and the total matching."""
-    where, params = _problem_filter(language, split, state, search)
-    params.update(run=run_id, iteration=iteration, limit=limit, offset=offset)
-    flagged = _flagged_sql()
-    rows = query(
-        store,
-        f"{flagged} SELECT *, COUNT(*) OVER () AS total FROM problem_rows WHERE {where} "
-        "ORDER BY problem_id LIMIT :limit OFFSET :offset",
-        params,
-    )
-    if rows:
-        return rows, rows[0]["total"]
-    total = query(store, f"{flagged} SELECT COUNT(*) AS n FROM problem_rows WHERE {where}", params)[0]["n"] if offset else 0
-    return rows, total
-
-
-def problem_summary(store: Store, run_id: int, iteration: int, problem_id: str) -> dict | None:
-    """The problem's row of the list (counts, flags, `ranked_by`: the reward-model version or None)."""
-    params = dict(run=run_id, iteration=iteration, problem_id=problem_id)
-    rows = query(store, f"{_flagged_sql(problem_id)} SELECT * FROM problem_rows", params)
-    return rows[0] if rows else None
-
-
-def ranked_candidates(store: Store, run_id: int, iteration: int, problem_id: str) -> list[dict]:
-    """The problem's candidates, best first, each with rank, rank_key, suspected and mined flags."""
-    params = dict(run=run_id, iteration=iteration, problem_id=problem_id)
-    flags = {row["id"]: row for row in query(
-        store, f"{_flagged_sql(problem_id)} SELECT id, ranked_by, rank_key, suspected, mined FROM flagged", params)}
-    if not flags:
-        return []
-    ranked_by = next(iter(flags.values()))["ranked_by"]
-    readable(store)
-    rows = store.candidates(run_id, iteration=iteration, problem_id=problem_id, reward_model=ranked_by)
+def rank_problem(rows: list[dict], mining: MiningConfig) -> list[dict]:
+    """One problem's `Store.ranking_rows`, best first, each with rank, rank_key (the score it is
+    ranked by) and suspected (see the module docstring)."""
+    picked = set(hard_negatives(rows, mining))
+    ranked = []
     for row in rows:
-        flag = flags[row["id"]]
-        row.update(rank_key=flag["rank_key"], suspected=bool(flag["suspected"]), mined=bool(flag["mined"]))
-    rows.sort(key=lambda r: (r["rank_key"] is None, -(r["rank_key"] or 0.0), r["passed"] == 1, r["id"]))
-    for rank, row in enumerate(rows, start=1):
+        rank_key = row["reward"] if row["ranked_by"] is not None else row["mean_logprob"]
+        ranked.append({**row, "rank_key": rank_key, "mined": bool(row["mined"]),
+                       "suspected": row["id"] in picked or bool(row["mined"])})
+    ranked.sort(key=lambda r: (r["rank_key"] is None, -(r["rank_key"] or 0.0), r["passed"] == 1, r["id"]))
+    for rank, row in enumerate(ranked, start=1):
         row["rank"] = rank
-    return rows
+    return ranked
 
 
-def ranking_note(store: Store, run_id: int, iteration: int, ranked_by: str | None) -> str:
+def summarize_problem(ranked: list[dict]) -> dict:
+    """Counts and flags of one problem from its `rank_problem` rows."""
+    first = ranked[0]
+    samples = [r for r in ranked if r["origin"] == "sample"]
+    executed_samples = [r for r in samples if r["passed"] is not None]
+    n_sample_pass = sum(r["passed"] == 1 for r in samples)
+    return {
+        "problem_id": first["problem_id"], "language": first["language"], "split": first["split"],
+        "ranked_by": first["ranked_by"], "ranked_by_iteration": first["ranked_by_iteration"],
+        "n_candidates": len(ranked), "n_pass": sum(r["passed"] == 1 for r in ranked),
+        "n_fail": sum(r["passed"] == 0 for r in ranked), "n_labeled": sum(r["label"] is not None for r in ranked),
+        "n_suspected": sum(r["suspected"] for r in ranked), "n_samples": len(samples),
+        "n_sample_pass": n_sample_pass, "n_sample_fail": sum(r["passed"] == 0 for r in samples),
+        "mistake": bool(n_sample_pass and executed_samples and executed_samples[0]["passed"] == 0),
+        "all_fail": bool(samples) and all(r["passed"] == 0 for r in samples),
+    }
+
+
+STATE_TESTS = {
+    "all": lambda summary: True,
+    "suspected": lambda summary: summary["n_suspected"] > 0,
+    "unlabeled": lambda summary: summary["n_labeled"] < summary["n_candidates"],
+    "all_fail": lambda summary: summary["all_fail"],
+    "mistake": lambda summary: summary["mistake"],
+}
+
+
+# ------------------------------------------------------------------ reads
+
+def _ranked_by_problem(store: Store, scope: Scope, **filters) -> dict[str, list[dict]]:
+    rows = store.reader().ranking_rows(scope.run_id, scope.iteration, **filters)
+    return {problem_id: rank_problem(list(group), scope.mining)
+            for problem_id, group in groupby(rows, key=lambda r: r["problem_id"])}
+
+
+def list_problems(store: Store, scope: Scope, *, language: str | None = None, split: str | None = None,
+                  state: str = "all", search: str = "", offset: int = 0,
+                  limit: int = PAGE_SIZE) -> tuple[list[dict], int]:
+    """One page of the iteration's problems (by id) with their counts and flags, and how many match."""
+    if state not in STATE_TESTS:
+        raise UsageError(f"unknown problem state {state!r}: choose one of {', '.join(STATE_TESTS)}")
+    ranked = _ranked_by_problem(store, scope, language=language or None, split=split or None, search=search or "")
+    matching = [s for s in map(summarize_problem, ranked.values()) if STATE_TESTS[state](s)]
+    return matching[offset: offset + limit], len(matching)
+
+
+def problem_summary(store: Store, scope: Scope, problem_id: str) -> dict | None:
+    """The problem's row of the list plus its prompt; None when it has no candidates in the scope."""
+    ranked = _ranked_by_problem(store, scope, problem_id=problem_id).get(problem_id)
+    if not ranked:
+        return None
+    return {**summarize_problem(ranked), "prompt": store.reader().problem(problem_id).prompt}
+
+
+def ranked_candidates(store: Store, scope: Scope, problem_id: str) -> list[dict]:
+    """The problem's candidates (Store.candidates rows: code, outputs, label), best first, each with
+    rank, rank_key, suspected and mined."""
+    ranked = _ranked_by_problem(store, scope, problem_id=problem_id).get(problem_id, [])
+    if not ranked:
+        return []
+    flags = {r["id"]: r for r in ranked}
+    rows = store.reader().candidates(scope.run_id, iteration=scope.iteration, problem_id=problem_id,
+                                     reward_model=ranked[0]["ranked_by"])
+    rows = [{**row, **{key: flags[row["id"]][key] for key in ("rank", "rank_key", "suspected", "mined")}}
+            for row in rows if row["id"] in flags]
+    return sorted(rows, key=lambda r: r["rank"])
+
+
+def ranking_note(summary: dict, iteration: int) -> str:
+    """What a problem's candidates are ranked by, from its `problem_summary`."""
+    ranked_by, trained_in = summary["ranked_by"], summary["ranked_by_iteration"]
     if ranked_by is None:
         return "No reward-model scores for these candidates yet: ranked by the generator's mean log-prob."
-    trained = query(store, "SELECT iteration FROM checkpoints WHERE run_id = ? AND version = ?", (run_id, ranked_by))
-    if not trained:
+    if trained_in is None:
         return f"Ranked by reward model {ranked_by}."
-    role = " (the model that mined this iteration's hard negatives)" if trained[0]["iteration"] == iteration - 1 else ""
-    return f"Ranked by reward model {ranked_by}, trained in iteration {trained[0]['iteration']}{role}."
+    role = " (the model that mined this iteration's hard negatives)" if trained_in == iteration - 1 else ""
+    return f"Ranked by reward model {ranked_by}, trained in iteration {trained_in}{role}."
 
 
-def label_counts(store: Store, run_id: int, iteration: int) -> dict:
+def label_counts(store: Store, scope: Scope) -> dict:
     """Candidates of the iteration with a current label vs without (pending), and per label."""
-    rows = query(
-        store,
-        "SELECT (SELECT l.label FROM labels l WHERE l.candidate_id = c.id ORDER BY l.id DESC LIMIT 1) AS label, "
-        "COUNT(*) AS n FROM candidates c WHERE c.run_id = ? AND c.iteration = ? GROUP BY 1",
-        (run_id, iteration),
-    )
-    by_label = {row["label"]: row["n"] for row in rows}
+    by_label = Counter(r["label"] for r in store.reader().ranking_rows(scope.run_id, scope.iteration))
     pending = by_label.pop(None, 0)
-    return {"labeled": sum(by_label.values()), "pending": pending, "by_label": by_label}
+    return {"labeled": sum(by_label.values()), "pending": pending, "by_label": dict(by_label)}
 
 
-def filter_choices(store: Store, run_id: int, iteration: int) -> dict[str, list[str]]:
-    rows = query(
-        store,
-        "SELECT DISTINCT p.language, p.split FROM candidates c JOIN problems p ON p.id = c.problem_id "
-        "WHERE c.run_id = ? AND c.iteration = ?",
-        (run_id, iteration),
-    )
+def filter_choices(store: Store, scope: Scope) -> dict[str, list[str]]:
+    rows = store.reader().ranking_rows(scope.run_id, scope.iteration)
     return {"language": sorted({r["language"] for r in rows}), "split": sorted({r["split"] for r in rows})}
 
 
-def hard_negatives_per_iteration(store: Store, run_id: int) -> pd.DataFrame:
-    """Per iteration: hard-negative pairs mined, distinct candidates they reject, and manual hard-negative labels."""
-    mined = query(
-        store,
-        "SELECT iteration, COUNT(*) AS mined_pairs, COUNT(DISTINCT rejected_id) AS mined_candidates "
-        "FROM pairs WHERE run_id = ? AND kind = 'hard_negative' GROUP BY iteration",
-        (run_id,),
-    )
-    labelled = query(
-        store,
-        "SELECT c.iteration, COUNT(*) AS labeled_hard_negatives FROM candidates c WHERE c.run_id = ? AND "
-        "(SELECT l.label FROM labels l WHERE l.candidate_id = c.id ORDER BY l.id DESC LIMIT 1) = 'hard_negative' "
-        "GROUP BY c.iteration",
-        (run_id,),
-    )
-    columns = ["iteration", "mined_pairs", "mined_candidates", "labeled_hard_negatives"]
-    rows: dict[int, dict] = {}
-    for row in mined + labelled:
-        rows.setdefault(row["iteration"], dict.fromkeys(columns, 0)).update(row)
-    return pd.DataFrame([rows[i] for i in sorted(rows)], columns=columns)
+def problem_pairs(store: Store, run_id: int, problem_id: str) -> list[dict]:
+    """The preference pairs built on one problem (any iteration), newest first."""
+    return store.reader().pairs(run_id, problem_ids=[problem_id])[::-1]
 
 
-def reward_values(store: Store, run_id: int, iteration: int, max_versions: int = 3) -> pd.DataFrame:
-    """(reward_model, score, passed) of the iteration's executed candidates, for the versions that
-    scored most of them."""
-    rows = query(
-        store,
-        "SELECT s.reward_model, s.score, e.passed FROM candidates c JOIN scores s ON s.candidate_id = c.id "
-        "JOIN executions e ON e.candidate_id = c.id WHERE c.run_id = ? AND c.iteration = ?",
-        (run_id, iteration),
-    )
-    frame = pd.DataFrame(rows, columns=["reward_model", "score", "passed"])
-    kept = frame.reward_model.value_counts().index[:max_versions]
-    return frame[frame.reward_model.isin(kept)]
-
-
-# ------------------------------------------------------------------ metrics
-
+# ------------------------------------------------------------------ metrics tables
 
 def pass_at_1_table(evaluations: list[dict]) -> pd.DataFrame:
     """Rows benchmark / language / method, one pass@1 column per iteration."""
@@ -271,56 +214,38 @@ def pass_at_1_table(evaluations: list[dict]) -> pd.DataFrame:
     return table.round(3).reset_index()
 
 
-def pass_at_1_figure(evaluations: list[dict]) -> Figure | None:
-    """One panel per (benchmark, language): pass@1 per iteration, a line per method (reranker vs baselines)."""
-    if not evaluations:
-        return None
-    frame = pd.DataFrame(evaluations)
-    panels = sorted(frame.groupby(["benchmark", "language"]).groups)
-    figure = Figure(figsize=(min(4.2 * len(panels), 13), 3.2), layout="constrained")
-    axes = figure.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (benchmark, language) in zip(axes, panels):
-        panel = frame[(frame.benchmark == benchmark) & (frame.language == language)]
-        for method, rows in panel.groupby("method"):
-            rows = rows.sort_values("iteration")
-            ax.plot(rows.iteration, rows.pass_at_1, marker="o", label=method)
-            if rows.ci_low.notna().all() and rows.ci_high.notna().all():
-                ax.fill_between(rows.iteration, rows.ci_low, rows.ci_high, alpha=0.12)
-        ax.set(title=f"{benchmark} · {language}", xlabel="iteration", ylabel="pass@1", ylim=(-0.02, 1.02),
-               xticks=sorted(panel.iteration.unique()))
-        ax.legend(fontsize=7)
-    return figure
+def heldout_table(measurements: list[dict]) -> pd.DataFrame:
+    """Rows eval set / measure, one column per iteration: value (count) of `Store.measurements` rows."""
+    if not measurements:
+        return pd.DataFrame(columns=["eval set", "measure"])
+    cells = {}
+    for m in measurements:
+        value = "–" if m["value"] is None else f"{m['value']:.3f}"
+        cells.setdefault((m["eval_set"], m["name"]), {})[f"iter {m['iteration']}"] = (
+            value if m["count"] is None else f"{value} (n={m['count']})")
+    iterations = sorted({m["iteration"] for m in measurements})
+    return pd.DataFrame([{"eval set": eval_set, "measure": name,
+                          **{f"iter {k}": row.get(f"iter {k}", "") for k in iterations}}
+                         for (eval_set, name), row in cells.items()])
 
 
-def hard_negatives_figure(per_iteration: pd.DataFrame) -> Figure | None:
-    if per_iteration.empty:
-        return None
-    figure = Figure(figsize=(5, 3), layout="constrained")
-    ax = figure.subplots()
-    width = 0.4
-    ax.bar(per_iteration.iteration - width / 2, per_iteration.mined_candidates, width, label="mined (pairs)")
-    ax.bar(per_iteration.iteration + width / 2, per_iteration.labeled_hard_negatives, width, label="labeled by hand")
-    ax.set(title="hard negatives per iteration", xlabel="iteration", ylabel="candidates",
-           xticks=list(per_iteration.iteration))
-    ax.legend(fontsize=7)
-    return figure
+def hard_negatives_per_iteration(store: Store, run_id: int) -> pd.DataFrame:
+    columns = ["iteration", "mined_pairs", "mined_candidates", "labeled_hard_negatives"]
+    return pd.DataFrame(store.reader().hard_negative_counts(run_id), columns=columns)
 
 
-def reward_histogram_figure(values: pd.DataFrame, iteration: int) -> Figure | None:
-    """Scores of passing vs failing candidates, a panel per reward model: a reranker that works separates them."""
-    if values.empty:
-        return None
-    versions = list(values.reward_model.value_counts().index)
-    figure = Figure(figsize=(4.2 * len(versions), 3), layout="constrained")
-    for ax, version in zip(figure.subplots(1, len(versions), squeeze=False)[0], versions):
-        scores = values[values.reward_model == version]
-        bins = np.histogram_bin_edges(scores.score, bins=30)
-        for passed, name, color in ((1, "passing", "#1a7f37"), (0, "failing", "#cf222e")):
-            ax.hist(scores.score[scores.passed == passed], bins=bins, alpha=0.55, label=name, color=color)
-        ax.set(title=f"iteration {iteration}, {version}", xlabel="reward", ylabel="candidates")
-        ax.title.set_fontsize(9)
-        ax.legend(fontsize=7)
-    return figure
+def uses_reference(pair: dict) -> bool:
+    """Whether a pair has a human-written reference solution on either side (not on-policy)."""
+    return "reference" in (pair["chosen_origin"], pair["rejected_origin"])
+
+
+def pairs_table(pairs: list[dict]) -> pd.DataFrame:
+    """Per iteration and kind: pairs, and how many of them have a reference solution on a side."""
+    counts = Counter((p["iteration"], p["kind"], uses_reference(p)) for p in pairs)
+    keys = sorted({(iteration, kind) for iteration, kind, _ in counts})
+    return pd.DataFrame([{"iteration": k, "kind": kind, "pairs": counts[(k, kind, False)] + counts[(k, kind, True)],
+                          "with a reference solution": counts[(k, kind, True)]} for k, kind in keys],
+                        columns=["iteration", "kind", "pairs", "with a reference solution"])
 
 
 # ------------------------------------------------------------------ HTML
@@ -338,7 +263,7 @@ def _clip(text: str, limit: int) -> str:
 
 def code_html(code: str, language: str) -> str:
     try:
-        lexer = get_lexer_by_name(PYGMENTS_NAMES.get(language, language), startinline=True)
+        lexer = get_lexer_by_name(lexer_name(language), startinline=True)
     except ClassNotFound:
         lexer = TextLexer()
     return f'<pre class="code">{highlight(_clip(code, MAX_CODE_CHARS), lexer, HtmlFormatter(nowrap=True))}</pre>'
@@ -412,7 +337,8 @@ def candidate_card(candidate: dict, language: str, best_passing: dict | None, se
     classes = "card" + (" suspected" if c["suspected"] else "") + (" selected" if selected else "")
     flags = ""
     if c["suspected"]:
-        why = "mined as a hard negative" if c["mined"] else "ranked at or above the best passing candidate"
+        why = ("mined as a hard negative" if c["mined"] else "labeled hard negative" if c["label"] == "hard_negative"
+               else "fails, yet the reward model ranks it with the best (the mining rule)")
         flags = f'<span class="badge hn" title="{why}">suspected hard negative</span>'
     note = f'<div class="note">note: {esc(c["label_note"])}</div>' if c["label"] and c["label_note"] else ""
     if best_passing is None:
@@ -427,7 +353,7 @@ def candidate_card(candidate: dict, language: str, best_passing: dict | None, se
         f'<div class="card-head"><b>#{c["rank"]}</b> {pass_badge(c["passed"])} {flags} '
         f'{label_badge(c["label"], c["label_note"])}'
         f'<span class="meta">reward {_number(c["reward"])} · log-prob {_number(c["mean_logprob"])} · '
-        f'status {esc(c["status"] or "not executed")} · exit {esc(c["exit_code"])} · {esc(c["origin"])} · '
+        f'status {esc(c["status"] or "not executed")} · exit {esc(c["exit_code"])} · {origin_badge(c["origin"])} · '
         f'id {c["id"]} · {esc(c["num_tokens"])} tokens</span></div>{note}'
         f'{code_html(c["completion"], language)}'
         f'<details{detail_open}><summary>stderr / stdout</summary><div class="stream">stderr</div>'
@@ -436,8 +362,34 @@ def candidate_card(candidate: dict, language: str, best_passing: dict | None, se
     )
 
 
-def problem_html(summary: dict, ranking_text: str) -> str:
-    """Header (id, counts, ranking basis, mistake banner) and the highlighted prompt of a `problem_summary` row."""
+def origin_badge(origin: str) -> str:
+    """'sample' / 'greedy' as text; a human-written reference solution stands out."""
+    return '<span class="badge ref">reference solution</span>' if origin == "reference" else esc(origin)
+
+
+def pairs_html(pairs: list[dict]) -> str:
+    """The preference pairs built on a problem (`problem_pairs`), folded, with the ones that have a
+    reference solution on a side marked: those are not on-policy."""
+    if not pairs:
+        return '<div class="meta pairs-line">no preference pairs on this problem yet</div>'
+    with_reference = sum(map(uses_reference, pairs))
+    rows = "".join(
+        f'<tr class="{"with-reference" if uses_reference(p) else ""}">'
+        f'<td>{esc(p["iteration"])}</td><td>{esc(p["kind"])}</td>'
+        f'<td>{esc(p["chosen_id"])} {origin_badge(p["chosen_origin"])}</td>'
+        f'<td>{esc(p["rejected_id"])} {origin_badge(p["rejected_origin"])}</td></tr>'
+        for p in pairs[:MAX_PAIRS_SHOWN])
+    hidden = len(pairs) - MAX_PAIRS_SHOWN
+    more = f'<div class="muted">{hidden} older pairs not shown.</div>' if hidden > 0 else ""
+    return (f'<details class="pairs"><summary>{len(pairs)} preference pairs on this problem · '
+            f'<b>{with_reference}</b> with a reference solution</summary><table class="ranking"><thead><tr>'
+            f'<th>iteration</th><th>kind</th><th>chosen</th><th>rejected</th></tr></thead><tbody>{rows}</tbody></table>'
+            f'{more}</details>')
+
+
+def problem_html(summary: dict, ranking_text: str, pairs: list[dict]) -> str:
+    """Header (id, counts, ranking basis, mistake banner, pairs) and the highlighted prompt of a
+    `problem_summary` row."""
     if summary["mistake"]:
         banner = (f'<div class="banner mistake">Reranker mistake: the top-ranked sample fails while '
                   f'{summary["n_sample_pass"]} passing sample(s) exist.</div>')
@@ -452,7 +404,7 @@ def problem_html(summary: dict, ranking_text: str) -> str:
     return (
         f'<div class="problem"><h3>{esc(summary["problem_id"])}</h3>'
         f'<div class="meta">{esc(summary["language"])} · split {esc(summary["split"])} · {counts}</div>'
-        f'<div class="meta">{esc(ranking_text)}</div>{banner}'
+        f'<div class="meta">{esc(ranking_text)}</div>{banner}{pairs_html(pairs)}'
         f'<details open><summary>prompt</summary>{code_html(summary["prompt"], summary["language"])}</details></div>'
     )
 
@@ -526,7 +478,7 @@ APP_CSS = CODE_CSS + """
 .badge { display: inline-block; padding: 1px 7px; border-radius: 10px; font-size: 11px; font-weight: 600; }
 .badge.pass { background: #dafbe1; color: #116329; } .badge.fail { background: #ffebe9; color: #a40e26; }
 .badge.pending, .badge.unlabeled { background: #eaeef2; color: #57606a; }
-.badge.hn { background: #cf222e; color: white; }
+.badge.hn { background: #cf222e; color: white; } .badge.ref { background: #bf8700; color: white; }
 .badge.label-hard_negative { background: #8250df; color: white; } .badge.label-positive { background: #1a7f37; color: white; }
 .badge.label-exclude { background: #6e7781; color: white; }
 .banner { padding: 6px 10px; border-radius: 6px; margin: 6px 0; font-weight: 600; }
@@ -535,6 +487,7 @@ APP_CSS = CODE_CSS + """
 table.ranking { border-collapse: collapse; font-size: 12px; width: 100%; }
 table.ranking td, table.ranking th { padding: 2px 8px; border-bottom: 1px solid #eaeef2; text-align: left; }
 table.ranking tr.suspected td { background: #fff1f0; } table.ranking tr.selected td { font-weight: 700; }
+table.ranking tr.with-reference td { background: #fff8c5; }
 .empty { padding: 16px; } .empty pre { background: #f6f8fa; padding: 8px; border-radius: 4px; }
 #label-hard_negative { background: #8250df; color: white; } #label-positive { background: #1a7f37; color: white; }
 #problems table { font-size: 12px; }

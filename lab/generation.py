@@ -14,6 +14,11 @@ tok/s with int8 and continuous batching. With int8 weights the activations are q
 so a sample can differ slightly with what shared its batch (fp32 keeps them independent up to
 rounding; `model.sampling_weights=float16` keeps that and loses nothing, at about half int8's speed).
 
+On CUDA, `model` may instead be a vLLM engine (lab/vllm_backend.py, sampling.backend 'vllm' or
+'auto'): each candidate is then one request with its seed and stop strings, and `candidate_fields`
+computes its completion, mean log-prob and token count from the engine's tokens and log-probs as
+this decoder computes them; callbacks and candidate rows are the same.
+
 Not covered here: executing candidates, storing them (the caller persists each problem's
 candidates from `on_problem_done`), or ranking them (reward.py).
 """
@@ -30,12 +35,10 @@ from tqdm.auto import tqdm
 
 from lab.config import SamplingConfig
 from lab.models import end_token_ids
-from lab.problems import Problem
+from lab.languages import lexer_name
+from lab.problems import Problem, first_stop
+from lab.vllm_backend import REQUESTS_PER_CALL, VLLMSampler
 
-LANGUAGE_NAMES = {"py": "python", "cpp": "cpp", "java": "java", "js": "javascript", "ts": "typescript",
-                  "php": "php", "sh": "bash", "cs": "csharp", "rs": "rust", "go": "go", "rb": "ruby",
-                  "lua": "lua", "r": "r", "pl": "perl", "scala": "scala", "swift": "swift", "d": "d",
-                  "jl": "julia", "rkt": "racket"}
 NUCLEUS_CANDIDATES = 512
 """Tokens considered by top-p sampling before falling back to a full sort (which is slow on CPU)."""
 
@@ -61,7 +64,7 @@ def format_prompt(problem: Problem, tokenizer, style: str) -> str:
     if style == "completion":
         return problem.prompt
     if style == "chat":
-        language = LANGUAGE_NAMES.get(problem.language, problem.language)
+        language = lexer_name(problem.language)
         request = (f"Complete the following {language} code. Reply with the completed code only.\n\n"
                    f"```{language}\n{problem.prompt.rstrip()}\n```")
         chat = tokenizer.apply_chat_template([{"role": "user", "content": request}], tokenize=False,
@@ -99,7 +102,10 @@ def generate(model, tokenizer, problems: list[Problem], sampling: SamplingConfig
     done: dict[str, list[Candidate]] = {p.id: [] for p in problems}
     bar = tqdm(total=len(jobs), desc="sampling", unit="cand", disable=not progress)
     started, generated_tokens = time.perf_counter(), 0
-    decoder = _Decoder(model, tokenizer, sampling.batch_size, temperature, top_p, sampling.max_new_tokens)
+    if isinstance(model, VLLMSampler):  # vllm_backend.load_backend_sampler with sampling.backend resolving to vllm
+        decoder = _VLLMDecoder(model, tokenizer, temperature, top_p, sampling.max_new_tokens)
+    else:
+        decoder = _Decoder(model, tokenizer, sampling.batch_size, temperature, top_p, sampling.max_new_tokens)
     for job, (text, mean_logprob, num_tokens) in decoder.run(jobs):
         problem = job.problem
         done[problem.id].append(Candidate(problem.id, job.index, text, mean_logprob, num_tokens, temperature, top_p,
@@ -251,6 +257,41 @@ class _Decoder:
                 layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
 
 
+class _VLLMDecoder:
+    """_Decoder's counterpart on a vLLM engine: `run(jobs)` yields the same (job, (completion, mean
+    log-prob, tokens)), vllm_backend.REQUESTS_PER_CALL jobs at a time (the engine batches them)."""
+
+    def __init__(self, sampler: VLLMSampler, tokenizer, temperature: float, top_p: float, max_new_tokens: int):
+        self.sampler, self.tokenizer = sampler, tokenizer
+        self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
+        self.end_ids = end_token_ids(tokenizer)
+
+    def run(self, jobs: list[_Job]):
+        for start in range(0, len(jobs), REQUESTS_PER_CALL):
+            chunk = jobs[start:start + REQUESTS_PER_CALL]
+            records = self.sampler.sample([self.request(job) for job in chunk])
+            if len(records) != len(chunk):
+                raise RuntimeError(f"the vLLM worker answered {len(records)} outputs for {len(chunk)} requests")
+            for job, record in zip(chunk, records):
+                yield job, candidate_fields(self.tokenizer, record, job.stops, self.end_ids)
+
+    def request(self, job: _Job) -> dict:
+        return {"prompt": job.prompt, "seed": job.seed, "temperature": self.temperature, "top_p": self.top_p,
+                "max_tokens": self.max_new_tokens, "stop": list(job.stops), "stop_token_ids": sorted(self.end_ids)}
+
+
+def candidate_fields(tokenizer, record: dict, stops: tuple[str, ...], end_ids: set[int]) -> tuple[str, float, int]:
+    """(completion, mean log-prob, tokens) of one vLLM output record (vllm_worker.output_record) as
+    _Decoder computes them: every token up to and including the one that stopped it (an end token, the
+    one completing a stop string, or the last allowed) counts, and the text is their decoding without
+    a final end token, cut before the first stop string (`finish`)."""
+    tokens, logprobs = record["token_ids"], record["logprobs"]
+    if not tokens or len(logprobs) != len(tokens):
+        raise ValueError(f"vLLM output with {len(tokens)} tokens and {len(logprobs)} log-probs: expected one "
+                         "log-prob per generated token")
+    return finish(tokenizer, tokens, stops, end_ids, last_step=True), sum(logprobs) / len(tokens), len(tokens)
+
+
 def _pad_left(tensor: torch.Tensor, length: int) -> torch.Tensor:
     """Zero-pad the sequence dimension (dim -1 of a mask, dim -2 of keys/values) on the left to `length`."""
     dim = -1 if tensor.dim() == 2 else -2
@@ -270,11 +311,6 @@ def finish(tokenizer, tokens: list[int], stops: tuple[str, ...], eos_ids: set[in
     if cut >= 0:
         return text[:cut]
     return text if hit_eos or last_step else None
-
-
-def first_stop(text: str, stops: tuple[str, ...]) -> int:
-    """Where the completion ends: the index of the earliest stop string in `text`, or -1."""
-    return min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
 
 
 def pick_tokens(logits: torch.Tensor, temperature: float, top_p: float, generators: list) -> torch.Tensor:

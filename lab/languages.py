@@ -17,6 +17,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.config import UsageError
+
 HELPERS_DIR = Path(__file__).resolve().parent / "exec_helpers"
 JAVATUPLES = "/usr/share/java/javatuples.jar"
 GOLD_LINKER = ("-fuse-ld=gold",) if shutil.which("ld.gold") else ()
@@ -50,11 +52,13 @@ class Language:
     """Any stderr output at all is a failure (test libraries that report but exit 0)."""
     startup_allowance_s: float = 0.0
     """Added to the timeout for toolchains whose fixed start-up alone nears it (scalac: ~5 s)."""
+    lexer: str = ""
+    """Pygments lexer and Markdown fence name; empty = the code itself."""
 
 
 LANGUAGES: dict[str, Language] = {lang.code: lang for lang in [
     Language("py", "Python", "main.py", ("python3",), "python3", ("/usr/bin/python3", "--version"),
-             run=("/usr/bin/python3", "{src}"), syntax_markers=("SyntaxError", "IndentationError", "TabError")),
+             run=("/usr/bin/python3", "{src}"), syntax_markers=("SyntaxError", "IndentationError", "TabError"), lexer="python"),
     Language("cpp", "C++", "main.cpp", ("g++",), "g++", ("g++", "--version"),
              compile=("g++", "-std=c++17", "-pipe", *GOLD_LINKER, "-include", "{toolchains}/cpp/stdc++.h", "-o", "main",
                       "{src}"),
@@ -63,34 +67,34 @@ LANGUAGES: dict[str, Language] = {lang.code: lang for lang in [
              ("javac", "-version"), compile_server="java",
              run=("java", *JVM_FAST_START, "-ea", "-cp", f"{{work}}:{JAVATUPLES}", "Problem")),
     Language("js", "JavaScript", "main.js", ("node",), "nodejs", ("node", "--version"),
-             run=("node", "{src}"), syntax_markers=("SyntaxError",)),
+             run=("node", "{src}"), syntax_markers=("SyntaxError",), lexer="javascript"),
     Language("ts", "TypeScript", "main.ts", ("node", "tsc"), "node-typescript", ("tsc", "--version"),
-             compile_server="ts", run=("node", "main.js")),
+             compile_server="ts", run=("node", "main.js"), lexer="typescript"),
     Language("php", "PHP", "main.php", ("php",), "php-cli", ("php", "--version"),
              run=("php", "{src}"), syntax_markers=("PHP Parse error", "Parse error:")),
     Language("sh", "Bash", "main.sh", ("bash",), "bash", ("bash", "--version"),
-             run=("bash", "{src}"), syntax_markers=("syntax error",)),
+             run=("bash", "{src}"), syntax_markers=("syntax error",), lexer="bash"),
     Language("cs", "C#", "main.cs", ("mcs", "mono"), "mono-mcs", ("mcs", "--version"),
              compile=("mcs", "-d:DEBUG", "-r:System.Numerics.dll", "-out:main.exe", "{src}"),
              run=("mono", "main.exe"), env={"MONO_TRACE_LISTENER": "Console.Error"},
-             failure_markers=("DefaultTraceListener.Fail", "Unhandled Exception")),
+             failure_markers=("DefaultTraceListener.Fail", "Unhandled Exception"), lexer="csharp"),
     Language("rs", "Rust", "main.rs", ("rustc",), "rustc", ("rustc", "--version"),
-             compile=("{rust}/bin/rustc", "-o", "main", "{src}"), run=("./main",)),
+             compile=("{rust}/bin/rustc", "-o", "main", "{src}"), run=("./main",), lexer="rust"),
     Language("go", "Go", "main_test.go", ("go",), "golang-go", ("go", "version"),
              run=("go", "test", "{src}"),
              env={"GOCACHE": "{work}/.gocache", "GOPATH": "{work}/.gopath", "GOPROXY": "off",
                   "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"},
              syntax_markers=("[setup failed]", "[build failed]"), failure_markers=("FAIL",)),
     Language("rb", "Ruby", "main.rb", ("ruby",), "ruby", ("ruby", "--version"),
-             run=("ruby", "{src}"), syntax_markers=("SyntaxError", "syntax error")),
+             run=("ruby", "{src}"), syntax_markers=("SyntaxError", "syntax error"), lexer="ruby"),
     Language("pl", "Perl", "main.pl", ("perl",), "perl libtest-deep-perl", ("perl", "-e", "print $^V"),
-             run=("perl", "{src}"), syntax_markers=("syntax error",)),
+             run=("perl", "{src}"), syntax_markers=("syntax error",), lexer="perl"),
     Language("lua", "Lua", "main.lua", ("lua5.4",), "lua5.4", ("lua5.4", "-v"),
              run=("lua5.4", "{src}"), env={"LUA_PATH": "{helpers}/?.lua;;"}),
     Language("r", "R", "main.r", ("Rscript",), "r-base-core", ("Rscript", "--version"),
              run=("Rscript", "{src}"), syntax_markers=("Error: unexpected",)),
     Language("rkt", "Racket", "main.rkt", ("racket",), "racket", ("racket", "--version"),
-             run=("racket", "{src}"), syntax_markers=("read-syntax:",), stderr_is_failure=True),
+             run=("racket", "{src}"), syntax_markers=("read-syntax:",), stderr_is_failure=True, lexer="racket"),
     Language("d", "D", "main.d", ("ldc2",), "ldc", ("ldc2", "--version"),
              compile=("ldc2", "-unittest", "-of=main", "{src}"), run=("./main",)),
     Language("scala", "Scala", "main.scala", ("scalac", "scala"), "scala", ("scalac", "-version"),
@@ -103,8 +107,20 @@ def get_language(code: str) -> Language:
     if code == "go_test.go":
         code = "go"
     if code not in LANGUAGES:
-        raise ValueError(f"unknown language {code!r}: supported are {', '.join(LANGUAGES)}")
+        raise UsageError(f"unknown language {code!r}: supported are {', '.join(LANGUAGES)}")
     return LANGUAGES[code]
+
+
+def lexer_name(code: str) -> str:
+    """The Pygments lexer / Markdown fence name of a language code (the code itself when unknown)."""
+    language = LANGUAGES.get(code)
+    return (language.lexer or language.code) if language else code
+
+
+def display_name(code: str) -> str:
+    """'Python', 'C++', ... for a language code (the code itself when unknown)."""
+    language = LANGUAGES.get(code)
+    return language.name if language else code
 
 
 def missing_tools(language: Language) -> list[str]:

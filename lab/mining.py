@@ -21,7 +21,6 @@ Not covered here: reading or writing the store, scoring, or training (loop.py do
 """
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -34,18 +33,21 @@ class Verdict:
     positive: bool
     manual: bool
     reward: float | None
+    length: int
+    """Characters of the completion."""
 
 
 def verdict(candidate: dict) -> Verdict | None:
     """The candidate's side in pairs, or None when it takes no part (excluded, or unexecuted and unlabelled)."""
     label = candidate.get("label")
+    length = len(candidate.get("completion") or "")
     if label == "exclude":
         return None
     if label in ("positive", "hard_negative"):
-        return Verdict(candidate["id"], label == "positive", True, candidate.get("reward"))
+        return Verdict(candidate["id"], label == "positive", True, candidate.get("reward"), length)
     if candidate.get("passed") is None:
         return None
-    return Verdict(candidate["id"], bool(candidate["passed"]), False, candidate.get("reward"))
+    return Verdict(candidate["id"], bool(candidate["passed"]), False, candidate.get("reward"), length)
 
 
 def by_problem(candidates: list[dict]) -> dict[str, list[dict]]:
@@ -66,21 +68,57 @@ def _kind(chosen: Verdict, rejected: Verdict, automatic_kind: str) -> str:
     return "manual" if chosen.manual or rejected.manual else automatic_kind
 
 
-def execution_pairs(candidates: list[dict], max_pairs_per_problem: int) -> list[tuple[int, int, str]]:
-    """Bootstrap pairs from pass/fail (+ labels): per problem, positives and negatives are walked
-    round-robin (shifted by one after each full cycle), so the first pairs cover as many distinct
-    candidates as possible and no pair repeats."""
+def execution_pairs(candidates: list[dict], max_pairs_per_problem: int, *,
+                    balance_lengths: bool = False) -> list[tuple[int, int, str]]:
+    """Pairs from pass/fail (+ labels), up to `max_pairs_per_problem` per problem, no pair twice.
+    Each next pair of a problem is the one whose two candidates have been used least (so the first
+    pairs cover as many distinct candidates as possible), then the closest in length.
+
+    With `balance_lengths`, length cannot tell chosen from rejected: over all problems, pairs whose
+    chosen side is longer and pairs whose chosen side is shorter are kept within one of each other
+    (equal lengths count for neither), so a problem offering only the over-represented kind gives
+    fewer pairs (see `length_balance`)."""
     pairs = []
+    balance = 0  # (pairs with the chosen side longer) - (pairs with it shorter), so far
     for problem_candidates in by_problem(candidates).values():
         positives, negatives = _split(problem_candidates)
-        if not positives or not negatives:
-            continue
-        period = math.lcm(len(positives), len(negatives))
-        for index in range(min(max_pairs_per_problem, len(positives) * len(negatives))):
-            chosen = positives[index % len(positives)]
-            rejected = negatives[(index + index // period) % len(negatives)]
+        combos = [(chosen, rejected) for chosen in positives for rejected in negatives]
+        uses: dict[int, int] = defaultdict(int)
+        taken: set[int] = set()
+        for _ in range(min(max_pairs_per_problem, len(combos))):
+            allowed = [i for i in range(len(combos)) if i not in taken
+                       and not (balance_lengths and _longer(*combos[i]) * balance >= 1)]
+            if not allowed:
+                break
+            best = min(allowed, key=lambda i: (uses[combos[i][0].candidate_id] + uses[combos[i][1].candidate_id],
+                                               _length_gap(*combos[i]), i))
+            chosen, rejected = combos[best]
+            taken.add(best)
+            uses[chosen.candidate_id] += 1
+            uses[rejected.candidate_id] += 1
+            balance += _longer(chosen, rejected)
             pairs.append((chosen.candidate_id, rejected.candidate_id, _kind(chosen, rejected, "execution")))
     return pairs
+
+
+def _longer(chosen: Verdict, rejected: Verdict) -> int:
+    return (chosen.length > rejected.length) - (chosen.length < rejected.length)
+
+
+def _length_gap(chosen: Verdict, rejected: Verdict) -> float:
+    return abs(chosen.length - rejected.length) / max(chosen.length, rejected.length, 1)
+
+
+def length_balance(pairs: list[tuple[int, int, str]], candidates: list[dict]) -> dict:
+    """How length relates to the pairs' sides: the fraction whose chosen side is longer, shorter,
+    and the mean chosen - rejected length in characters."""
+    length_of = {c["id"]: len(c.get("completion") or "") for c in candidates}
+    differences = [length_of[c] - length_of[r] for c, r, _ in pairs]
+    if not differences:
+        return {"chosen_longer": None, "chosen_shorter": None, "mean_length_difference": None}
+    return {"chosen_longer": sum(d > 0 for d in differences) / len(differences),
+            "chosen_shorter": sum(d < 0 for d in differences) / len(differences),
+            "mean_length_difference": sum(differences) / len(differences)}
 
 
 def hard_negatives(candidates: list[dict], mining: MiningConfig) -> list[int]:
@@ -122,13 +160,3 @@ def pair_is_consistent(pair: dict, labels: dict[int, str]) -> bool:
     a chosen side later labelled hard negative, or a rejected side later labelled positive."""
     chosen, rejected = labels.get(pair["chosen_id"]), labels.get(pair["rejected_id"])
     return "exclude" not in (chosen, rejected) and chosen != "hard_negative" and rejected != "positive"
-
-
-def pairwise_accuracy_from_scores(pairs: list[tuple[int, int, str]], reward_of: dict[int, float]) -> float | None:
-    """Fraction of pairs whose chosen side out-scores the rejected one (ties count half); None if no pair is scored."""
-    outcomes = [
-        1.0 if reward_of[c] > reward_of[r] else 0.5 if reward_of[c] == reward_of[r] else 0.0
-        for c, r, _ in pairs if c in reward_of and r in reward_of
-    ]
-    return sum(outcomes) / len(outcomes) if outcomes else None
-

@@ -12,7 +12,8 @@ A model spec names one of four sources, all resolved to a local Hugging Face dir
 Precision follows the hardware: on CUDA 4-bit nf4 weights (bitsandbytes) with bf16 compute and LoRA
 adapters (QLoRA), with gradient checkpointing; on CPU bf16 where the CPU has native bf16, else fp32,
 with LoRA and without gradient checkpointing. `load_in_4bit=True` forces the 4-bit path on CPU too.
-Sampling on CPU uses a copy with the adapter merged and int8 linear layers (`load_sampler`).
+Sampling uses its own copy of the generator (`load_sampler`): never 4-bit, the adapter merged in fp32,
+then int8 linear layers on CPU; or a vLLM engine on CUDA (lab/vllm_backend.py).
 
 Also here, because sft.py, reward.py and ppo.py share it: the hardware half of their trainer
 arguments, and the callback that forwards trainer logs to the caller.
@@ -28,12 +29,13 @@ import json
 import shutil
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from lab.config import ModelConfig, repo_root
+from lab.tiny import tiny_model_dir
 
 # Special tokens that end a text, besides the tokenizer's EOS: Qwen2.5-Coder's EOS is <|im_end|> (the
 # end of a chat turn), but a plain completion ends with <|endoftext|>. Sampling stops at any of them.
@@ -85,7 +87,6 @@ def resolve_model_dir(spec: str, model_config: ModelConfig) -> Path:
     kind, _, name = spec.partition(":")
     cache = Path(model_config.cache_dir).expanduser()
     if spec == "tiny":
-        from lab.tiny import tiny_model_dir
         return tiny_model_dir(cache)
     if kind == "package" and name:
         return _package_model_dir(name, cache)
@@ -257,7 +258,8 @@ def uses_gradient_checkpointing(model_config: ModelConfig) -> bool:
 
 def trainer_arguments(model_config: ModelConfig, output_dir: str, seed: int = 0, **fields) -> dict:
     """Fields shared by every TRL config here: hardware (TRL 1.x defaults to bf16=True, which CPU must
-    undo), log every step, save only at the end (by the caller), no external reporting.
+    undo), log every step, save only at the end (by the caller), trackers from model_config.report_to
+    (their files under output_dir).
 
     TRL 1.x also turns gradient checkpointing on in every config, and the trainer would then enable
     it on the model whatever model_config says (on CPU: a third more compute per step; on the PPO
@@ -265,8 +267,24 @@ def trainer_arguments(model_config: ModelConfig, output_dir: str, seed: int = 0,
     `uses_gradient_checkpointing` says so."""
     cpu = resolve_device(model_config) == "cpu"
     return {"output_dir": output_dir, "use_cpu": cpu, "bf16": not cpu and resolve_dtype(model_config) == torch.bfloat16,
-            "fp16": False, "activation_checkpointing": False, "report_to": "none", "logging_steps": 1,
+            "fp16": False, "activation_checkpointing": False, "logging_steps": 1,
+            "report_to": [name.strip() for name in model_config.report_to.split(",") if name.strip()] or "none",
             "save_strategy": "no", "seed": seed, **fields}
+
+
+@contextlib.contextmanager
+def trainable_weights_kept(model):
+    """Around building TRL's SFT or reward trainer: keeps the trainable weights (LoRA, the score head)
+    as loaded, in fp32 (peft and prepare_model_for_kbit_training upcast them). For a 4-bit model those
+    trainers cast them to bf16 (after the QLoRA paper), which rounds away small updates (an Adam step
+    moves a weight by about the learning rate; at PPO's 1e-5 that is below half of bf16's spacing for
+    any weight above ~0.003, and LoRA A starts near 0.03) and, on CPU, where the trainer runs without
+    autocast, feeds fp32 activations into a bf16 score head (a dtype error). PPO's trainer does not
+    cast, so all three train fp32 adapters; on CUDA the arithmetic is bf16 under the trainer's autocast."""
+    kept = [(parameter, parameter.data) for parameter in model.parameters() if parameter.requires_grad]
+    yield
+    for parameter, data in kept:
+        parameter.data = data
 
 
 def log_forwarder(on_log, renames: dict[str, str]):
@@ -281,13 +299,19 @@ def log_forwarder(on_log, renames: dict[str, str]):
     return LogForwarder()
 
 
-def lora_config(model_config: ModelConfig, task_type: str):
+def lora_config(model_config: ModelConfig, task_type: str, layers_to_transform: list[int] | None = None,
+                layer_linears: tuple[str, ...] = ()):
+    """LoRA on model.lora_target_modules in every decoder layer, or only in `layers_to_transform`;
+    peft takes a layer list only with module names, so there 'all-linear' means `layer_linears`."""
     from peft import LoraConfig
     targets = model_config.lora_target_modules
+    if targets != "all-linear":
+        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    elif layers_to_transform is not None:
+        targets = list(layer_linears)
     return LoraConfig(
         r=model_config.lora_r, lora_alpha=model_config.lora_alpha, lora_dropout=model_config.lora_dropout,
-        target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()],
-        task_type=task_type,
+        target_modules=targets, layers_to_transform=layers_to_transform, task_type=task_type,
     )
 
 
@@ -323,12 +347,20 @@ def load_generator(model_config: ModelConfig, adapter_dir: str | None = None, tr
 
 
 def load_sampler(model_config: ModelConfig, adapter_dir: str | None = None):
-    """(causal LM, tokenizer) for sampling only: the generator with its LoRA adapter merged into the
-    weights (no per-layer adapter matmuls at every decoding step), its linear layers converted to
-    `sampling_weights(model_config)`."""
-    model, tokenizer = load_generator(model_config, adapter_dir=adapter_dir)
+    """(causal LM, tokenizer) for the hand-written decoder (lab.generation) to sample with: the generator
+    with its LoRA adapter merged into the weights (no per-layer adapter matmuls at every decoding step),
+    its linear layers then converted to `sampling_weights(model_config)`.
+
+    This copy is never 4-bit and merges in fp32 before casting to model.dtype: merging into nf4 weights
+    re-quantizes them (peft warns), and an update of PPO's size (an Adam step moves a weight by about
+    ppo.learning_rate, 1e-5) is far below one nf4 step (~1/8 of a block's largest weight), so gen-k
+    would sample like gen-(k-1). On the 4-bit path the adapter was trained on the nf4 weights and
+    samples on the weights they were quantized from (the usual QLoRA practice). The sampler on vLLM
+    is lab.vllm_backend's; `vllm_backend.load_backend_sampler` picks one by sampling.backend."""
+    model, tokenizer = load_generator(replace(model_config, load_in_4bit=False, dtype="float32"), adapter_dir=adapter_dir)
     if adapter_dir:
         model = model.merge_and_unload()
+    model = model.to(resolve_dtype(model_config))
     weights = sampling_weights(model_config)
     if weights != "none":
         from torch.ao.quantization import float16_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
@@ -339,12 +371,30 @@ def load_sampler(model_config: ModelConfig, adapter_dir: str | None = None):
     return model, tokenizer
 
 
-def load_reward_model(model_config: ModelConfig, adapter_dir: str | None = None, trainable: bool = False):
-    """(sequence classifier with one output, tokenizer) on the reward backbone (default: the generator's)."""
+def load_reward_model(model_config: ModelConfig, adapter_dir: str | None = None, trainable: bool = False,
+                      trainable_layers: int | None = None):
+    """(sequence classifier with one output, tokenizer) on the reward backbone (default: the generator's).
+
+    A new trainable adapter goes on the top `trainable_layers` decoder layers only (None = all); the
+    layers below get no adapter, no 4-bit training preparation and no gradient checkpointing (they
+    run without grad, see reward.py). A saved adapter keeps the layers it was trained on."""
     from transformers import AutoModelForSequenceClassification
     spec = model_config.reward_backbone or model_config.generator
-    return _load(AutoModelForSequenceClassification, model_config, spec, adapter_dir, trainable, "SEQ_CLS",
-                 num_labels=1)
+    top_only = trainable and adapter_dir is None and trainable_layers is not None
+    model, tokenizer = _load(AutoModelForSequenceClassification, model_config, spec, adapter_dir,
+                             trainable and not top_only, "SEQ_CLS", num_labels=1)
+    if top_only:
+        from peft import get_peft_model
+        count = model.config.num_hidden_layers
+        if not 1 <= trainable_layers <= count:
+            raise ValueError(f"reward.trainable_layers={trainable_layers}: the reward backbone has {count} decoder "
+                             f"layers; choose 1..{count}, or none for all of them")
+        layers = getattr(model, model.base_model_prefix).layers
+        linears = tuple(sorted({name.rpartition(".")[2] for name, module in layers.named_modules()
+                                if isinstance(module, torch.nn.Linear)}))
+        model = get_peft_model(model, lora_config(model_config, "SEQ_CLS", list(range(count - trainable_layers, count)),
+                                                  linears))
+    return model, tokenizer
 
 
 def _load(model_class, model_config: ModelConfig, spec: str, adapter_dir: str | None, trainable: bool,

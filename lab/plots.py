@@ -1,132 +1,226 @@
-"""Plots of an evaluated run, written as PNG files (matplotlib, headless).
+"""Plots, all in one place: functions that draw a matplotlib Figure from rows (the app shows them as
+they are) and `plot_*` wrappers that save one as PNG (the run artefacts and the notebooks).
 
-  plot_pass_at_1          pass@1 of each method by benchmark/language (one panel each) and iteration,
-                          with the 95% bootstrap intervals as error bars
-  plot_pass_at_1_bars     the same numbers as grouped bars: per panel a group per iteration, a bar per method
-  plot_reward_histograms  reward-model scores of passing vs failing candidates
-  plot_training_curves    step metrics of the training stages (the store's `metrics` rows): loss, reward, KL
+  pass_at_1_figure         pass@1 of each method by benchmark/language (a panel each) and iteration,
+                           with the 95% bootstrap intervals as error bars           (plot_pass_at_1)
+  pass_at_1_bars_figure    the same numbers as grouped bars: a group per iteration, a bar per method
+                                                                                    (plot_pass_at_1_bars)
+  reward_histogram_figure  reward-model scores of passing vs failing candidates, a panel per version
+                                                                                    (plot_reward_histograms)
+  training_curves_figure   step metrics of the training stages (Store.metrics rows) (plot_training_curves)
+  hard_negatives_figure    hard negatives mined and labelled per iteration (Store.hard_negative_counts rows)
+  heldout_figure           a reward model's measurements on held-out problems per iteration
+                           (Store.measurements rows), a panel per measure
 
-Not covered here: computing the numbers (evaluation.py), reading the store (callers pass its rows).
+Every *_figure returns None when its rows hold nothing to draw, and `save` then writes nothing. The
+figures are built without pyplot, so the app can draw them from several threads at once.
+
+Panels are titled as the report's columns (reports.column_of). Not covered here: computing the
+numbers (measures.py, evaluation.py), tables (reports.py) or reading the store (callers pass its rows).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from lab.measures import METHOD_NAMES, METHOD_TITLES
+from lab.reports import column_of
 
-from lab.evaluation import METHOD_TITLES, METHODS, column_of  # noqa: E402
+PASSING_COLOR, FAILING_COLOR = "tab:green", "tab:red"
+DPI = 110
 
 
-def plot_pass_at_1(rows: list[dict], path: Path) -> list[Path]:
-    """One panel per benchmark/language: x = iteration, a line per method. Returns [path] or [] with no rows."""
-    if not rows:
+def save(figure: Figure | None, path: Path) -> list[Path]:
+    """Write `figure` as PNG at `path` (folders made): [path], or [] when there is no figure."""
+    if figure is None:
         return []
-    columns = list(dict.fromkeys(column_of(r) for r in rows))
-    figure, axes = plt.subplots(1, len(columns), figsize=(4.5 * len(columns) + 1.8, 3.8), squeeze=False, sharey=True)
-    for axis, column in zip(axes[0], columns):
-        for offset, method in enumerate(METHODS):
-            points = sorted((r["iteration"], r) for r in rows if r["method"] == method and column_of(r) == column)
-            if not points:
-                continue
-            x = [k + (offset - 2) * 0.06 for k, _ in points]
-            y = [r["pass_at_1"] for _, r in points]
-            errors = [[r["pass_at_1"] - r["ci_low"] for _, r in points], [r["ci_high"] - r["pass_at_1"] for _, r in points]]
-            axis.errorbar(x, y, yerr=errors, marker="o", capsize=3, label=METHOD_TITLES[method])
-        axis.set_title(column)
-        axis.set_xlabel("iteration")
-        iterations = sorted({r["iteration"] for r in rows})
-        axis.set_xticks(iterations)
-        axis.set_xlim(iterations[0] - 0.5, iterations[-1] + 0.5)
-        axis.set_ylim(0, 1.04)
-        axis.grid(alpha=0.3)
-    axes[0][0].set_ylabel("pass@1 (95% bootstrap CI)")
-    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the panel: pass@1 of 1.0 is common
-    return [_save(figure, path)]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI, bbox_inches="tight")
+    return [path]
 
 
-def plot_pass_at_1_bars(rows: list[dict], path: Path) -> list[Path]:
-    """One panel per benchmark/language: a group of bars per iteration, a bar per method, with the 95%
-    bootstrap intervals. Returns [path] or [] with no rows."""
+def _methods(rows: list[dict]) -> list[str]:
+    """The methods present, in the order of measures.METHODS (others, from an older store, after)."""
+    present = {r["method"] for r in rows}
+    return [m for m in METHOD_NAMES if m in present] + sorted(present - set(METHOD_NAMES))
+
+
+def _error_bars(points: list[dict]) -> list[list[float]]:
+    """Distances from pass@1 to its interval's ends (0 where a row has no interval)."""
+    low = [r["pass_at_1"] - (r["pass_at_1"] if r.get("ci_low") is None else r["ci_low"]) for r in points]
+    high = [(r["pass_at_1"] if r.get("ci_high") is None else r["ci_high"]) - r["pass_at_1"] for r in points]
+    return [low, high]
+
+
+def pass_at_1_figure(rows: list[dict]) -> Figure | None:
+    """One panel per benchmark/language: x = iteration, a line per method with its 95% interval.
+    Rows: iteration, benchmark, language, method, pass_at_1, ci_low, ci_high (Store.evaluations)."""
     if not rows:
-        return []
+        return None
     columns = list(dict.fromkeys(column_of(r) for r in rows))
+    methods = _methods(rows)
     iterations = sorted({r["iteration"] for r in rows})
-    width = 0.8 / len(METHODS)
-    figure, axes = plt.subplots(1, len(columns), figsize=(1.2 + 2.2 * len(iterations) * len(columns), 3.8),
-                                squeeze=False, sharey=True)
-    for axis, column in zip(axes[0], columns):
-        for offset, method in enumerate(METHODS):
-            cells = {r["iteration"]: r for r in rows if r["method"] == method and column_of(r) == column}
-            if not cells:
-                continue
-            bars = [cells[k] for k in iterations if k in cells]
-            x = [iterations.index(r["iteration"]) + (offset - (len(METHODS) - 1) / 2) * width for r in bars]
-            errors = [[r["pass_at_1"] - r["ci_low"] for r in bars], [r["ci_high"] - r["pass_at_1"] for r in bars]]
-            axis.bar(x, [r["pass_at_1"] for r in bars], width, yerr=errors, capsize=2, label=METHOD_TITLES[method])
+    figure = Figure(figsize=(4.5 * len(columns) + 1.8, 3.8), layout="constrained")
+    axes = figure.subplots(1, len(columns), squeeze=False, sharey=True)[0]
+    for axis, column in zip(axes, columns):
+        for offset, method in enumerate(methods):
+            points = sorted((r for r in rows if r["method"] == method and column_of(r) == column),
+                            key=lambda r: r["iteration"])
+            if points:
+                x = [r["iteration"] + (offset - (len(methods) - 1) / 2) * 0.06 for r in points]
+                axis.errorbar(x, [r["pass_at_1"] for r in points], yerr=_error_bars(points), marker="o", capsize=3,
+                              label=METHOD_TITLES.get(method, method))
+        axis.set(title=column, xlabel="iteration", xticks=iterations, ylim=(0, 1.04),
+                 xlim=(iterations[0] - 0.5, iterations[-1] + 0.5))
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("pass@1 (95% bootstrap CI)")
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the panel: pass@1 of 1.0 is common
+    return figure
+
+
+def pass_at_1_bars_figure(rows: list[dict]) -> Figure | None:
+    """One panel per benchmark/language: a group of bars per iteration, a bar per method, with the
+    95% intervals. Rows as for `pass_at_1_figure`."""
+    if not rows:
+        return None
+    columns = list(dict.fromkeys(column_of(r) for r in rows))
+    methods = _methods(rows)
+    iterations = sorted({r["iteration"] for r in rows})
+    width = 0.8 / len(methods)
+    figure = Figure(figsize=(1.2 + 2.2 * len(iterations) * len(columns), 3.8), layout="constrained")
+    axes = figure.subplots(1, len(columns), squeeze=False, sharey=True)[0]
+    for axis, column in zip(axes, columns):
+        for offset, method in enumerate(methods):
+            bars = sorted((r for r in rows if r["method"] == method and column_of(r) == column),
+                          key=lambda r: r["iteration"])
+            if bars:
+                x = [iterations.index(r["iteration"]) + (offset - (len(methods) - 1) / 2) * width for r in bars]
+                axis.bar(x, [r["pass_at_1"] for r in bars], width, yerr=_error_bars(bars), capsize=2,
+                         label=METHOD_TITLES.get(method, method))
         axis.set_title(column)
         axis.set_xticks(range(len(iterations)), [f"iteration {k}" for k in iterations])
         axis.set_ylim(0, 1.05)
         axis.grid(axis="y", alpha=0.3)
-    axes[0][0].set_ylabel("pass@1 (95% bootstrap CI)")
-    axes[0][-1].legend(fontsize=7, loc="upper left")
-    return [_save(figure, path)]
+    axes[0].set_ylabel("pass@1 (95% bootstrap CI)")
+    axes[-1].legend(fontsize=7, loc="upper left")
+    return figure
 
 
-def plot_reward_histograms(candidates: list[dict], path: Path, title: str = "evaluation candidates") -> list[Path]:
-    """Histogram of `reward` for passing vs failing candidates. Returns [path] or [] when nothing is scored."""
+def reward_histogram_figure(candidates: list[dict], title: str = "candidates") -> Figure | None:
+    """Histogram of `reward` for passing vs failing candidates (rows with reward and passed; those
+    lacking either are left out), a panel per `reward_model` when rows carry one, most rows first.
+    A reranker that works separates the two."""
     scored = [c for c in candidates if c.get("reward") is not None and c.get("passed") is not None]
     if not scored:
-        return []
-    figure, axis = plt.subplots(figsize=(6, 3.8))
-    passing = [c["reward"] for c in scored if c["passed"]]
-    failing = [c["reward"] for c in scored if not c["passed"]]
-    low, high = min(c["reward"] for c in scored), max(c["reward"] for c in scored)
-    bins = [low + (high - low) * i / 30 for i in range(31)] if high > low else 10
-    axis.hist(failing, bins=bins, alpha=0.6, label=f"failing (n={len(failing)})", color="tab:red")
-    axis.hist(passing, bins=bins, alpha=0.6, label=f"passing (n={len(passing)})", color="tab:green")
-    axis.set_xlabel("reward model score")
-    axis.set_ylabel("candidates")
-    axis.set_title(f"Reward of passing vs failing {title}")
-    axis.legend()
-    return [_save(figure, path)]
+        return None
+    versions = sorted({c.get("reward_model") for c in scored},
+                      key=lambda v: (-sum(c.get("reward_model") == v for c in scored), str(v)))
+    figure = Figure(figsize=(6 if len(versions) == 1 else 4.6 * len(versions), 3.8), layout="constrained")
+    for axis, version in zip(figure.subplots(1, len(versions), squeeze=False)[0], versions):
+        rewards = [c for c in scored if c.get("reward_model") == version]
+        low, high = min(c["reward"] for c in rewards), max(c["reward"] for c in rewards)
+        bins = [low + (high - low) * i / 30 for i in range(31)] if high > low else 10
+        for passed, name, color in ((0, "failing", FAILING_COLOR), (1, "passing", PASSING_COLOR)):
+            values = [c["reward"] for c in rewards if bool(c["passed"]) == passed]
+            axis.hist(values, bins=bins, alpha=0.6, label=f"{name} (n={len(values)})", color=color)
+        axis.set(xlabel="reward model score", ylabel="candidates",
+                 title=f"Reward of passing vs failing {title}" + (f"\n{version}" if version else ""))
+        axis.title.set_fontsize(9 if len(versions) > 1 else 11)
+        axis.legend(fontsize=8)
+    return figure
 
 
-def plot_training_curves(metrics: list[dict], path: Path,
-                         names: tuple[str, ...] = ("loss", "reward", "kl")) -> list[Path]:
-    """A panel per (stage, metric name) among `names`, x = step, a line per iteration; `metrics` are
-    rows with iteration, stage, name, step, value (Store.metrics). Returns [path] or [] when none match."""
+def training_curves_figure(metrics: list[dict], names: tuple[str, ...] = ("loss", "reward", "kl")) -> Figure | None:
+    """A panel per (stage, metric name) among `names`, x = step, a line per iteration; rows with
+    iteration, stage, name, step, value (Store.metrics)."""
     wanted = [m for m in metrics if m["name"] in names]
     if not wanted:
-        return []
+        return None
     stages = list(dict.fromkeys(m["stage"] for m in wanted))
     panels = sorted({(m["stage"], m["name"]) for m in wanted},
                     key=lambda panel: (stages.index(panel[0]), names.index(panel[1])))
     columns = min(len(panels), 3)
     rows_needed = -(-len(panels) // columns)
-    figure, axes = plt.subplots(rows_needed, columns, figsize=(4.2 * columns, 3.2 * rows_needed), squeeze=False)
+    figure = Figure(figsize=(4.2 * columns, 3.2 * rows_needed), layout="constrained")
+    axes = figure.subplots(rows_needed, columns, squeeze=False)
     for axis, (stage, name) in zip(axes.flat, panels):
         for iteration in sorted({m["iteration"] for m in wanted if (m["stage"], m["name"]) == (stage, name)}):
             points = sorted((m["step"], m["value"]) for m in wanted
                             if (m["stage"], m["name"], m["iteration"]) == (stage, name, iteration))
             axis.plot([step for step, _ in points], [value for _, value in points], marker=".",
                       label=f"iteration {iteration}")
-        axis.set_title(f"{stage}: {name}")
-        axis.set_xlabel("step")
+        axis.set(title=f"{stage}: {name}", xlabel="step")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
     for axis in list(axes.flat)[len(panels):]:
         axis.set_visible(False)
-    return [_save(figure, path)]
+    return figure
 
 
-def _save(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+def hard_negatives_figure(per_iteration: list[dict]) -> Figure | None:
+    """Per iteration: candidates mined as hard negatives and candidates labelled so by hand."""
+    if not per_iteration:
+        return None
+    iterations = [r["iteration"] for r in per_iteration]
+    figure = Figure(figsize=(5, 3), layout="constrained")
+    axis = figure.subplots()
+    width = 0.4
+    axis.bar([k - width / 2 for k in iterations], [r["mined_candidates"] for r in per_iteration], width,
+             label="mined (pairs)")
+    axis.bar([k + width / 2 for k in iterations], [r["labeled_hard_negatives"] for r in per_iteration], width,
+             label="labeled by hand")
+    axis.set(title="hard negatives per iteration", xlabel="iteration", ylabel="candidates", xticks=iterations)
+    axis.legend(fontsize=7)
+    return figure
+
+
+def heldout_figure(measurements: list[dict]) -> Figure | None:
+    """A panel per measure ('pair_accuracy', 'ranking_accuracy', 'top1', 'length_correlation', ...),
+    x = iteration, a line per what it measures (the part of the name after '/': reranker, logprob,
+    random, passed). Rows: iteration, eval_set, name, value, count (Store.measurements); rows without
+    a value are left out. Accuracies show chance (0.5) as a dashed line."""
+    rows = [m for m in measurements if m.get("value") is not None]
+    if not rows:
+        return None
+    panels = list(dict.fromkeys((m["eval_set"], m["name"].partition("/")[0]) for m in rows))
+    iterations = sorted({m["iteration"] for m in rows})
+    columns = min(len(panels), 4)
+    rows_needed = -(-len(panels) // columns)
+    figure = Figure(figsize=(3.6 * columns + 0.4, 3.0 * rows_needed), layout="constrained")
+    axes = figure.subplots(rows_needed, columns, squeeze=False)
+    for axis, (eval_set, measure) in zip(axes.flat, panels):
+        lines = [m for m in rows if m["eval_set"] == eval_set and m["name"].partition("/")[0] == measure]
+        for what in dict.fromkeys(m["name"].partition("/")[2] for m in lines):
+            points = sorted((m["iteration"], m["value"]) for m in lines if m["name"].partition("/")[2] == what)
+            axis.plot([k for k, _ in points], [v for _, v in points], marker="o", label=what or measure)
+        if measure.endswith("accuracy"):
+            axis.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+        axis.set(title=f"{eval_set}: {measure}", xlabel="iteration", xticks=iterations,
+                 ylim=(-1.05, 1.05) if measure.endswith("correlation") else (-0.02, 1.02))
+        axis.title.set_fontsize(9)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[len(panels):]:
+        axis.set_visible(False)
+    return figure
+
+
+def plot_pass_at_1(rows: list[dict], path: Path) -> list[Path]:
+    return save(pass_at_1_figure(rows), path)
+
+
+def plot_pass_at_1_bars(rows: list[dict], path: Path) -> list[Path]:
+    return save(pass_at_1_bars_figure(rows), path)
+
+
+def plot_reward_histograms(candidates: list[dict], path: Path, title: str = "evaluation candidates") -> list[Path]:
+    return save(reward_histogram_figure(candidates, title), path)
+
+
+def plot_training_curves(metrics: list[dict], path: Path,
+                         names: tuple[str, ...] = ("loss", "reward", "kl")) -> list[Path]:
+    return save(training_curves_figure(metrics, names), path)

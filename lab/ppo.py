@@ -4,7 +4,10 @@
 Models: the policy is the generator with a LoRA adapter (QLoRA on CUDA); the reference is the same
 weights with the adapter swapped: the base model when PPO starts from scratch, or a frozen copy of
 the SFT adapter (TRL's `ref_adapter_name`) when it starts from one, so the KL is measured against
-the SFT policy. The reward model is frozen; the value model is a trainable LoRA copy of it.
+the SFT policy. The reward model is frozen; the value model is a trainable LoRA copy of it. On the
+4-bit path the reward model stays an unmerged PeftModel (merging into nf4 weights re-quantizes them;
+TRL's get_reward reaches its backbone through `base_model_prefix`), and the policy's and value's
+adapters train in fp32, as SFT's and the reward model's do (models.trainable_weights_kept).
 
 Rollouts end where the executor would cut the completion: `StopStringRollout` replaces TRL's
 rollout generation so that each row stops decoding at its prompt's first stop string (MultiPL-E's
@@ -38,8 +41,8 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from lab.config import LabConfig
-from lab.generation import first_stop
 from lab.models import end_token_ids, load_generator, load_reward_model, log_forwarder, trainer_arguments, uses_4bit
+from lab.problems import first_stop
 
 PPO_LOG_NAMES = {"objective/scores": "reward", "objective/kl": "kl", "objective/entropy": "entropy",
                  "loss/policy_avg": "loss", "loss/value_avg": "value_loss"}

@@ -7,6 +7,16 @@ through `datasets.load_dataset` ('openai_humaneval', 'mbpp', 'nuprl/MultiPL-E').
 MultiPL-E's licence forbids using it as training data (a learned reranker included):
 `load_problems(..., purpose="train")` refuses it, and records carry `training_allowed`.
 
+MBPP is posed in one of two forms (`DataConfig.mbpp_form`), rendered from MBPP's own rows:
+  'humaneval' (default), the evaluation's form: the prompt is the reference solution's imports,
+    its `def` line and a docstring with the MBPP text and the first test as a doctest; the
+    completion (and the reference) is the body, indented by 4 spaces a level; MultiPL-E Python's
+    stop tokens. Problems this cannot pose faithfully (helper functions or classes, module-level
+    statements, a body the stop tokens would cut, ...) are left out: `mbpp_left_out` lists them.
+  'original', MBPP's own form: a module docstring with the text and the first test; the
+    completion is a whole `def`.
+MultiPL-E's own MBPP prompts are never used for this: they are evaluation-only.
+
 User problems: a JSONL file, one object per line, with the fields
   id (str), language (str, a MultiPL-E code such as "py"), prompt (str), tests (str),
   stop_tokens (list of str), and optionally entry_point (str), split (str, default
@@ -18,21 +28,26 @@ Not covered here: running programs (execution.py) or storing problems (store.py)
 """
 from __future__ import annotations
 
+import ast
+import io
 import json
 import os
 import re
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from lab.config import DataConfig
+from lab.config import DataConfig, UsageError
 
 
 @dataclass(frozen=True)
 class Problem:
     id: str
-    """Unique across sources: 'humaneval/HumanEval_0_has_close_elements', 'mbpp/601',
-    'multipl-e/humaneval-cpp/HumanEval_0_has_close_elements', or the user's own id."""
+    """Unique across sources: 'humaneval/HumanEval_0_has_close_elements', 'mbpp/601' (MBPP's own
+    form), 'mbpp-he/601' (MBPP 601 rendered in the evaluation's form, a different prompt and
+    reference: see DataConfig.mbpp_form), 'multipl-e/humaneval-cpp/HumanEval_0_has_close_elements',
+    or the user's own id."""
     language: str
     """MultiPL-E language code: py, cpp, java, js, ts, php, sh, cs, rs, go, rb, pl, lua, r, rkt, d, scala, ..."""
     prompt: str
@@ -62,7 +77,11 @@ class LicenceError(ValueError):
 MBPP_SPLITS = {"prompt": range(1, 11), "test": range(11, 511), "validation": range(511, 601), "train": range(601, 975)}
 MULTIPLE_BENCHMARKS = ("humaneval", "mbpp")
 PYTHON_STOP_TOKENS = ("\ndef", "\n#", "\nif", "\nclass", "\nprint")
+MULTIPLE_PYTHON_STOP_TOKENS = ("\ndef", "\n#", "\nif", "\nclass")
+"""What every MultiPL-E Python row carries: the evaluation cuts Python completions at these."""
 MBPP_STOP_TOKENS = ("\nclass", "\nassert", '\n"""', "\nprint", "\nif", "\n```", "\n#")
+MBPP_FORMS = ("humaneval", "original")
+MBPP_RENDERED_PREFIX = "mbpp-he/"
 MULTIPLE_LICENCE_MESSAGE = (
     "MultiPL-E is evaluation-only: its licence (BSD-3 with a Machine Learning Restriction, clause 4) "
     "forbids using it as training data for any model, the reward model included. "
@@ -70,6 +89,17 @@ MULTIPLE_LICENCE_MESSAGE = (
 )
 USER_REQUIRED_FIELDS = {"id": str, "language": str, "prompt": str, "tests": str, "stop_tokens": list}
 USER_OPTIONAL_FIELDS = {"entry_point": str, "split": str, "reference": str, "training_allowed": bool}
+
+
+def first_stop(text: str, stops) -> int:
+    """Where a completion ends: the index of the earliest stop string in `text`, or -1."""
+    return min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
+
+
+def truncate_at_stop(completion: str, stops) -> str:
+    """The completion cut at the earliest of its problem's stop strings (what is executed)."""
+    cut = first_stop(completion, stops)
+    return completion if cut < 0 else completion[:cut]
 
 
 def load_problems(
@@ -89,7 +119,7 @@ def load_problems(
     """
     data = data or DataConfig()
     if purpose not in ("eval", "train"):
-        raise ValueError(f"purpose must be 'eval' or 'train', not {purpose!r}")
+        raise UsageError(f"purpose must be 'eval' or 'train', not {purpose!r}")
     if benchmark.startswith("multipl-e"):
         if purpose == "train":
             raise LicenceError(MULTIPLE_LICENCE_MESSAGE)
@@ -101,13 +131,12 @@ def load_problems(
     elif benchmark.startswith("jsonl:"):
         problems = load_user_problems(benchmark.partition(":")[2])
     else:
-        raise ValueError(
+        raise UsageError(
             f"unknown benchmark {benchmark!r}: use 'humaneval', 'mbpp', 'multipl-e/humaneval', "
             "'multipl-e/mbpp' or 'jsonl:<path>'"
         )
     if split is not None:
-        if split not in MBPP_SPLITS:
-            raise ValueError(f"unknown split {split!r}: choose one of {', '.join(MBPP_SPLITS)}")
+        _check_split(split)
         problems = [p for p in problems if p.split == split]
     if purpose == "train":
         refused = [p.id for p in problems if not p.training_allowed]
@@ -151,6 +180,15 @@ def load_user_problems(path: str | os.PathLike) -> list[Problem]:
             training_allowed=row.get("training_allowed", True), reference=row.get("reference"),
         ))
     return problems
+
+
+def mbpp_left_out(split: str | None = None, data: DataConfig | None = None) -> list[tuple[int, str]]:
+    """(MBPP task_id, reason), by task_id, for each MBPP problem that the evaluation's form
+    (data.mbpp_form 'humaneval') cannot pose faithfully and so leaves out; `split` as in load_problems."""
+    if split is not None:
+        _check_split(split)
+    refused = _render_mbpp(_mbpp_rows(data or DataConfig()))[1]
+    return sorted((task_id, reason) for task_id, reason in refused if split is None or mbpp_split_of(task_id) == split)
 
 
 def mbpp_split_of(task_id: int) -> str:
@@ -221,31 +259,188 @@ def _load_humaneval(data: DataConfig) -> list[Problem]:
     ]
 
 
-def _load_mbpp(data: DataConfig) -> list[Problem]:
+def _mbpp_rows(data: DataConfig) -> list[tuple[str, int, dict]]:
     if _local_root(data) is not None:
         rows = _rows(data, "mbpp/mbpp.jsonl", (), ("task_id", "text", "code", "test_list"))
     else:
         rows = [r for split in ("train", "validation", "test", "prompt") for r in _hub_rows("mbpp", "full", split)]
-    problems = []
     for label, line, row in rows:
         if not row["test_list"]:
             raise ProblemLoadError(f"{label}, line {line}: field 'test_list' is empty")
+    return rows
+
+
+def _load_mbpp(data: DataConfig) -> list[Problem]:
+    if data.mbpp_form not in MBPP_FORMS:
+        raise UsageError(
+            f"data.mbpp_form is {data.mbpp_form!r}: use 'humaneval' (the evaluation's form: signature and "
+            "docstring, the completion is the body) or 'original' (MBPP's own: the completion is a whole def)"
+        )
+    rows = _mbpp_rows(data)
+    if data.mbpp_form == "humaneval":
+        return _render_mbpp(rows)[0]
+    problems = []
+    for _, _, row in rows:
         match = re.search(r"assert\s+\(?\s*(?:set\(|sorted\(|math\.isclose\()?\s*([A-Za-z_]\w*)\s*\(", row["test_list"][0])
-        setup = row.get("test_setup_code") or ""
         problems.append(Problem(
             id=f"mbpp/{row['task_id']}", language="py",
             prompt=f'"""\n{row["text"].strip()}\n{row["test_list"][0].strip()}\n"""\n',
-            tests=(setup + "\n" if setup else "") + "\n".join(row["test_list"]) + "\n",
-            stop_tokens=MBPP_STOP_TOKENS, entry_point=match.group(1) if match else "",
+            tests=_mbpp_tests(row), stop_tokens=MBPP_STOP_TOKENS, entry_point=match.group(1) if match else "",
             source="mbpp", split=mbpp_split_of(int(row["task_id"])), training_allowed=True,
-            reference=row["code"].replace("\r\n", "\n").replace("\r", "\n"),
+            reference=_unix_newlines(row["code"]),
         ))
     return problems
 
 
+def _mbpp_tests(row: dict) -> str:
+    setup = row.get("test_setup_code") or ""
+    return (setup + "\n" if setup else "") + "\n".join(row["test_list"]) + "\n"
+
+
+def _unix_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# ---------------------------------------------------------------- MBPP in the evaluation's form
+
+class _Unrenderable(Exception):
+    """This MBPP problem cannot be posed faithfully in the evaluation's form; the message says why."""
+
+
+def _render_mbpp(rows: list[tuple[str, int, dict]]) -> tuple[list[Problem], list[tuple[int, str]]]:
+    """(rendered problems, [(task_id, reason)] of those left out)."""
+    rendered, refused = [], []
+    for _, _, row in rows:
+        try:
+            rendered.append(_mbpp_in_evaluation_form(row))
+        except _Unrenderable as why:
+            refused.append((int(row["task_id"]), str(why)))
+    return rendered, refused
+
+
+def _mbpp_in_evaluation_form(row: dict) -> Problem:
+    """Imports + the reference's `def` line + a docstring (text, first test as a doctest) as the
+    prompt; the reference's body, re-indented to 4 spaces a level, as the reference completion."""
+    code, tests = _unix_newlines(row["code"]), _mbpp_tests(row)
+    module, test_module = _parse(code, "the reference"), _parse(tests, "the tests")
+    imports = [node for node in module.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    functions = [node for node in module.body if isinstance(node, ast.FunctionDef)]
+    others = [node for node in module.body if node not in imports and node not in functions]
+    if others:
+        shown = ", ".join(f"line {node.lineno} `{ast.get_source_segment(code, node).splitlines()[0].strip()[:40]}`"
+                          for node in others[:3])
+        raise _Unrenderable(f"module-level code besides imports and one function: {shown}")
+    if len(functions) != 1:
+        raise _Unrenderable(f"{len(functions)} top-level functions ({', '.join(f.name for f in functions)}): "
+                            "the prompt would have to hold the helpers")
+    function = functions[0]
+    called = {node.func.id for node in ast.walk(test_module)
+              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+    if function.name not in called:
+        raise _Unrenderable(f"entry point not found: the tests never call {function.name}()")
+    if function.decorator_list:
+        raise _Unrenderable(f"{function.name}() is decorated")
+    prompt = ("".join(ast.get_source_segment(code, node) + "\n" for node in imports) + ("\n\n" if imports else "")
+              + _signature(function) + "\n" + _docstring(row["text"], row["test_list"][0]))
+    body = _reindented_body("\n".join(code.splitlines()[function.lineno - 1:function.end_lineno]) + "\n")
+    cut = first_stop(body, MULTIPLE_PYTHON_STOP_TOKENS)
+    if cut >= 0:
+        line = body[cut + 1:].splitlines()[0]
+        raise _Unrenderable(f"a stop token would cut the body at {line[:40]!r}")
+    try:
+        rendered = ast.parse(prompt + body).body[-1].body[1:]
+    except SyntaxError as error:
+        raise _Unrenderable(f"the re-indented body does not parse ({error.msg})") from None
+    if ast.dump(ast.Module(rendered, [])) != ast.dump(ast.Module(function.body, [])):
+        raise _Unrenderable("re-indenting the body changed its code")
+    return Problem(
+        id=f"{MBPP_RENDERED_PREFIX}{row['task_id']}", language="py", prompt=prompt, tests=tests,
+        stop_tokens=MULTIPLE_PYTHON_STOP_TOKENS, entry_point=function.name, source="mbpp",
+        split=mbpp_split_of(int(row["task_id"])), training_allowed=True, reference=body,
+    )
+
+
+def _parse(source: str, what: str) -> ast.Module:
+    try:
+        return ast.parse(source)
+    except SyntaxError as error:
+        raise _Unrenderable(f"{what} does not parse ({error.msg}, line {error.lineno})") from None
+
+
+def _signature(function: ast.FunctionDef) -> str:
+    returns = f" -> {ast.unparse(function.returns)}" if function.returns else ""
+    return f"def {function.name}({ast.unparse(function.args)}){returns}:"
+
+
+def _docstring(text: str, first_test: str) -> str:
+    """HumanEval's layout: the text, then the first test `assert call == value` as `>>> call` / `value`."""
+    test = _parse(first_test, "the first test").body[0]
+    if not (isinstance(test, ast.Assert) and isinstance(test.test, ast.Compare)
+            and len(test.test.ops) == 1 and isinstance(test.test.ops[0], ast.Eq)):
+        raise _Unrenderable("the first test is not `assert <call> == <expected>`")
+    call, expected = (ast.get_source_segment(first_test, node) for node in (test.test.left, test.test.comparators[0]))
+    if "\n" in call + expected:
+        raise _Unrenderable("the first test spans several lines")
+    lines = [line.rstrip() for line in text.strip().splitlines()] + [f">>> {call}", expected]
+    content = "\n    ".join(lines)
+    if '"""' in content:
+        raise _Unrenderable('the text or the first test holds """')
+    quote = 'r"""' if "\\" in content else '"""'  # a backslash in a test's string literal shows as written
+    return f'    {quote}{content}\n    """\n'
+
+
+def _reindented_body(function_source: str) -> str:
+    """The body of the one function in `function_source`, each block level indented by 4 spaces.
+    Statement and comment lines get 4 spaces per level; continuation lines keep their offset from
+    their statement (a tab counts 4); lines that start inside a multi-line string stay as they are."""
+    lines = function_source.splitlines()
+    indents: dict[int, str] = {}
+    inside_string: set[int] = set()
+    open_string: set[int] = set()
+    seen: set[int] = set()
+    pending_comments: list[int] = []
+    depth = statement_depth = statement_width = 0
+    header_end = None
+    at_statement_start = True
+    for token in tokenize.generate_tokens(io.StringIO(function_source).readline):
+        row, end_row = token.start[0], token.end[0]
+        if token.type == tokenize.INDENT:
+            depth += 1
+        elif token.type == tokenize.DEDENT:
+            depth -= 1
+        elif token.type == tokenize.NEWLINE:
+            at_statement_start, header_end = True, header_end or row
+        elif token.type not in (tokenize.NL, tokenize.ENDMARKER):
+            if row not in seen:
+                if at_statement_start and token.type == tokenize.COMMENT:
+                    pending_comments.append(row)  # indented like the statement that follows it
+                elif at_statement_start:
+                    statement_depth, statement_width = depth, _indent_width(lines[row - 1])
+                    indents.update({r: "    " * depth for r in pending_comments + [row]})
+                    pending_comments = []
+                else:
+                    offset = max(0, _indent_width(lines[row - 1]) - statement_width)
+                    indents[row] = "    " * statement_depth + " " * offset
+            at_statement_start = at_statement_start and token.type == tokenize.COMMENT
+            seen.update(range(row, end_row + 1))
+            inside_string.update(range(row + 1, end_row + 1))
+            open_string.update(range(row, end_row))
+    body = []
+    for row, line in enumerate(lines[header_end:], start=header_end + 1):
+        if row not in inside_string:
+            line = indents.get(row, "") + line.lstrip(" \t\f")
+        body.append(line if row in open_string else line.rstrip())
+    return "\n".join(body) + "\n"
+
+
+def _indent_width(line: str) -> int:
+    """Columns of the leading whitespace, a tab counting 4."""
+    return len(line[: len(line) - len(line.lstrip(" \t\f"))].expandtabs(4))
+
+
 def _load_multiple(benchmark: str, language: str, data: DataConfig) -> list[Problem]:
     if benchmark not in MULTIPLE_BENCHMARKS:
-        raise ValueError(f"unknown MultiPL-E benchmark {benchmark!r}: use 'multipl-e/humaneval' or 'multipl-e/mbpp'")
+        raise UsageError(f"unknown MultiPL-E benchmark {benchmark!r}: use 'multipl-e/humaneval' or 'multipl-e/mbpp'")
     _check_language(language, f"multipl-e/{benchmark}")
     root = _local_root(data)
     if root is not None and not (root / "multipl-e" / f"{benchmark}-{language}.jsonl").exists():
@@ -277,6 +472,11 @@ KNOWN_LANGUAGES = {
     "py", "cpp", "java", "js", "ts", "php", "sh", "cs", "rs", "go", "rb", "pl", "lua", "r", "rkt", "d",
     "scala", "jl", "swift", "adb", "clj", "dart", "elixir", "hs", "ml", "luau",
 }
+
+
+def _check_split(split: str) -> None:
+    if split not in MBPP_SPLITS:
+        raise UsageError(f"unknown split {split!r}: choose one of {', '.join(MBPP_SPLITS)}")
 
 
 def _check_language(language: str, where: str) -> None:

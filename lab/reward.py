@@ -5,11 +5,27 @@ tokenizer (PPO needs the shared tokenizer), with LoRA; its input is `prompt + co
 its reward is read at that EOS (the pad token is distinct from EOS, see models.load_tokenizer), the
 same text and position PPO scores. Also the no-training baseline: ranking by mean log-prob.
 
+Where the work goes: `reward.trainable_layers=K` puts the LoRA adapter on the top K decoder layers
+only (`split_layer` = the first adapted one; None = every layer, split 0). The layers below are the
+base backbone, so their output for a text is computed once and kept on disk (hidden_states.py);
+training epochs, later iterations' retraining, scoring and evaluation then run the top K layers
+only. Every reward, in training and in scoring, comes from one function, `sequence_rewards`: the
+sequences sharing a prefix (a pair's chosen and rejected; a prompt's completions) are one packed row,
+the prefix computed once. The saved adapter is an ordinary peft adapter (its config lists the
+layers), so the full model (`load_reward_model`, PPO's reward) gives the same reward up to the
+float16 rounding of the cached states (tests/test_reward.py).
+
+What is TRL's and what is written here: training is TRL's `RewardTrainer` (dataset filtering by
+max_length, the collator, the loss -log sigmoid(r_chosen - r_rejected), its metrics, logging,
+optimiser, saving); `RewardTrainer.compute_loss` is kept and only handed `sequence_rewards` as the
+model's forward (`PackedRewardTrainer`), because TRL's forward runs every layer over each padded
+sequence and has no way to start from cached states or to share a prompt. The packed forward, the
+cache and scoring are written by hand.
+
 Not covered here: building pairs from executed candidates or mining hard negatives (mining.py).
 """
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +34,9 @@ import torch
 from tqdm.auto import tqdm
 
 from lab.config import LabConfig
-from lab.models import load_reward_model, log_forwarder, trainer_arguments
+from lab.hidden_states import HiddenStateCache, pack, run_layers, shared_prefix_length
+from lab.measures import pairwise_accuracy
+from lab.models import load_reward_model, log_forwarder, trainable_weights_kept, trainer_arguments
 
 
 @dataclass
@@ -30,30 +48,81 @@ class PreferencePair:
     """A completion of the same prompt that fails."""
 
 
-def train_reward_model(config: LabConfig, pairs: list[PreferencePair], output_dir: str, *,
-                       eval_pairs: list[PreferencePair] | None = None, init_adapter: str | None = None,
-                       on_log: Callable[[dict], None] | None = None) -> dict:
-    """Train the LoRA reward model with TRL's RewardTrainer (-log sigmoid(r_chosen - r_rejected)),
-    save the adapter and score head to `output_dir`, and measure it on `eval_pairs`.
+def split_layer(model) -> int:
+    """The first decoder layer the model's LoRA adapter changes (0 for an adapter on every layer, or
+    no adapter): the layers below it are the base backbone's, and their output can be cached."""
+    peft_config = getattr(model, "peft_config", {}).get(getattr(model, "active_adapter", None))
+    layers = getattr(peft_config, "layers_to_transform", None)
+    if layers is None:
+        return 0
+    return layers if isinstance(layers, int) else min(layers)
 
-    Returns train_loss, eval_accuracy and eval_reward_gap (mean reward of chosen minus rejected;
-    None without eval pairs), plus the counts and time.
-    """
+
+def sequence_rewards(model, cache: HiddenStateCache, rows: list[list[list[int]]]) -> torch.Tensor:
+    """The reward of every token sequence of `rows` (each row: sequences of token ids ending in EOS,
+    packed on their shared prefix), flattened in row order: the cached states after the frozen layers,
+    then the layers from `split_layer(model)` up, the final norm and the score head at each sequence's
+    last token. Gradients flow into the adapter and the head when grad is enabled."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    backbone, split = getattr(base, base.base_model_prefix), split_layer(model)
+    packed = pack(cache.states(backbone, split, rows), [shared_prefix_length(row) for row in rows])
+    hidden = backbone.norm(run_layers(backbone, backbone.layers[split:], packed))
+    row_index = torch.tensor([r for r, tokens in enumerate(packed.tokens) for _ in tokens], device=hidden.device)
+    last_index = torch.stack([index[-1] for tokens in packed.tokens for index in tokens])
+    return base.score(hidden[row_index, last_index])[:, 0].float()
+
+
+def reward_trainer(config: LabConfig, model, tokenizer, pairs: list[PreferencePair], output_dir: str,
+                   cache: HiddenStateCache, callbacks: list | None = None):
+    """TRL's RewardTrainer on `pairs` (tokenized as `prompt + completion + EOS`), its forward replaced
+    by `sequence_rewards` over each pair as one packed row (chosen, rejected)."""
     from datasets import Dataset
+    from transformers.modeling_outputs import SequenceClassifierOutput
     from trl import RewardConfig, RewardTrainer
 
-    if not pairs:
-        raise ValueError("no preference pairs to train the reward model on: a problem needs at least one passing "
-                         "and one failing candidate; sample more candidates (sampling.num_samples) or problems")
-    model, tokenizer = load_reward_model(config.model, adapter_dir=init_adapter, trainable=True)
+    class PackedRewardTrainer(RewardTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            return super().compute_loss(self.packed_forward, inputs, return_outputs, num_items_in_batch)
+
+        def packed_forward(self, input_ids, attention_mask, **_):
+            """TRL's collator stacks the chosen sequences, then the rejected ones, right-padded."""
+            sequences = [row[:length].tolist() for row, length in zip(input_ids, attention_mask.sum(-1).tolist())]
+            half = len(sequences) // 2
+            rewards = sequence_rewards(self.model, cache, [list(pair) for pair in zip(sequences[:half], sequences[half:])])
+            return SequenceClassifierOutput(logits=torch.cat([rewards[0::2], rewards[1::2]])[:, None])
+
     settings = config.reward
     args = RewardConfig(**trainer_arguments(
         config.model, output_dir, seed=config.data.seed, max_steps=settings.max_steps,
         learning_rate=settings.learning_rate, per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation_steps, max_length=settings.max_length))
-    dataset = Dataset.from_list([{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs])
-    trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                            callbacks=[log_forwarder(on_log, {"accuracy": "train_accuracy", "margin": "reward_margin"})])
+    dataset = Dataset.from_list([{"chosen_ids": ids[0], "rejected_ids": ids[1]} for ids in (
+        _token_ids(tokenizer, [(p.prompt, p.chosen), (p.prompt, p.rejected)]) for p in pairs)])
+    with trainable_weights_kept(model):
+        return PackedRewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                                   callbacks=callbacks)
+
+
+def train_reward_model(config: LabConfig, pairs: list[PreferencePair], output_dir: str, *,
+                       eval_pairs: list[PreferencePair] | None = None, init_adapter: str | None = None,
+                       on_log: Callable[[dict], None] | None = None, cache: HiddenStateCache | None = None) -> dict:
+    """Train the LoRA reward model (on the top reward.trainable_layers layers, or on all; an
+    `init_adapter` keeps the layers it was trained on), save the adapter and score head to
+    `output_dir`, and measure it on `eval_pairs`. The frozen layers' states are kept in `cache`
+    (default: HiddenStateCache.for_reward_backbone(config.model), under model.cache_dir).
+
+    Returns train_loss, eval_accuracy and eval_reward_gap (mean reward of chosen minus rejected;
+    None without eval pairs), plus the counts, time and the cache's hits and misses.
+    """
+    if not pairs:
+        raise ValueError("no preference pairs to train the reward model on: a problem needs at least one passing "
+                         "and one failing candidate; sample more candidates (sampling.num_samples) or problems")
+    settings = config.reward
+    model, tokenizer = load_reward_model(config.model, adapter_dir=init_adapter, trainable=True,
+                                         trainable_layers=settings.trainable_layers)
+    cache = cache or HiddenStateCache.for_reward_backbone(config.model)
+    trainer = reward_trainer(config, model, tokenizer, pairs, output_dir, cache, callbacks=[
+        log_forwarder(on_log, {"accuracy": "train_accuracy", "margin": "reward_margin"})])
     if len(trainer.train_dataset) == 0:
         raise ValueError(f"all {len(pairs)} preference pairs are longer than reward.max_length="
                          f"{settings.max_length} tokens; raise reward.max_length")
@@ -65,75 +134,60 @@ def train_reward_model(config: LabConfig, pairs: list[PreferencePair], output_di
     metrics = {"train_loss": result.training_loss, "train_pairs": len(trainer.train_dataset),
                "steps": result.global_step, "seconds": round(seconds, 1),
                "seconds_per_step": round(seconds / max(result.global_step, 1), 2),
+               "split_layer": split_layer(model), "cache_hits": cache.hits, "cache_misses": cache.misses,
                "eval_pairs": len(eval_pairs or []), "eval_accuracy": None, "eval_reward_gap": None}
     if eval_pairs:
-        metrics.update(evaluate_pairs(model, tokenizer, eval_pairs, batch_size=settings.score_batch_size))
+        metrics.update(evaluate_pairs(model, tokenizer, eval_pairs, batch_size=settings.score_batch_size, cache=cache))
     return metrics
 
 
 @torch.no_grad()
 def score_completions(model, tokenizer, items: list[tuple[str, str]], batch_size: int = 8,
-                      progress: bool = True) -> list[float]:
-    """The reward of each (prompt, completion), in order: the score head at the last token of
-    `prompt + completion + EOS`, tokenized whole (as in training).
+                      progress: bool = True, *, cache: HiddenStateCache | None = None) -> list[float]:
+    """The reward of each (prompt, completion), in order: the score head at the EOS of
+    `prompt + completion + EOS`, tokenized whole (as in training), computed by `sequence_rewards`.
 
-    Items of one prompt share their forward pass over the tokens they all start with (the prompt,
-    usually more than half the text): it runs once, and its KV cache is copied to each batch of their
-    remaining tokens (batches formed by length, padded on the right).
+    A prompt's completions are packed in rows of at most `batch_size`, which share the prompt's
+    forward; a forward takes rows up to `batch_size` completions in all. `cache` keeps the frozen
+    layers' states (HiddenStateCache.for_reward_backbone(config.model)); without it they are
+    computed every time.
     """
-    ids = tokenizer([prompt + completion + tokenizer.eos_token for prompt, completion in items]).input_ids
+    cache = cache or HiddenStateCache(None)
+    unique = list(dict.fromkeys(items))  # an item repeated (a candidate in several pairs) is scored once
+    ids = _token_ids(tokenizer, unique)
     groups: dict[str, list[int]] = {}
-    for i, (prompt, _) in enumerate(items):
+    for i, (prompt, _) in enumerate(unique):
         groups.setdefault(prompt, []).append(i)
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    backbone, head = getattr(base, base.base_model_prefix), base.score
-    device = base.device
-    scores = [0.0] * len(items)
-    for indices in tqdm(list(groups.values()), desc="scoring", unit="prompt", disable=not progress):
-        shared = _common_prefix_length([ids[i] for i in indices])
-        prefix = backbone(input_ids=torch.tensor([ids[indices[0]][:shared]], device=device), use_cache=True).cache \
-            if shared else None
-        order = sorted(indices, key=lambda i: len(ids[i]))
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            lengths = torch.tensor([len(ids[i]) - shared for i in rows], device=device)
-            width = int(lengths.max())
-            suffixes = torch.tensor([ids[i][shared:] + [tokenizer.pad_token_id] * (width - len(ids[i]) + shared)
-                                     for i in rows], device=device)
-            mask = torch.cat([lengths.new_ones(len(rows), shared),
-                              (torch.arange(width, device=device) < lengths[:, None]).long()], dim=1)
-            cache = None
-            if prefix is not None:
-                cache = copy.deepcopy(prefix)
-                cache.batch_repeat_interleave(len(rows))
-            hidden = backbone(input_ids=suffixes, attention_mask=mask, cache=cache, use_cache=cache is not None,
-                              position_ids=(shared + torch.arange(width, device=device)).expand(len(rows), -1))
-            last = hidden.last_hidden_state[torch.arange(len(rows), device=device), lengths - 1]
-            for i, value in zip(rows, head(last)[:, 0].float().tolist()):
-                scores[i] = value
-    return scores
+    rows = [indices[start:start + batch_size] for indices in groups.values()
+            for start in range(0, len(indices), batch_size)]
+    forwards: list[list[list[int]]] = []
+    for row in rows:
+        if forwards and sum(map(len, forwards[-1])) + len(row) <= batch_size:
+            forwards[-1].append(row)
+        else:
+            forwards.append([row])
+    scores = [0.0] * len(unique)
+    for forward in tqdm(forwards, desc="scoring", unit="batch", disable=not progress):
+        values = sequence_rewards(model, cache, [[ids[i] for i in row] for row in forward]).tolist()
+        for i, value in zip((i for row in forward for i in row), values):
+            scores[i] = value
+    score_of = dict(zip(unique, scores))
+    return [score_of[item] for item in items]
 
 
-def _common_prefix_length(sequences: list[list[int]]) -> int:
-    """Tokens all `sequences` start with, leaving each at least one token of its own."""
-    limit = min(len(s) for s in sequences) - 1
-    length = 0
-    while length < limit and all(s[length] == sequences[0][length] for s in sequences):
-        length += 1
-    return length
+def _token_ids(tokenizer, items: list[tuple[str, str]]) -> list[list[int]]:
+    return tokenizer([prompt + completion + tokenizer.eos_token for prompt, completion in items]).input_ids
 
 
-def evaluate_pairs(model, tokenizer, pairs: list[PreferencePair], batch_size: int = 8) -> dict:
-    """eval_accuracy (fraction of pairs with r_chosen > r_rejected) and eval_reward_gap (mean difference)."""
+def evaluate_pairs(model, tokenizer, pairs: list[PreferencePair], batch_size: int = 8, *,
+                   cache: HiddenStateCache | None = None) -> dict:
+    """eval_accuracy (lab.measures.pairwise_accuracy: ties count half) and eval_reward_gap (mean
+    r_chosen - r_rejected)."""
     items = [(p.prompt, p.chosen) for p in pairs] + [(p.prompt, p.rejected) for p in pairs]
-    scores = score_completions(model, tokenizer, items, batch_size=batch_size, progress=False)
+    scores = score_completions(model, tokenizer, items, batch_size=batch_size, progress=False, cache=cache)
     chosen, rejected = scores[:len(pairs)], scores[len(pairs):]
-    return {"eval_accuracy": sum(c > r for c, r in zip(chosen, rejected)) / len(pairs),
+    return {"eval_accuracy": pairwise_accuracy(chosen, rejected),
             "eval_reward_gap": sum(c - r for c, r in zip(chosen, rejected)) / len(pairs)}
-
-
-def pairwise_accuracy(model, tokenizer, pairs: list[PreferencePair], batch_size: int = 8) -> float:
-    return evaluate_pairs(model, tokenizer, pairs, batch_size)["eval_accuracy"]
 
 
 def logprob_scores(candidates) -> list[float]:

@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.config import UsageError
 from lab.exec_helpers.zygote import load_seccomp
 
 UID_BASE = 60000
@@ -197,7 +198,7 @@ def bwrap_usable(uid: int | None = None) -> tuple[bool, str]:
 def choose_isolation(isolation: str, allow_unsandboxed: bool) -> str:
     """Resolve 'auto' to 'bwrap' or 'light' (printing why, loudly, on fallback); check 'none' is allowed."""
     if isolation not in ("auto", "bwrap", "light", "none"):
-        raise ValueError(f"execution.isolation={isolation!r}: choose auto, bwrap, light or none")
+        raise UsageError(f"execution.isolation={isolation!r}: choose auto, bwrap, light or none")
     if isolation == "none":
         if not allow_unsandboxed:
             raise SandboxError(

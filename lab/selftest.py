@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.config import DataConfig, ExecutionConfig
+from lab.config import DataConfig, ExecutionConfig, UsageError
 from lab.execution import ExecutionResult, Executor, build_program
 from lab.problems import load_problems
 
@@ -138,7 +138,7 @@ def run_selftest(config: ExecutionConfig | None = None, languages=SELFTEST_LANGU
     config = dataclasses.replace(config or ExecutionConfig(), use_cache=False, timeout_s=SELFTEST_TIMEOUT_S,
                                  memory_mb=SELFTEST_MEMORY_MB)
     if config.isolation == "none":
-        raise ValueError("the self-test attacks the sandbox; it refuses to run with execution.isolation=none")
+        raise UsageError("the self-test attacks the sandbox; it refuses to run with execution.isolation=none")
     host_dir = Path(tempfile.mkdtemp(prefix="rr-selftest-"))
     host_dir.chmod(0o777)
     with Executor(config) as executor:

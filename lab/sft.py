@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 
 from lab.config import LabConfig
-from lab.models import load_generator, log_forwarder, trainer_arguments
+from lab.models import load_generator, log_forwarder, trainable_weights_kept, trainer_arguments
 
 
 def train_sft(config: LabConfig, examples: list[tuple[str, str]], output_dir: str, *,
@@ -41,8 +41,9 @@ def train_sft(config: LabConfig, examples: list[tuple[str, str]], output_dir: st
         gradient_accumulation_steps=settings.gradient_accumulation_steps, max_length=settings.max_length,
         completion_only_loss=True))
     dataset = Dataset.from_list([{"prompt": prompt, "completion": completion} for prompt, completion in examples])
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         callbacks=[log_forwarder(record, {})])
+    with trainable_weights_kept(model):
+        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                             callbacks=[log_forwarder(record, {})])
     started = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - started

@@ -166,6 +166,25 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, iteration, benchmark, language, method)
     );
     """,
+    # version 2: a candidate's current label (its newest label row), defined once
+    """
+    CREATE VIEW current_labels AS
+        SELECT l.* FROM labels l
+        WHERE l.id = (SELECT MAX(newer.id) FROM labels newer WHERE newer.candidate_id = l.candidate_id);
+    """,
+    # version 3: what a reward model measures on a set it never trained on, after each training
+    """
+    CREATE TABLE measurements (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        iteration INTEGER NOT NULL,
+        eval_set TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value REAL,
+        count INTEGER,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, iteration, eval_set, name)
+    );
+    """,
 ]
 
 
@@ -278,6 +297,11 @@ class Store:
 
     def runs(self) -> list[dict]:
         return self._query("SELECT * FROM runs ORDER BY id")
+
+    def run(self, name: str) -> dict:
+        """The run row called `name` (StoreError naming the known runs when there is none)."""
+        run_id = self.run_id(name)
+        return self._query("SELECT * FROM runs WHERE id = ?", (run_id,))[0]
 
     def ensure_iteration(self, run_id: int, number: int) -> None:
         with self.transaction() as db:
@@ -407,10 +431,10 @@ class Store:
         sql = (
             "SELECT c.*, p.language, p.split, e.status, e.exit_code, e.passed, e.stdout, e.stderr, e.duration_s, "
             "s.score AS reward, "
-            "(SELECT l.label FROM labels l WHERE l.candidate_id = c.id ORDER BY l.id DESC LIMIT 1) AS label, "
-            "(SELECT l.note FROM labels l WHERE l.candidate_id = c.id ORDER BY l.id DESC LIMIT 1) AS label_note "
+            "cl.label, cl.note AS label_note "
             "FROM candidates c JOIN problems p ON p.id = c.problem_id "
             "LEFT JOIN executions e ON e.candidate_id = c.id "
+            "LEFT JOIN current_labels cl ON cl.candidate_id = c.id "
             "LEFT JOIN scores s ON s.candidate_id = c.id AND s.reward_model = ? "
             f"WHERE {' AND '.join(where)} ORDER BY c.problem_id, c.origin, c.model, c.sample_index, c.id"
         )
@@ -419,6 +443,22 @@ class Store:
             sql += " LIMIT ? OFFSET ?"
             params += [limit, offset]
         return self._query(sql, params)
+
+    def candidate_counts_by_problem(self, run_id: int, *, iteration: int, origin: str, model: str) -> dict[str, int]:
+        """problem_id -> how many candidates of this origin and model the iteration has."""
+        rows = self._query(
+            "SELECT problem_id, COUNT(*) AS n FROM candidates WHERE run_id = ? AND iteration = ? AND origin = ? "
+            "AND model = ? GROUP BY problem_id", (run_id, iteration, origin, model))
+        return {r["problem_id"]: r["n"] for r in rows}
+
+    def candidate_counts(self, run_id: int) -> list[dict]:
+        """Per (iteration, role): candidates, executed and passing."""
+        return self._query(
+            "SELECT c.iteration, rp.role, COUNT(*) AS candidates, COUNT(e.candidate_id) AS executed, "
+            "COALESCE(SUM(e.passed), 0) AS passing FROM candidates c "
+            "JOIN run_problems rp ON rp.run_id = c.run_id AND rp.problem_id = c.problem_id "
+            "LEFT JOIN executions e ON e.candidate_id = c.id WHERE c.run_id = ? "
+            "GROUP BY c.iteration, rp.role ORDER BY c.iteration, rp.role", (run_id,))
 
     def unexecuted_candidates(self, run_id: int, iteration: int | None = None) -> list[dict]:
         where = "c.run_id = ?" + (" AND c.iteration = ?" if iteration is not None else "")
@@ -448,6 +488,10 @@ class Store:
                 "INSERT OR REPLACE INTO scores (candidate_id, reward_model, score, created_at) VALUES (?, ?, ?, ?)",
                 [(candidate_id, reward_model, float(score), now()) for candidate_id, score in scores],
             )
+
+    def scored_candidate_ids(self, reward_model: str) -> set[int]:
+        return {r["candidate_id"] for r in self._query("SELECT candidate_id FROM scores WHERE reward_model = ?",
+                                                      (reward_model,))}
 
     def unscored_candidates(self, run_id: int, reward_model: str, iteration: int | None = None) -> list[dict]:
         where = "c.run_id = ?" + (" AND c.iteration = ?" if iteration is not None else "")
@@ -494,7 +538,8 @@ class Store:
             where.append("pr.iteration <= ?")
             params.append(up_to_iteration)
         rows = self._query(
-            "SELECT pr.*, p.prompt, p.language, ch.completion AS chosen, rj.completion AS rejected "
+            "SELECT pr.*, p.prompt, p.language, ch.completion AS chosen, rj.completion AS rejected, "
+            "ch.origin AS chosen_origin, rj.origin AS rejected_origin "
             "FROM pairs pr JOIN problems p ON p.id = pr.problem_id "
             "JOIN candidates ch ON ch.id = pr.chosen_id JOIN candidates rj ON rj.id = pr.rejected_id "
             f"WHERE {' AND '.join(where)} ORDER BY pr.id",
@@ -504,6 +549,14 @@ class Store:
             wanted = set(problem_ids)
             rows = [r for r in rows if r["problem_id"] in wanted]
         return rows
+
+    def pair_counts(self, run_id: int) -> list[dict]:
+        """Per (iteration, kind): how many pairs, and how many use a reference solution on either side."""
+        return self._query(
+            "SELECT pr.iteration, pr.kind, COUNT(*) AS pairs, "
+            "SUM(ch.origin = 'reference' OR rj.origin = 'reference') AS with_reference FROM pairs pr "
+            "JOIN candidates ch ON ch.id = pr.chosen_id JOIN candidates rj ON rj.id = pr.rejected_id "
+            "WHERE pr.run_id = ? GROUP BY pr.iteration, pr.kind ORDER BY pr.iteration, pr.kind", (run_id,))
 
     # ------------------------------------------------------------ labels
 
@@ -538,8 +591,7 @@ class Store:
     def current_labels(self, run_id: int) -> dict[int, dict]:
         """candidate_id -> newest label row, for candidates whose current label is not cleared."""
         rows = self._query(
-            "SELECT l.* FROM labels l JOIN candidates c ON c.id = l.candidate_id WHERE c.run_id = ? "
-            "AND l.id = (SELECT MAX(id) FROM labels WHERE candidate_id = l.candidate_id)",
+            "SELECT l.* FROM current_labels l JOIN candidates c ON c.id = l.candidate_id WHERE c.run_id = ?",
             (run_id,),
         )
         return {r["candidate_id"]: r for r in rows if r["label"] is not None}
@@ -593,6 +645,24 @@ class Store:
                   r.get("ci_high"), r["n_problems"], now()) for r in rows],
             )
 
+    def add_measurements(self, run_id: int, iteration: int, eval_set: str,
+                         values: dict[str, tuple[float | None, int | None]]) -> None:
+        """name -> (value, count) measured in `iteration` on `eval_set` (e.g. 'mbpp-validation');
+        names such as 'pair_accuracy/reranker' or 'length_correlation/passed'. Replaces earlier ones."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO measurements (run_id, iteration, eval_set, name, value, count, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, iteration, eval_set, name, None if value is None else float(value), count, now())
+                 for name, (value, count) in values.items()],
+            )
+
+    def measurements(self, run_id: int, eval_set: str | None = None) -> list[dict]:
+        where, params = "run_id = ?", [run_id]
+        if eval_set is not None:
+            where, params = where + " AND eval_set = ?", params + [eval_set]
+        return self._query(f"SELECT * FROM measurements WHERE {where} ORDER BY iteration, eval_set, name", params)
+
     def evaluations(self, run_id: int) -> list[dict]:
         return self._query(
             "SELECT * FROM evaluations WHERE run_id = ? ORDER BY iteration, benchmark, language, method", (run_id,)
@@ -628,6 +698,128 @@ class Store:
         rows = self.pairs(run_id)
         columns = ("prompt", "chosen", "rejected", "problem_id", "kind", "iteration")
         return datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in columns})
+
+    # ---- reads for the app (app.py, app_views.py, compare.py); nothing below writes
+
+    class _ReadConnections(threading.local):
+        """The per-thread connections of `reader()`: `db` takes `connection`, opened here on first
+        use (and again after `close()` sets it to None) as read-only, decoding bad UTF-8 with U+FFFD."""
+
+        def __init__(self, path: Path, busy_timeout_s: float):
+            self.path, self.busy_timeout_s, self.opened = path, busy_timeout_s, None
+
+        @property
+        def connection(self) -> sqlite3.Connection:
+            if self.opened is None:
+                self.opened = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+                self.opened.row_factory = sqlite3.Row
+                self.opened.text_factory = lambda raw: raw.decode("utf-8", "replace")
+                self.opened.execute("PRAGMA query_only = ON")
+            return self.opened
+
+        @connection.setter
+        def connection(self, value: sqlite3.Connection | None) -> None:
+            self.opened = value
+
+    def reader(self) -> "Store":
+        """This store through its own read-only connections (one per thread) that decode text which
+        is not UTF-8 with replacement characters instead of raising: for showing model output and
+        program output, where one bad byte must not break a page. The store's own connections stay
+        strict; every read method works on the reader, every write fails."""
+        if isinstance(self._local, Store._ReadConnections):
+            return self
+        reader = self.__dict__.get("_reader")
+        if reader is None:
+            reader = object.__new__(Store)
+            reader.__dict__.update(self.__dict__, _local=Store._ReadConnections(self.path, self._busy_timeout_s))
+            self._reader = reader
+        return reader
+
+    def _named_query(self, sql: str, params: dict) -> list[dict]:
+        return [dict(row) for row in self.db.execute(sql, params)]
+
+    def candidate_iterations(self, run_id: int) -> list[int]:
+        """The iterations of a run that have candidates, in order."""
+        rows = self._query("SELECT DISTINCT iteration FROM candidates WHERE run_id = ? ORDER BY iteration", (run_id,))
+        return [row["iteration"] for row in rows]
+
+    def ranking_rows(self, run_id: int, iteration: int, *, problem_id: str | None = None, language: str | None = None,
+                     split: str | None = None, search: str = "") -> list[dict]:
+        """One short row per candidate of the iteration (no code, no outputs), by problem then id:
+        id, problem_id, language, split, origin, passed, mean_logprob, label (current), mined (rejected
+        side of a 'hard_negative' pair), ranked_by (the reward-model version that ranks its problem:
+        the one that scored most of its candidates, the later-trained on a tie; None = none scored
+        any), ranked_by_iteration (where that version was trained) and reward (its score under it).
+        `search` matches the problem id or prompt as plain text."""
+        where, params = ["c.run_id = :run", "c.iteration = :iteration"], {"run": run_id, "iteration": iteration}
+        for column, value in (("c.problem_id", problem_id), ("p.language", language), ("p.split", split)):
+            if value is not None:
+                name = column.split(".")[1]
+                where.append(f"{column} = :{name}")
+                params[name] = value
+        if search.strip():
+            escaped = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append("(c.problem_id LIKE :search ESCAPE '\\' OR p.prompt LIKE :search ESCAPE '\\')")
+            params["search"] = f"%{escaped}%"
+        selected = " AND ".join(where)
+        return self._named_query(
+            f"""
+            WITH version_counts AS (
+                SELECT c.problem_id, s.reward_model, COUNT(*) AS n, MAX(k.iteration) AS trained_in
+                FROM candidates c JOIN problems p ON p.id = c.problem_id
+                LEFT JOIN scores s ON s.candidate_id = c.id LEFT JOIN checkpoints k ON k.version = s.reward_model
+                WHERE {selected} GROUP BY c.problem_id, s.reward_model
+            ),
+            ranking AS (
+                SELECT problem_id, reward_model, trained_in FROM (
+                    SELECT *, ROW_NUMBER() OVER (PARTITION BY problem_id
+                        ORDER BY reward_model IS NULL, n DESC, trained_in DESC, reward_model DESC) AS position
+                    FROM version_counts) WHERE position = 1
+            )
+            SELECT c.id, c.problem_id, p.language, p.split, c.origin, e.passed, c.mean_logprob, cl.label,
+                   c.id IN (SELECT rejected_id FROM pairs WHERE run_id = :run AND kind = 'hard_negative') AS mined,
+                   r.reward_model AS ranked_by, r.trained_in AS ranked_by_iteration, s.score AS reward
+            FROM candidates c JOIN problems p ON p.id = c.problem_id JOIN ranking r ON r.problem_id = c.problem_id
+            LEFT JOIN executions e ON e.candidate_id = c.id
+            LEFT JOIN current_labels cl ON cl.candidate_id = c.id
+            LEFT JOIN scores s ON s.candidate_id = c.id AND s.reward_model = r.reward_model
+            WHERE {selected} ORDER BY c.problem_id, c.id
+            """,
+            params,
+        )
+
+    def hard_negative_counts(self, run_id: int) -> list[dict]:
+        """Per iteration: hard-negative pairs mined, the distinct candidates they reject, and candidates
+        whose current label is 'hard_negative'."""
+        return self._named_query(
+            """
+            WITH mined AS (
+                SELECT iteration, COUNT(*) AS mined_pairs, COUNT(DISTINCT rejected_id) AS mined_candidates
+                FROM pairs WHERE run_id = :run AND kind = 'hard_negative' GROUP BY iteration
+            ),
+            labelled AS (
+                SELECT c.iteration, COUNT(*) AS labeled_hard_negatives
+                FROM candidates c JOIN current_labels cl ON cl.candidate_id = c.id
+                WHERE c.run_id = :run AND cl.label = 'hard_negative' GROUP BY c.iteration
+            ),
+            iterations AS (SELECT iteration FROM mined UNION SELECT iteration FROM labelled)
+            SELECT i.iteration, COALESCE(m.mined_pairs, 0) AS mined_pairs,
+                   COALESCE(m.mined_candidates, 0) AS mined_candidates,
+                   COALESCE(l.labeled_hard_negatives, 0) AS labeled_hard_negatives
+            FROM iterations i LEFT JOIN mined m ON m.iteration = i.iteration
+            LEFT JOIN labelled l ON l.iteration = i.iteration ORDER BY i.iteration
+            """,
+            {"run": run_id},
+        )
+
+    def reward_scores(self, run_id: int, iteration: int) -> list[dict]:
+        """(reward_model, reward, passed) of every score of the iteration's executed candidates, under
+        every reward-model version that scored them."""
+        return self._query(
+            "SELECT s.reward_model, s.score AS reward, e.passed FROM candidates c JOIN scores s ON s.candidate_id = c.id "
+            "JOIN executions e ON e.candidate_id = c.id WHERE c.run_id = ? AND c.iteration = ? ORDER BY c.id",
+            (run_id, iteration),
+        )
 
 
 def _problem_values(problem: Problem) -> tuple:

@@ -16,18 +16,15 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from lab.config import ExecutionConfig  # noqa: E402
-from lab.execution import Executor, build_program  # noqa: E402
-from lab.languages import JAVATUPLES, toolchain_version  # noqa: E402
-from lab.problems import load_problems  # noqa: E402
-from lab.selftest import CORRECT_ADD  # noqa: E402
+from lab.config import ExecutionConfig
+from lab.execution import Executor, build_program
+from lab.languages import JAVATUPLES, toolchain_version
+from lab.problems import load_problems
+from lab.selftest import CORRECT_ADD
 
 LATENCY_TARGETS_S = {"cpp": 0.45, "java": 0.2, "ts": 0.15}
 BASELINE_COMMANDS = {

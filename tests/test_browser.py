@@ -3,10 +3,12 @@ an empty lab directory. It sees the empty state, launches the tiny pipeline from
 and follows it to completion, opens a problem, labels candidates with keyboard shortcuts (checked
 in the database, with undo, and with keys ignored while typing a note), checks that hostile
 content is shown as text, and takes a screenshot of the main view (RR_REFRESH_ASSETS=1 writes it
-to assets/app_main.png, the README's picture).
+to assets/app_main.png, the README's picture). A second app, on a store filled through the API,
+puts two runs side by side in the Metrics tab's comparison view.
 
 Runs in the default suite when /usr/bin/chromium exists; under CI=true a missing Chromium fails.
 """
+import json
 import os
 import re
 import socket
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,9 +50,9 @@ def chromium():
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    lab_dir = tmp_path_factory.mktemp("lab")
+@contextmanager
+def serve(lab_dir: Path):
+    """`python app.py` serving lab_dir, for the block: its URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -68,10 +71,27 @@ def app_url(tmp_path_factory):
                 server.kill()
                 pytest.fail(f"the app did not start: {(lab_dir / 'app.log').read_text()[-2000:]}")
             time.sleep(0.5)
-    yield url, lab_dir
-    server.terminate()
-    server.wait(10)
-    log.close()
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    lab_dir = tmp_path_factory.mktemp("lab")
+    with serve(lab_dir) as url:
+        yield url, lab_dir
+
+
+def add_evaluated_run(store: Store, name: str, temperature: float, reranker: float) -> None:
+    run_id = store.create_run(name, "tiny", json.dumps({"sampling": {"temperature": temperature}}))
+    store.add_evaluations(run_id, 1, [
+        {"benchmark": "humaneval", "language": "py", "method": method, "pass_at_1": value, "ci_low": 0.0,
+         "ci_high": 1.0, "n_problems": 4} for method, value in (("greedy", 0.5), ("reranker", reranker))])
+    store.add_measurements(run_id, 1, "mbpp-validation", {"pair_accuracy/reranker": (reranker, 12)})
 
 
 def current_labels(lab_dir: Path) -> list[tuple]:
@@ -139,3 +159,26 @@ def test_launch_review_label_with_keys_and_screenshot(chromium, app_url):
     page.get_by_text("<script>alert(1)</script>").first.wait_for(timeout=30_000)
     assert page.locator("img[src='x']").count() == 0
     assert dialogs == []
+
+
+def test_the_metrics_tab_compares_two_runs(chromium, tmp_path):
+    with Store(tmp_path / "lab.sqlite") as store:
+        add_evaluated_run(store, "baseline", 0.8, 0.25)
+        add_evaluated_run(store, "cooler", 0.4, 0.75)
+    with serve(tmp_path) as url:
+        page = chromium.new_page(viewport={"width": 1440, "height": 1000})
+        page.goto(url)
+        page.get_by_text("This run has no candidates yet").wait_for(timeout=30_000)
+        page.get_by_role("tab", name="Metrics").click()
+        page.get_by_text("No iteration with candidates yet").wait_for(timeout=30_000)
+        runs = page.locator("#compare-runs input")
+        for name in ("baseline", "cooler"):
+            runs.click()
+            page.get_by_role("option", name=name).click()
+        page.locator("#compare").click()
+        comparison = page.locator("#comparison")
+        comparison.get_by_text("Config differences").wait_for(timeout=30_000)
+        expect(comparison).to_contain_text("baseline (iteration 1), cooler (iteration 1)")
+        expect(comparison.locator("table").first).to_contain_text("75.0")
+        expect(comparison.locator("tr", has_text="sampling.temperature")).to_contain_text("0.4")
+        expect(comparison.locator("tr", has_text="pair_accuracy/reranker")).to_contain_text("0.250 (12)")

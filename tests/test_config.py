@@ -8,7 +8,7 @@ def test_presets_differ_where_they_should():
     tiny, cpu, gpu = (make_config(p) for p in ("tiny", "cpu", "gpu"))
     assert tiny.model.generator == "tiny"
     assert cpu.model.generator == "package:qwen2.5-coder-0.5b-instruct"
-    assert gpu.model.load_in_4bit is True and gpu.model.generator.startswith("hub:")
+    assert gpu.model.load_in_4bit is True and gpu.model.generator == "package:qwen2.5-coder-1.5b-instruct"
     assert tiny.sampling.num_samples < cpu.sampling.num_samples
 
 

@@ -1,13 +1,17 @@
 """Evaluation numbers on pure data: each method, the unbiased random pick, ties, CIs, the table and plots."""
 import math
 
-from lab.evaluation import (bootstrap_ci, evaluation_rows, paired_difference_ci, problem_outcomes, ranking_accuracy,
-                            ranking_markdown, table_markdown, write_csv)
+import pytest
+
+from lab.measures import (bootstrap_ci, length_correlation, paired_difference_ci, pairwise_accuracy,
+                          pass_at_1_rows as evaluation_rows, problem_outcomes, ranking_accuracy)
+from lab.reports import ranking_markdown, table_markdown, write_csv
 from lab.plots import plot_pass_at_1, plot_pass_at_1_bars, plot_reward_histograms, plot_training_curves
 
 
-def sample(problem, passed, logprob, reward, origin="sample"):
-    return {"problem_id": problem, "origin": origin, "passed": passed, "mean_logprob": logprob, "reward": reward}
+def sample(problem, passed, logprob, reward, origin="sample", completion="x"):
+    return {"problem_id": problem, "origin": origin, "passed": passed, "mean_logprob": logprob, "reward": reward,
+            "completion": completion}
 
 
 CANDIDATES = [
@@ -42,13 +46,32 @@ def test_ranking_accuracy_counts_every_passing_failing_pair_within_a_problem():
     ranking = ranking_accuracy(CANDIDATES)
     # a: the passing sample against 3 failing ones (log-prob 0 of 3, reward 3 of 3); b: nothing passes, no
     # pairs; c: 2 pairs (log-prob 0, reward: a tie counted half + a win); greedy candidates are not samples
-    assert ranking == {"logprob": {"accuracy": 0.0, "pairs": 5}, "reranker": {"accuracy": 0.9, "pairs": 5}}
+    assert ranking["logprob"] == {"accuracy": 0.0, "pairs": 5, "problems": 2}
+    assert ranking["reranker"] == {"accuracy": 0.9, "pairs": 5, "problems": 2}
+    assert ranking["reranker+logprob"] == {"accuracy": None, "pairs": 0, "problems": 0}  # no combined score given
     unscored = CANDIDATES + [sample("c", 0, -0.9, None)]
-    assert ranking_accuracy(unscored)["reranker"] == {"accuracy": 1.0, "pairs": 3}  # c has no complete ranking
+    assert ranking_accuracy(unscored)["reranker"] == {"accuracy": 1.0, "pairs": 3, "problems": 1}  # c incomplete
     assert ranking_accuracy(unscored)["logprob"]["pairs"] == 6
-    assert ranking_accuracy([sample("a", 1, -0.1, 1.0)])["reranker"] == {"accuracy": None, "pairs": 0}
-    table = ranking_markdown({"humaneval-py": ranking}, iteration=1)
-    assert "| humaneval-py | 5 | 0.0 | 90.0 |" in table and "iteration 1" in table
+    assert ranking_accuracy([sample("a", 1, -0.1, 1.0)])["reranker"] == {"accuracy": None, "pairs": 0, "problems": 0}
+    measurements = [{"iteration": 1, "eval_set": "humaneval-py", "name": f"ranking_accuracy/{name}",
+                     "value": value["accuracy"], "count": value["pairs"]} for name, value in ranking.items()]
+    table = ranking_markdown(measurements + [{"iteration": 1, "eval_set": "humaneval-py", "name": "ranking_problems",
+                                              "value": 2, "count": None}])
+    assert "| 1 | humaneval-py | 2 | 5 | 0.0 | 90.0 | – |" in table
+
+
+def test_pairwise_accuracy_counts_ties_half_and_refuses_unequal_sides():
+    assert pairwise_accuracy([2.0, 1.0, 0.0], [1.0, 1.0, 3.0]) == 0.5
+    assert pairwise_accuracy([], []) is None
+    with pytest.raises(ValueError, match="2 chosen scores but 1 rejected"):
+        pairwise_accuracy([1.0, 2.0], [0.0])
+
+
+def test_length_correlation_exposes_a_ranker_that_rewards_length():
+    rows = [sample("a", int(n < 30), -0.1 * n, float(n), completion="x" * n) for n in (10, 20, 40, 50, 60)]
+    correlation = length_correlation(rows)
+    assert correlation["passed"] < -0.8 and correlation["reranker"] > 0.99 and correlation["logprob"] < -0.99
+    assert length_correlation(rows[:2])["passed"] is None  # too few samples to say
 
 
 def test_rows_carry_mean_ci_and_problem_count():
@@ -81,7 +104,7 @@ def test_table_layout_and_files(tmp_path):
     rows += [{**r, "iteration": 2} for r in evaluation_rows(CANDIDATES, "mbpp", "py")]
     markdown = table_markdown(rows)
     header = markdown.splitlines()[0]
-    assert header.index("HumanEval Python") < header.index("HumanEval JS") < header.index("MBPP Python")
+    assert header.index("HumanEval Python") < header.index("HumanEval JavaScript") < header.index("MBPP Python")
     assert "HumanEval avg" in header
     assert sum(line.startswith("| 2 | trained reranker") for line in markdown.splitlines()) == 1
     assert "50.0" in markdown

@@ -1,6 +1,12 @@
 """Batched sampling: KV cache + left padding + continuous batching match plain decoding, seeds make candidates independent
-of batching, stop tokens cut, and per-problem callbacks allow resuming."""
+of batching, stop tokens cut, and per-problem callbacks allow resuming. The vLLM backend: which one is chosen,
+and (with a stand-in vllm package, since vllm runs on CUDA only) that its outputs become the same candidates."""
+import json
+import sys
+import textwrap
 from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -78,3 +84,119 @@ def test_sampler_weights_cost_the_real_model_little_loss():
     fp32, fp16, int8 = (completion_loss(*load_sampler(config.override(**{"model.sampling_weights": w}).model), examples)
                         for w in ("none", "float16", "int8"))
     assert abs(fp16 - fp32) < 1e-3 * fp32 and int8 < 1.1 * fp32, (fp32, fp16, int8)
+
+
+FAKE_VLLM = textwrap.dedent("""
+    # A stand-in for vllm's LLM API: a seed-determined completion of " x" tokens ending at an end token,
+    # log-prob -0.5 per token; every request's parameters are appended to $FAKE_VLLM_LOG.
+    import json, os, random
+    __version__ = "fake"
+
+    class SamplingParams:
+        def __init__(self, **fields):
+            self.__dict__.update(fields)
+
+    class Logprob:
+        def __init__(self, logprob):
+            self.logprob = logprob
+
+    class LLM:
+        def __init__(self, **fields):
+            self.token = int(os.environ["FAKE_VLLM_TOKEN"])
+            with open(os.environ["FAKE_VLLM_LOG"], "a") as log:
+                log.write(json.dumps({"engine": {k: v for k, v in fields.items()}}) + "\\n")
+
+        def generate(self, prompts, params, lora_request=None, use_tqdm=True):
+            outputs = []
+            for prompt, p in zip(prompts, params):
+                length = random.Random(p.seed).randrange(1, p.max_tokens)
+                tokens = [self.token] * length + [p.stop_token_ids[0]]
+                completion = type("C", (), {"token_ids": tokens, "logprobs": [{t: Logprob(-0.5)} for t in tokens],
+                                            "finish_reason": "stop", "stop_reason": tokens[-1]})
+                outputs.append(type("R", (), {"outputs": [completion]}))
+                with open(os.environ["FAKE_VLLM_LOG"], "a") as log:
+                    log.write(json.dumps({"prompt": prompt, "lora": lora_request and lora_request.lora_path,
+                                          **{k: v for k, v in p.__dict__.items()}}) + "\\n")
+            return outputs
+""")
+
+
+def test_auto_backend_is_hf_on_cpu_and_vllm_asked_for_says_what_is_missing(tiny_config, monkeypatch, tmp_path):
+    from lab import vllm_backend
+    from lab.config import UsageError
+
+    model, _ = vllm_backend.load_backend_sampler(tiny_config.model, tiny_config.sampling)
+    assert tiny_config.sampling.backend == "auto" and isinstance(model, torch.nn.Module)
+
+    monkeypatch.setenv(vllm_backend.VLLM_PYTHON_VARIABLE, str(tmp_path / "no-such-python"))
+    assert vllm_backend.resolve_backend("auto", "cpu") == "hf" == vllm_backend.resolve_backend("auto", "cuda")
+    assert vllm_backend.resolve_backend("hf", "cuda") == "hf"
+    with pytest.raises(UsageError, match="requirements-vllm.txt"):
+        vllm_backend.resolve_backend("vllm", "cuda")
+    with pytest.raises(UsageError, match="CUDA only"):
+        vllm_backend.resolve_backend("vllm", "cpu")
+    with pytest.raises(UsageError, match="auto, hf, vllm"):
+        vllm_backend.resolve_backend("vLLM", "cuda")
+    monkeypatch.setenv(vllm_backend.VLLM_PYTHON_VARIABLE, sys.executable)  # this venv has no vllm
+    assert vllm_backend.vllm_python() is None and vllm_backend.resolve_backend("auto", "cuda") == "hf"
+
+
+def test_vllm_request_output_becomes_a_record_with_one_logprob_per_token():
+    from lab.vllm_worker import lora_rank, output_record, sampling_params
+
+    tokens = [11, 12, 0]
+    output = SimpleNamespace(outputs=[SimpleNamespace(
+        token_ids=tokens, logprobs=[{t: SimpleNamespace(logprob=-1.0 * i), 99: SimpleNamespace(logprob=0.0)}
+                                    for i, t in enumerate(tokens)], finish_reason="stop", stop_reason=0)])
+    assert output_record(output) == {"token_ids": tokens, "logprobs": [0.0, -1.0, -2.0], "finish_reason": "stop",
+                                     "stop_reason": 0}
+    params = sampling_params(SimpleNamespace(SamplingParams=dict), {
+        "temperature": 0, "top_p": 0.95, "seed": 7, "max_tokens": 5, "stop": ["\ndef"], "stop_token_ids": [0]})
+    assert params["top_p"] == 1.0 and params["logprobs"] == 0 and not params["skip_special_tokens"]
+    assert (lora_rank(4), lora_rank(16), lora_rank(17)) == (8, 16, 32)
+    with pytest.raises(ValueError, match="logprobs=0"):
+        output_record(SimpleNamespace(outputs=[SimpleNamespace(token_ids=tokens, logprobs=None)]))
+
+
+def test_vllm_backend_samples_the_same_candidates_through_its_worker_process(tiny_config, tmp_path, monkeypatch):
+    """generate() through a real worker process (lab/vllm_worker.py) with a stand-in vllm: each
+    candidate is one request with its own seed, its problem's stop strings and the end tokens; the
+    completion is cut at the first stop string, the mean log-prob counts the stopping token, and
+    each problem reaches on_problem_done."""
+    from lab.generation import candidate_seed
+    from lab.models import end_token_ids, load_tokenizer, resolve_model_dir
+    from lab.vllm_backend import VLLMSampler
+
+    (tmp_path / "fake" / "vllm" / "lora").mkdir(parents=True)
+    (tmp_path / "fake" / "vllm" / "__init__.py").write_text(FAKE_VLLM)
+    (tmp_path / "fake" / "vllm" / "lora" / "request.py").write_text(
+        "class LoRARequest:\n    def __init__(self, name, id, path):\n        self.lora_path = path\n")
+    model_dir = resolve_model_dir("tiny", tiny_config.model)
+    tokenizer = load_tokenizer(model_dir)
+    token = tokenizer(" x").input_ids[0]
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "fake"))
+    monkeypatch.setenv("FAKE_VLLM_LOG", str(tmp_path / "log.jsonl"))
+    monkeypatch.setenv("FAKE_VLLM_TOKEN", str(token))
+    sampler = VLLMSampler(model_dir, "/adapters/gen-1", tiny_config.model, tiny_config.sampling, python=Path(sys.executable))
+    problems = [problem(1), problem(2, stops=(" x x",))]
+    done = []
+    candidates = generate(sampler, tokenizer, problems, tiny_config.sampling, progress=False,
+                          on_problem_done=lambda p, cands: done.append((p.id, len(cands))))
+    sampler.close()
+    assert sampler.process.returncode == 0 and sampler.version == "fake"
+
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    engine, requests = log[0]["engine"], log[1:]
+    assert engine["model"] == str(model_dir) and engine["max_lora_rank"] == 8 and engine["logprobs_mode"] == "raw_logprobs"
+    count = tiny_config.sampling.num_samples
+    assert done == [(p.id, count) for p in problems] and len(candidates) == len(requests) == 2 * count
+    for candidate, request in zip(candidates, requests):
+        p = problems[0] if candidate.problem_id == problems[0].id else problems[1]
+        assert request["seed"] == candidate.seed == candidate_seed(tiny_config.sampling.seed, p.id, candidate.sample_index)
+        assert request["prompt"] == p.prompt and request["stop"] == list(p.stop_tokens) and request["lora"] == "/adapters/gen-1"
+        assert set(request["stop_token_ids"]) == end_token_ids(tokenizer)
+        assert candidate.mean_logprob == -0.5 and candidate.temperature == tiny_config.sampling.temperature
+        text = tokenizer.decode([token] * (candidate.num_tokens - 1))  # the final end token is no text
+        cut = text.find(" x x") if p is problems[1] else -1
+        assert candidate.completion == (text[:cut] if cut >= 0 else text)
+    assert len({c.seed for c in candidates}) == len(candidates)

@@ -15,7 +15,7 @@ from lab.loop import select_train_problems
 from lab.store import Store
 
 SMALL = {
-    "data.max_train_problems": "2", "data.max_eval_problems": "2", "sampling.num_samples": "3",
+    "data.max_train_problems": "2", "data.max_validation_problems": "2", "data.max_eval_problems": "2", "sampling.num_samples": "3",
     "sampling.max_new_tokens": "12", "sft.max_steps": "2", "reward.max_steps": "2", "ppo.total_episodes": "2",
     "execution.use_cache": "false",
 }
@@ -104,7 +104,9 @@ def test_kill_minus_nine_then_rerun_ends_like_an_uninterrupted_run(tmp_path):
     assert {kind for _, kind, _ in resumed["checkpoints"]} == {"generator", "reward_model"} or \
         {kind for _, kind, _ in resumed["checkpoints"]} == {"reward_model"}
     problems, samples = int(SMALL["data.max_train_problems"]), int(SMALL["sampling.num_samples"])
-    train_samples = [c for c in resumed["candidates"] if c[2] == "sample" and c[1].startswith("mbpp/")]
+    with Store(tmp_path / "killed" / "lab.sqlite") as store:
+        train_ids = {p.id for p in store.run_problems(store.run_id("default"), "train")}
+    train_samples = [c for c in resumed["candidates"] if c[2] == "sample" and c[1] in train_ids]
     assert len(train_samples) == 2 * problems * samples  # iterations 0 and 1, no duplicates
     assert resumed["pairs"] and resumed["evaluations"]
 
@@ -113,12 +115,13 @@ def test_training_problems_are_seeded_capped_and_never_evaluation_only():
     config = make_config("tiny", **{"data.max_train_problems": "5"})
     first, again = select_train_problems(config), select_train_problems(config)
     assert [p.id for p in first] == [p.id for p in again] and len(first) == 5
-    assert all(p.training_allowed and p.id.startswith("mbpp/") and p.split == "train" for p in first)
+    assert all(p.training_allowed and p.source == "mbpp" and p.split == "train" for p in first)
 
 
 def test_labels_from_the_app_win_when_pairs_are_built_and_when_the_reward_model_is_trained(tmp_path, monkeypatch):
     """Pure store data, no models: the pairs stage and the RM training stage of the real loop code."""
-    from lab import loop, reward
+    from lab import loop
+    from lab.stages import RunContext
 
     config = make_config("tiny", lab_dir=str(tmp_path), **{"data.max_train_problems": "1"})
     store = Store(config.store_path)
@@ -132,7 +135,7 @@ def test_labels_from_the_app_win_when_pairs_are_built_and_when_the_reward_model_
     store.add_executions([(i, execution_result(p)) for i, p in zip(ids, passed)])
     store.add_label(ids[1], "positive", author="tester")   # fails its tests, but a human says it is right
     store.add_label(ids[2], "exclude", author="tester")
-    run = loop._Run(config, store, run_id, loop.ModelCache(config), False, lambda line: None)
+    run = RunContext(config, store, run_id, log=lambda line: None)
 
     loop._execution_pairs(run)
     pairs = {(p["chosen_id"], p["rejected_id"], p["kind"]) for p in store.pairs(run_id)}
@@ -146,7 +149,7 @@ def test_labels_from_the_app_win_when_pairs_are_built_and_when_the_reward_model_
         trained_on.extend(pairs)
         return {"train_loss": 0.5}
 
-    monkeypatch.setattr(reward, "train_reward_model", fake_train)
+    monkeypatch.setattr(loop, "train_reward_model", fake_train)
     info = loop._train_reward_model(run, 0)
     assert sorted((p.chosen, p.rejected) for p in trained_on) == [("c0", "c4"), ("c1", "c4")]
     assert info["pairs_dropped_by_labels"] == 2
@@ -156,8 +159,8 @@ def test_labels_from_the_app_win_when_pairs_are_built_and_when_the_reward_model_
 def test_until_stops_the_loop_after_the_named_stage(tmp_path):
     from lab import loop
 
-    assert list(loop._stage_work(None, 0)) == list(loop.BOOTSTRAP_STAGES)
-    assert list(loop._stage_work(None, 1)) == list(loop.ITERATION_STAGES)
+    assert list(loop.stage_work(None, 0)) == list(loop.BOOTSTRAP_STAGES)
+    assert list(loop.stage_work(None, 1)) == list(loop.ITERATION_STAGES)
     config = make_config("tiny", lab_dir=str(tmp_path), **{**SMALL, "sft.enabled": "false"})
     with pytest.raises(ValueError, match="the stages of iteration 1 are ppo"):
         loop.run_loop(config, until=(1, "pairs"))
@@ -168,8 +171,8 @@ def test_until_stops_the_loop_after_the_named_stage(tmp_path):
 
 
 def test_executor_failures_are_not_recorded_and_a_rerun_retries_them(tmp_path, monkeypatch):
-    from lab import loop
     from lab.execution import Executor
+    from lab.stages import RunContext, execute_candidates
 
     config = make_config("tiny", lab_dir=str(tmp_path), **{"data.max_train_problems": "1", "execution.use_cache": "false"})
     store = Store(config.store_path)
@@ -185,9 +188,51 @@ def test_executor_failures_are_not_recorded_and_a_rerun_retries_them(tmp_path, m
         return [execution_result(False, stderr="[execution] worker died", executor_error=True), *results[1:]]
 
     monkeypatch.setattr(Executor, "run_many", first_run_breaks)
+    run = RunContext(config, store, run_id)
     with pytest.raises(RuntimeError, match="1 of 2 runs failed inside the executor"):
-        loop.execute_candidates(config, store, run_id, 0, None, progress=False)
+        execute_candidates(run, 0)
     assert [c["id"] for c in store.unexecuted_candidates(run_id, 0)] == [ids[0]]
     monkeypatch.undo()
-    assert loop.execute_candidates(config, store, run_id, 0, None, progress=False) == {"executed": 1}
+    assert execute_candidates(run, 0) == {"executed": 1}
     assert store.unexecuted_candidates(run_id, 0) == []
+
+
+def test_pairs_are_on_policy_unless_reference_pairs_is_set(tmp_path):
+    from lab import loop
+
+    base = {**SMALL, "data.max_train_problems": "1", "data.max_validation_problems": "1"}
+    for reference_pairs in ("false", "true"):
+        config = make_config("tiny", lab_dir=str(tmp_path / reference_pairs), **{**base, "reward.reference_pairs": reference_pairs})
+        loop.run_loop(config, until=(0, "sample"), progress=False, log=lambda line: None)
+        with Store(config.store_path) as store:
+            origins = {c["origin"] for c in store.candidates(store.run_id(config.run_name))}
+        assert ("reference" in origins) == (reference_pairs == "true")
+
+
+def test_the_reward_model_is_measured_on_validation_problems_it_never_trained_on(tmp_path):
+    from lab import loop
+
+    config = make_config("tiny", lab_dir=str(tmp_path), **SMALL)
+    loop.run_loop(config, until=(1, "validate"), progress=False, log=lambda line: None)
+    with Store(config.store_path) as store:
+        run_id = store.run_id(config.run_name)
+        train = {p.id for p in store.run_problems(run_id, "train")}
+        held_out = {p.id for p in store.run_problems(run_id, "validation")}
+        measured = {(m["iteration"], m["name"]) for m in store.measurements(run_id, "mbpp-validation")}
+        paired = {p["problem_id"] for p in store.pairs(run_id)}
+        validation_samples = store.candidates(run_id, role="validation")
+    assert held_out and held_out.isdisjoint(train) and paired <= train
+    assert all(p.split == "validation" for p in load_problems_by_id(config, held_out))
+    for iteration in (0, 1):
+        assert {(iteration, "problems"), (iteration, "top1/random"), (iteration, "pair_accuracy/reranker"),
+                (iteration, "ranking_accuracy/reranker"), (iteration, "length_correlation/passed")} <= measured
+    assert (1, "hard_negative_accuracy/after") in measured and (0, "hard_negative_accuracy/after") not in measured
+    # sampled once per generator: PPO made gen-1, so iterations 0 and 1 each hold one set of samples
+    per_iteration = {k: sum(c["iteration"] == k for c in validation_samples) for k in (0, 1)}
+    assert per_iteration == {k: len(held_out) * int(SMALL["sampling.num_samples"]) for k in (0, 1)}
+
+
+def load_problems_by_id(config, ids):
+    from lab.evaluation import heldout_problems
+
+    return [p for p in heldout_problems(config) if p.id in ids]

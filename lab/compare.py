@@ -1,0 +1,184 @@
+"""Runs side by side: pass@1, ranking accuracy, the reward model's held-out measurements per iteration,
+and how the runs' configurations differ. Pure reads of the store, for `python -m lab eval --compare
+RUN RUN...` and the app's Metrics tab.
+
+  compare_runs         a Comparison of two or more runs, by name
+  comparison_markdown  a Comparison as Markdown tables
+
+Everything shown is read as the evaluation stored it (nothing is recomputed): pass@1 from
+`evaluations` and ranking accuracy from the `ranking_accuracy/<ranker>` measurements of each eval
+set, both of each run's latest evaluated iteration (the heading names it); the held-out set's
+measurements (`heldout_set`, MBPP validation: what each reward model measured after its training)
+for every iteration. The config difference lists the fields (dotted, as `--set` takes them) whose
+values are not the same in every run; where each run's directory and name are set is left out.
+
+Not covered here: evaluating or measuring anything anew (evaluation.py), plots (plots.py).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from lab.config import UsageError
+from lab.measures import METHOD_NAMES, METHOD_TITLES, RANKERS
+from lab.store import Store
+
+UNCOMPARED_FIELDS = ("lab_dir", "run_name")
+HELDOUT_SET = "mbpp-validation"
+"""The eval set of the reward model's held-out measurements (evaluation.HELDOUT_SET)."""
+
+
+@dataclass
+class Comparison:
+    runs: list[str]
+    evaluated_iteration: dict[str, int | None]
+    """Per run, its latest evaluated iteration (None: never evaluated)."""
+    pass_at_1: list[dict]
+    """{"benchmark", "language", "method", "by_run": {run: evaluations row}} in METHODS order."""
+    ranking: list[dict]
+    """{"eval_set", "ranker", "by_run": {run: measurements row (value = accuracy, count = pairs)}}."""
+    heldout_set: str
+    heldout: list[dict]
+    """{"eval_set", "name", "iteration", "by_run": {run: measurements row}}, the held-out set's rows."""
+    config_diff: list[dict]
+    """{"field", "by_run": {run: value, or the string '(not set)'}}, only fields that differ."""
+
+
+def compare_runs(store: Store, run_names: list[str], heldout_set: str = HELDOUT_SET) -> Comparison:
+    """Two or more runs of one store, by name (StoreError names the runs it has when one is unknown)."""
+    names = list(dict.fromkeys(run_names))
+    if len(names) < 2:
+        raise UsageError(f"comparing needs two or more different runs, got {names}")
+    reader = store.reader()
+    ids = {name: reader.run_id(name) for name in names}
+    configs = {row["name"]: row["config_json"] for row in reader.runs() if row["name"] in ids}
+    evaluations = {name: reader.evaluations(ids[name]) for name in names}
+    latest = {name: max((r["iteration"] for r in rows), default=None) for name, rows in evaluations.items()}
+    pass_at_1 = []
+    for name in names:
+        for row in evaluations[name]:
+            if row["iteration"] == latest[name]:
+                _cell(pass_at_1, {key: row[key] for key in ("benchmark", "language", "method")})[name] = row
+    pass_at_1.sort(key=lambda row: (row["benchmark"], row["language"], _method_rank(row["method"])))
+    rankers = [ranker.name for ranker in RANKERS]
+    ranking, heldout = [], []
+    for name in names:
+        for row in reader.measurements(ids[name]):
+            measure, _, ranker = row["name"].partition("/")
+            if row["eval_set"] == heldout_set:
+                _cell(heldout, {key: row[key] for key in ("eval_set", "name", "iteration")})[name] = row
+            elif (measure == "ranking_accuracy" and ranker in rankers and row["iteration"] == latest[name]
+                  and row["value"] is not None):
+                _cell(ranking, {"eval_set": row["eval_set"], "ranker": ranker})[name] = row
+    ranking.sort(key=lambda row: (row["eval_set"], rankers.index(row["ranker"])))
+    heldout.sort(key=lambda row: (row["name"], row["iteration"]))
+    return Comparison(names, latest, pass_at_1, ranking, heldout_set, heldout, config_difference(configs))
+
+
+def _cell(rows: list[dict], key: dict) -> dict:
+    """The `by_run` dict of the row with these key fields, added when missing."""
+    for row in rows:
+        if all(row[field] == value for field, value in key.items()):
+            return row["by_run"]
+    rows.append({**key, "by_run": {}})
+    return rows[-1]["by_run"]
+
+
+def _method_rank(method: str) -> int:
+    return METHOD_NAMES.index(method) if method in METHOD_NAMES else len(METHOD_NAMES)
+
+
+def config_difference(configs: dict[str, str]) -> list[dict]:
+    """Fields whose values differ between the runs' stored configs (run name -> config JSON)."""
+    flat = {}
+    for name, text in configs.items():
+        try:
+            config = json.loads(text or "{}")
+        except json.JSONDecodeError as error:
+            raise UsageError(f"run {name!r}: its stored config_json is not JSON ({error})") from error
+        flat[name] = pd.json_normalize(config, sep=".").to_dict("records")[0] if config else {}
+    fields = sorted({field for values in flat.values() for field in values} - set(UNCOMPARED_FIELDS))
+    missing = "(not set)"
+    differing = []
+    for field in fields:
+        values = {name: flat[name].get(field, missing) for name in configs}
+        if len({json.dumps(v, sort_keys=True, default=str) for v in values.values()}) > 1:
+            differing.append({"field": field, "by_run": values})
+    return differing
+
+
+# ------------------------------------------------------------------ Markdown
+
+def _escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(map(_escape, header)) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(_escape, row)) + " |" for row in rows])
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def _pass_cell(row: dict | None) -> str:
+    if row is None:
+        return "–"
+    interval = (f" ({100 * row['ci_low']:.0f}–{100 * row['ci_high']:.0f})"
+                if row.get("ci_low") is not None and row.get("ci_high") is not None else "")
+    return f"{_percent(row['pass_at_1'])}{interval}"
+
+
+def _ranking_cell(row: dict | None) -> str:
+    return "–" if row is None else f"{_percent(row['value'])} (n={row['count']})"
+
+
+def _measurement_cell(row: dict | None) -> str:
+    if row is None:
+        return "–"
+    value = "–" if row["value"] is None else f"{row['value']:.3f}"
+    return value if row["count"] is None else f"{value} ({row['count']})"
+
+
+def _config_value(value) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return "none" if value is None else str(value)
+
+
+def _iteration_text(iteration: int | None) -> str:
+    return "not evaluated" if iteration is None else f"iteration {iteration}"
+
+
+def comparison_markdown(comparison: Comparison) -> str:
+    """Four sections: pass@1, ranking accuracy, held-out measurements, config differences."""
+    runs = comparison.runs
+    rankers = {ranker.name: ranker.title for ranker in RANKERS}
+    sections = [
+        ("pass@1 (%, 95% bootstrap CI) of the latest evaluated iteration", ["benchmark", "language", "method"],
+         [([r["benchmark"], r["language"], METHOD_TITLES.get(r["method"], r["method"])],
+           [_pass_cell(r["by_run"].get(name)) for name in runs]) for r in comparison.pass_at_1],
+         "No run has evaluations yet: `python -m lab eval --run RUN` writes them."),
+        ("Ranking accuracy (%) of the same iteration: a problem's (passing, failing) sample pairs ordered right, "
+         "50 is chance", ["eval set", "ranker"],
+         [([r["eval_set"], rankers.get(r["ranker"], r["ranker"])],
+           [_ranking_cell(r["by_run"].get(name)) for name in runs]) for r in comparison.ranking],
+         "No ranking accuracy recorded for an evaluated iteration."),
+        (f"Reward model on held-out problems ({comparison.heldout_set}) after each training: value (count)",
+         ["measure", "iteration"],
+         [([r["name"], str(r["iteration"])], [_measurement_cell(r["by_run"].get(name)) for name in runs])
+          for r in comparison.heldout],
+         "No held-out measurements recorded yet."),
+        ("Config differences", ["field"],
+         [([r["field"]], [_config_value(r["by_run"][name]) for name in runs]) for r in comparison.config_diff],
+         "The runs' configurations are the same (apart from their names and directories)."),
+    ]
+    parts = ["Runs compared: " + ", ".join(f"**{name}** ({_iteration_text(comparison.evaluated_iteration[name])})"
+                                           for name in runs) + "."]
+    for title, key_columns, rows, empty in sections:
+        body = _table(key_columns + runs, [keys + cells for keys, cells in rows]) if rows else empty
+        parts.append(f"#### {title}\n\n{body}")
+    return "\n\n".join(parts) + "\n"

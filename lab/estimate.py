@@ -1,0 +1,274 @@
+"""How long the main job will take, from a LabConfig: seconds per stage of the loop (the bootstrap's
+sft, sample, execute, pairs, train_rm, validate; each iteration's ppo, sample, execute, score, mine,
+train_rm, validate, evaluate), from the sizes the config asks for and measured unit costs, and the "this job will: ...
+estimated ~N min" text the job prints when it starts.
+
+Unit costs (UnitCosts) come from measurements: CPU_0_5B is the comment above the `cpu` preset in
+lab/config.py (the 0.5B model on 2 AVX2 cores) and the README's execution benchmark; TINY is the tiny
+preset measured on the same machine. Other model sizes on CPU scale with their parameter count read
+from the model name (e.g. '1.5b'). No GPU has been measured: on CUDA the estimate is marked
+uncalibrated and the text says so instead of giving a time.
+
+Not covered here: running or timing anything (the loop records real stage times in the store), the
+time of programs that hang until execution.timeout_s, and load from other processes.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.config import LabConfig
+from lab.console import format_duration
+from lab.problems import MBPP_SPLITS
+
+EVAL_BENCHMARK_SIZES = {"humaneval": 164, "mbpp": len(MBPP_SPLITS["test"])}
+GGUF_CONVERSION_S = 150
+"""The one-time conversion of a package-shipped GGUF model to safetensors (issue 14: ~2.5 min)."""
+
+
+@dataclass(frozen=True)
+class UnitCosts:
+    basis: str
+    """What was measured, for the estimate's text."""
+    sft_step_s: float
+    """One SFT step of 4 MBPP (prompt, solution) sequences, ~100 tokens each."""
+    rm_step_s: float
+    """One reward-model step of 2 pairs (4 sequences)."""
+    ppo_step_s: float
+    """One PPO step: 4 rollouts of up to 96 tokens, one PPO epoch."""
+    sampled_tokens_per_s: float
+    """Continuous batch of 16."""
+    typical_completion_tokens: float
+    """Tokens of a completion that ends at a stop string; the runaway ones run to max_new_tokens."""
+    runaway_fraction: float
+    scores_per_s: float
+    """Reward-model scoring, the prompt's prefill shared by its candidates."""
+    seconds_per_program: dict[str, float]
+    """Executing one program (compile + run) on one worker, per language; 'default' for the others."""
+    model_load_s: float
+    """Loading one model for a stage (and its int8 conversion for sampling)."""
+
+
+CPU_0_5B = UnitCosts(
+    basis="unit costs of the 0.5B model measured on 2 AVX2 CPU cores",
+    sft_step_s=11.0, rm_step_s=7.5, ppo_step_s=75.0,
+    # ~100 tok/s and ~2.3 HumanEval candidates/s at max_new_tokens=160, ~10% of samples running away:
+    # 100 / 2.3 = 43.5 tokens per candidate = 0.9 * 30.5 + 0.1 * 160.
+    sampled_tokens_per_s=100.0, typical_completion_tokens=30.5, runaway_fraction=0.1,
+    scores_per_s=1.6,
+    # Python ~40 programs/s on 2 workers; the README's benchmark medians for the compiled languages.
+    seconds_per_program={"default": 0.05, "cpp": 0.44, "java": 0.17, "ts": 0.06},
+    model_load_s=14.0,
+)
+TINY = UnitCosts(
+    # The tiny preset's loop on the same 2 cores (4 problems x 4 samples of 24 tokens, which the random
+    # model never ends early): SFT 0.13 s/step, RM 0.13 s per step of 4 pairs, PPO 0.1 s per step of
+    # 2 rollouts of 16 tokens, 16 candidates sampled in ~0.4 s, 20 scored in ~0.4 s.
+    basis="unit costs of the tiny random models measured on 2 CPU cores",
+    sft_step_s=0.13, rm_step_s=0.065, ppo_step_s=1.2,
+    sampled_tokens_per_s=1000.0, typical_completion_tokens=24.0, runaway_fraction=1.0,
+    scores_per_s=100.0,
+    seconds_per_program=CPU_0_5B.seconds_per_program,
+    model_load_s=0.2,
+)
+IMPORTS_S = 8.0
+"""Importing torch, transformers, peft, datasets and TRL, once per job (8-10 s measured on 2 cores)."""
+BASELINE_PARAMETERS_B = 0.5
+
+
+@dataclass(frozen=True)
+class StageEstimate:
+    iteration: int
+    name: str
+    seconds: float
+    work: str
+    """How much the stage does, in a few words: '8 steps', '72 candidates' ('' when it is quick bookkeeping)."""
+
+
+@dataclass(frozen=True)
+class JobEstimate:
+    stages: tuple[StageEstimate, ...]
+    calibrated: bool
+    """False where no unit cost applies (CUDA, a model of unknown size): the seconds are then those
+    of the 0.5B model on 2 CPU cores, scaled where a size is known, and the text gives no time."""
+    basis: str
+    startup_s: float = IMPORTS_S
+    """Once per job: the imports, and converting a package-shipped model the first time it is used."""
+
+    @property
+    def total_s(self) -> float:
+        return self.startup_s + sum(stage.seconds for stage in self.stages)
+
+    def seconds(self, iteration: int, name: str) -> float | None:
+        """The estimate of one stage, for JobConsole.stage(..., estimate_s=...)."""
+        return next((s.seconds for s in self.stages if (s.iteration, s.name) == (iteration, name)), None)
+
+
+def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimate:
+    """The stages of a job started from scratch: the bootstrap and `iterations` iterations
+    (default config.loop.iterations)."""
+    costs, scale, calibrated, basis = _unit_costs(config)
+    iterations = config.loop.iterations if iterations is None else iterations
+    problems = _train_problem_count(config)
+    train_candidates = problems * (config.loop.train_samples or config.sampling.num_samples)
+    references = problems if config.reward.reference_pairs else 0
+    n = config.sampling.num_samples
+    heldout = _validation_problem_count(config) * n
+    eval_sets = _eval_set_sizes(config)
+
+    def load(count: int = 1) -> float:
+        return count * costs.model_load_s * scale
+
+    def sampling(candidates: int) -> float:
+        tokens = (1 - costs.runaway_fraction) * costs.typical_completion_tokens + \
+            costs.runaway_fraction * config.sampling.max_new_tokens
+        return candidates * min(tokens, config.sampling.max_new_tokens) / costs.sampled_tokens_per_s * scale
+
+    def executing(programs_by_language: dict[str, int]) -> float:
+        workers = config.execution.workers or os.cpu_count() or 1
+        return sum(count * costs.seconds_per_program.get(language, costs.seconds_per_program["default"])
+                   for language, count in programs_by_language.items()) / workers
+
+    def scoring(candidates: int) -> float:
+        return candidates / costs.scores_per_s * scale
+
+    sft, rm, ppo = config.sft, config.reward, config.ppo
+    sft_step = costs.sft_step_s * sft.batch_size * sft.gradient_accumulation_steps / 4 * scale
+    rm_step = costs.rm_step_s * rm.batch_size * rm.gradient_accumulation_steps / 2 * scale
+    ppo_steps = math.ceil(ppo.total_episodes / ppo.batch_size)
+    ppo_step = costs.ppo_step_s * ppo.batch_size / 4 * ppo.response_length / 96 * ppo.num_ppo_epochs * scale
+    train_rm = StageEstimate(0, "train_rm", load() + rm.max_steps * rm_step, f"{rm.max_steps} steps")
+    eval_candidates = sum(eval_sets.values()) * (n + 1)
+    eval_programs: dict[str, int] = {}
+    for (_, language), count in eval_sets.items():
+        eval_programs[language] = eval_programs.get(language, 0) + count * (n + 1)
+
+    def validate(k: int) -> StageEstimate:
+        """Held-out samples from each new generator, scored by rm-k (and, k >= 1, by rm-(k-1))."""
+        new_generator = k == 0 or ppo.enabled
+        seconds = load(1 + new_generator) + scoring(heldout * (1 + (k >= 1 and new_generator)))
+        if new_generator:
+            seconds += sampling(heldout) + executing({"py": heldout})
+        return StageEstimate(k, "validate", seconds if heldout else 0.0, f"{heldout} held-out candidates")
+
+    stages = [
+        StageEstimate(0, "sft", load() + sft.max_steps * sft_step if sft.enabled else 0.0,
+                      f"{sft.max_steps} steps" if sft.enabled else "off"),
+        StageEstimate(0, "sample", load() + sampling(train_candidates), f"{train_candidates} candidates"),
+        StageEstimate(0, "execute", executing({"py": train_candidates + references}),
+                      f"{train_candidates + references} programs"),
+        StageEstimate(0, "pairs", 0.0, ""),
+        train_rm,
+        validate(0),
+    ]
+    for k in range(1, iterations + 1):
+        stages += [
+            StageEstimate(k, "ppo", load(3) + ppo_steps * ppo_step if ppo.enabled else 0.0,
+                          f"{ppo_steps} steps" if ppo.enabled else "off"),
+            StageEstimate(k, "sample", load() + sampling(train_candidates), f"{train_candidates} candidates"),
+            StageEstimate(k, "execute", executing({"py": train_candidates}), f"{train_candidates} programs"),
+            StageEstimate(k, "score", load() + scoring(train_candidates + references),
+                          f"{train_candidates + references} candidates"),
+            StageEstimate(k, "mine", 0.0, ""),
+            StageEstimate(k, "train_rm", train_rm.seconds, train_rm.work),
+            validate(k),
+            StageEstimate(k, "evaluate", load(2) + sampling(eval_candidates) + executing(eval_programs) + scoring(eval_candidates),
+                          ", ".join(f"{benchmark}-{language} {count} problems" for (benchmark, language), count in eval_sets.items())
+                          + f" x (greedy + {n} samples)"),
+        ]
+    return JobEstimate(tuple(stages), calibrated, basis,
+                       IMPORTS_S + (GGUF_CONVERSION_S * scale if _needs_conversion(config) else 0.0))
+
+
+def format_estimate(config: LabConfig, estimate: JobEstimate) -> str:
+    """'this job will: ...' with a line per iteration and the total."""
+    problems = _train_problem_count(config)
+    samples = config.loop.train_samples or config.sampling.num_samples
+    iterations = max((s.iteration for s in estimate.stages), default=0)
+    lines = [f"this job will: bootstrap (iteration 0) and {iterations} self-training iteration(s) on {problems} "
+             f"training problems x {samples} samples, with {config.model.generator} (preset {config.preset})"]
+    if estimate.startup_s > IMPORTS_S:
+        conversion = f" (~{format_duration(estimate.startup_s - IMPORTS_S)})" if estimate.calibrated else ""
+        lines.append(f"  first: convert the model to safetensors, once{conversion}")
+    for k in range(iterations + 1):
+        parts = [" ".join(filter(None, [s.name, s.work, f"~{format_duration(s.seconds)}"
+                                        if estimate.calibrated and s.seconds >= 1 else ""]))
+                 for s in estimate.stages if s.iteration == k]
+        lines.append(f"  iteration {k}: " + ", ".join(parts))
+    if estimate.calibrated:
+        lines.append(f"estimated ~{format_duration(estimate.total_s)} ({estimate.basis})")
+    else:
+        lines.append(f"no time estimate: {estimate.basis}")
+    return "\n".join(lines)
+
+
+def _unit_costs(config: LabConfig) -> tuple[UnitCosts, float, bool, str]:
+    """(costs, scale on model-bound work, calibrated, basis)."""
+    if config.model.generator == "tiny":
+        return TINY, 1.0, True, TINY.basis
+    if _uses_cuda(config):
+        return CPU_0_5B, 1.0, False, "the unit costs were measured on 2 CPU cores and no GPU has been measured yet"
+    size = _parameters_b(config.model.generator)
+    if size is None:
+        return CPU_0_5B, 1.0, False, (f"the size of {config.model.generator} is not in its name; unit costs are "
+                                      "known for the 0.5B model on 2 CPU cores")
+    scale = size / BASELINE_PARAMETERS_B
+    basis = CPU_0_5B.basis + ("" if scale == 1 else f", scaled x{scale:.3g} for a {size:g}B model")
+    return CPU_0_5B, scale, True, basis
+
+
+def _uses_cuda(config: LabConfig) -> bool:
+    if config.model.device != "auto":
+        return config.model.device == "cuda"
+    import torch
+    return torch.cuda.is_available()
+
+
+def _parameters_b(spec: str) -> float | None:
+    """Billions of parameters from a model name such as 'qwen2.5-coder-0.5b-instruct'."""
+    match = re.search(r"(?<![\d.])(\d+(?:\.\d+)?)b(?![a-z])", spec.lower())
+    return float(match.group(1)) if match else None
+
+
+def _train_problem_count(config: LabConfig) -> int:
+    available = sum(len(MBPP_SPLITS[split]) for split in config.data.train_splits if split in MBPP_SPLITS)
+    available += sum(_jsonl_rows(path) for path in config.data.extra_problems)
+    cap = config.data.max_train_problems
+    return available if cap is None else min(cap, available)
+
+
+def _validation_problem_count(config: LabConfig) -> int:
+    available = sum(len(MBPP_SPLITS[split]) for split in config.data.validation_splits if split in MBPP_SPLITS)
+    cap = config.data.max_validation_problems
+    return available if cap is None else min(cap, available)
+
+
+def _eval_set_sizes(config: LabConfig) -> dict[tuple[str, str], int]:
+    """(benchmark, language) -> problems evaluated; a user file counts as one set of its rows."""
+    sizes = {}
+    for benchmark in config.data.eval_benchmarks:
+        if benchmark == "humaneval":
+            sizes.update({(benchmark, language): EVAL_BENCHMARK_SIZES[benchmark] for language in config.data.eval_languages})
+        elif benchmark == "mbpp":
+            sizes[(benchmark, "py")] = EVAL_BENCHMARK_SIZES[benchmark]
+        elif benchmark.startswith("jsonl:"):
+            sizes[(benchmark, "py")] = _jsonl_rows(benchmark.partition(":")[2])
+    cap = config.data.max_eval_problems
+    return {key: size if cap is None else min(cap, size) for key, size in sizes.items()}
+
+
+def _jsonl_rows(path: str) -> int:
+    try:
+        with open(path, encoding="utf-8") as rows:
+            return sum(1 for line in rows if line.strip())
+    except OSError:
+        return 0  # loading the problems will say what is wrong with the file
+
+
+def _needs_conversion(config: LabConfig) -> bool:
+    kind, _, name = config.model.generator.partition(":")
+    models = Path(config.model.cache_dir).expanduser() / "models"
+    return kind == "package" and not any(models.glob(f"{name}-*/converted.json"))

@@ -1,0 +1,173 @@
+"""Measures: pure functions over candidate rows and scores, one definition of each.
+
+  METHODS / RANKERS   the ways to answer a problem (names, titles, the score a ranker picks by)
+  problem_outcomes    per method, each problem's expected pass of the answer it picks
+  pairwise_accuracy   of (chosen, rejected) score pairs, the fraction ordered right (ties count half)
+  ranking_accuracy    pairwise accuracy over every (passing, failing) sample pair within a problem
+  length_correlation  Pearson correlation of a value (passing, a ranker's score) with completion length
+  bootstrap_ci, paired_difference_ci   95% intervals over problems
+
+A candidate row is a dict as `Store.candidates` returns it; the keys used here are `problem_id`,
+`origin`, `passed` (1/0, None = not executed), `completion`, `mean_logprob`, `reward` and, for
+the combined ranker, `reward_plus_logprob` (added by the caller, see evaluation.py).
+
+Not covered here: reading the store, sampling or scoring (evaluation.py, stages.py), tables and
+plots (reports.py, plots.py).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    title: str
+    key: str | None = None
+    """For a ranker: the candidate field it ranks samples by (its top sample is its answer)."""
+
+
+METHODS: tuple[Method, ...] = (
+    Method("greedy", "greedy"),
+    Method("random", "random pick of N"),
+    Method("logprob", "mean-log-prob rerank", "mean_logprob"),
+    Method("reranker", "trained reranker top-1", "reward"),
+    Method("reranker+logprob", "reranker + λ·log-prob top-1", "reward_plus_logprob"),
+    Method("oracle", "oracle pass@N"),
+)
+METHOD_NAMES = tuple(m.name for m in METHODS)
+METHOD_TITLES = {m.name: m.title for m in METHODS}
+RANKERS: tuple[Method, ...] = tuple(m for m in METHODS if m.key is not None)
+
+
+def _top_pick_pass_rate(samples: list[dict], key: str) -> float | None:
+    """Pass rate among the samples tied at the highest `key`; None when any sample lacks it."""
+    values = [s.get(key) for s in samples]
+    if not samples or any(v is None for v in values):
+        return None
+    best = max(values)
+    tied = [s for s in samples if s[key] == best]
+    return sum(bool(s["passed"]) for s in tied) / len(tied)
+
+
+def executed_samples_by_problem(candidates: list[dict]) -> dict[str, list[dict]]:
+    grouped = defaultdict(list)
+    for candidate in candidates:
+        if candidate["origin"] == "sample" and candidate.get("passed") is not None:
+            grouped[candidate["problem_id"]].append(candidate)
+    return dict(grouped)
+
+
+def problem_outcomes(candidates: list[dict]) -> dict[str, dict[str, float]]:
+    """method -> {problem_id: expected pass (0..1)} from executed candidate rows. Ties among a
+    ranker's top samples count as a random pick among them. A problem missing what a method needs
+    (no greedy candidate, unscored samples) is left out of that method only."""
+    outcomes: dict[str, dict[str, float]] = {name: {} for name in METHOD_NAMES}
+    for candidate in candidates:
+        if candidate["origin"] == "greedy" and candidate.get("passed") is not None:
+            outcomes["greedy"].setdefault(candidate["problem_id"], float(bool(candidate["passed"])))
+    for problem_id, samples in executed_samples_by_problem(candidates).items():
+        passes = [bool(s["passed"]) for s in samples]
+        outcomes["random"][problem_id] = sum(passes) / len(passes)
+        outcomes["oracle"][problem_id] = float(any(passes))
+        for ranker in RANKERS:
+            rate = _top_pick_pass_rate(samples, ranker.key)
+            if rate is not None:
+                outcomes[ranker.name][problem_id] = rate
+    return outcomes
+
+
+def pairwise_accuracy(chosen: Sequence[float], rejected: Sequence[float]) -> float | None:
+    """Fraction of pairs whose chosen score is above its rejected score, a tie counting half
+    (0.5 is chance); None without pairs. The one definition used for every pair accuracy."""
+    if len(chosen) != len(rejected):
+        raise ValueError(f"{len(chosen)} chosen scores but {len(rejected)} rejected ones")
+    if not chosen:
+        return None
+    wins = sum(1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected))
+    return wins / len(chosen)
+
+
+def ranking_accuracy(candidates: list[dict]) -> dict[str, dict]:
+    """How well each ranker orders a problem's samples: `pairwise_accuracy` over every (passing,
+    failing) pair of samples of one problem. Top-1 pass@1 hangs on one pick per problem; this uses
+    every pair, so it is the steadier signal. ranker name -> {"accuracy": fraction or None, "pairs": n,
+    "problems": problems with at least one pair}."""
+    grouped = executed_samples_by_problem(candidates)
+    result = {}
+    for ranker in RANKERS:
+        chosen, rejected, problems = [], [], 0
+        for rows in grouped.values():
+            if any(r.get(ranker.key) is None for r in rows):
+                continue
+            passing = [r[ranker.key] for r in rows if r["passed"]]
+            failing = [r[ranker.key] for r in rows if not r["passed"]]
+            problems += bool(passing and failing)
+            for good in passing:
+                for bad in failing:
+                    chosen.append(good)
+                    rejected.append(bad)
+        result[ranker.name] = {"accuracy": pairwise_accuracy(chosen, rejected), "pairs": len(chosen),
+                               "problems": problems}
+    return result
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Pearson correlation, None with fewer than 3 points or no spread."""
+    if len(x) < 3:
+        return None
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if a.std() == 0 or b.std() == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def length_correlation(candidates: list[dict]) -> dict[str, float | None]:
+    """Over executed samples: corr(passed, length) and, per ranker, corr(score, length), with length
+    in characters of the completion. A ranker that follows length where passing does not is
+    rewarding length. Keys: 'passed' and each ranker name."""
+    samples = [s for rows in executed_samples_by_problem(candidates).values() for s in rows]
+    lengths = [len(s["completion"]) for s in samples]
+    result = {"passed": pearson([float(bool(s["passed"])) for s in samples], lengths)}
+    for ranker in RANKERS:
+        scored = [(s[ranker.key], n) for s, n in zip(samples, lengths) if s.get(ranker.key) is not None]
+        result[ranker.name] = pearson([v for v, _ in scored], [n for _, n in scored]) if scored else None
+    return result
+
+
+def bootstrap_ci(values: Sequence[float], *, resamples: int = 2000, confidence: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of the mean, resampling problems with replacement."""
+    data = np.asarray(values, dtype=float)
+    if data.size == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def pass_at_1_rows(candidates: list[dict], benchmark: str, language: str) -> list[dict]:
+    """One row per method with pass_at_1, ci_low, ci_high, n_problems (the store's evaluations schema)."""
+    rows = []
+    for method, per_problem in problem_outcomes(candidates).items():
+        if not per_problem:
+            continue
+        values = [per_problem[p] for p in sorted(per_problem)]
+        low, high = bootstrap_ci(values)
+        rows.append({"benchmark": benchmark, "language": language, "method": method,
+                     "pass_at_1": float(np.mean(values)), "ci_low": low, "ci_high": high, "n_problems": len(values)})
+    return rows
+
+
+def paired_difference_ci(a: dict[str, float], b: dict[str, float], *, resamples: int = 2000, seed: int = 0) -> dict:
+    """Mean of a - b over the problems both cover, with a 95% bootstrap interval: is a really better than b?"""
+    common = sorted(set(a) & set(b))
+    differences = [a[p] - b[p] for p in common]
+    low, high = bootstrap_ci(differences, resamples=resamples, seed=seed)
+    return {"difference": float(np.mean(differences)) if differences else float("nan"), "ci_low": low,
+            "ci_high": high, "n_problems": len(common)}

@@ -1,0 +1,145 @@
+"""Reports: the evaluation's numbers as Markdown tables and CSV, for the run directory, the terminal
+and the notebooks.
+
+  table_markdown        pass@1 in the layout of the RewardRanker paper's Table 1 (a row per
+                        iteration and method, a column per benchmark/language)
+  ranking_markdown      ranking accuracy and length correlation of each ranker, per eval set
+  heldout_markdown      what each reward model measured on held-out MBPP validation problems
+  write_csv             the pass@1 rows as CSV
+
+Not covered here: computing the numbers (measures.py, evaluation.py), figures (plots.py).
+"""
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from lab.languages import display_name
+from lab.measures import METHOD_NAMES, METHOD_TITLES, RANKERS
+
+PAPER_LANGUAGE_ORDER = ("py", "cpp", "java", "php", "ts", "cs", "sh", "js")
+CSV_FIELDS = ("iteration", "benchmark", "language", "method", "pass_at_1", "ci_low", "ci_high", "n_problems")
+
+
+def column_of(row: dict) -> str:
+    language = display_name(row["language"])
+    return f"HumanEval {language}" if row["benchmark"] == "humaneval" else f"{row['benchmark'].upper()} {language}"
+
+
+def _column_order(rows: list[dict]) -> list[str]:
+    def key(row):
+        language_rank = PAPER_LANGUAGE_ORDER.index(row["language"]) if row["language"] in PAPER_LANGUAGE_ORDER else 99
+        return (row["benchmark"] != "humaneval", language_rank, row["language"])
+    return list(dict.fromkeys(column_of(r) for r in sorted(rows, key=key)))
+
+
+def _percent(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{100 * value:.{digits}f}"
+
+
+def table_markdown(rows: list[dict]) -> str:
+    """Table 1 layout: a row per (iteration, method), a column per benchmark/language (pass@1 in %,
+    95% CI and number of problems), plus the average over HumanEval languages when there are several."""
+    if not rows:
+        return "(no evaluations yet)"
+    columns = _column_order(rows)
+    humaneval_columns = [c for c in columns if c.startswith("HumanEval")]
+    with_average = len(humaneval_columns) > 1
+    cell = {(r["iteration"], r["method"], column_of(r)): r for r in rows}
+    header = ["iteration", "method"] + columns + (["HumanEval avg"] if with_average else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for iteration in sorted({r["iteration"] for r in rows}):
+        for method in METHOD_NAMES:
+            found = [cell.get((iteration, method, c)) for c in columns]
+            if not any(found):
+                continue
+            cells = [
+                f"{100 * r['pass_at_1']:.1f} ({100 * r['ci_low']:.0f}–{100 * r['ci_high']:.0f}, n={r['n_problems']})"
+                if r else "–" for r in found
+            ]
+            if with_average:
+                values = [cell[(iteration, method, c)]["pass_at_1"] for c in humaneval_columns if (iteration, method, c) in cell]
+                cells.append(f"{100 * np.mean(values):.1f}" if values else "–")
+            lines.append("| " + " | ".join([str(iteration), METHOD_TITLES[method]] + cells) + " |")
+    lines.append("")
+    lines.append("pass@1 in %, (95% bootstrap CI over problems, number of problems).")
+    return "\n".join(lines)
+
+
+def _by_set(measurements: list[dict]) -> dict[tuple[int, str], dict[str, dict]]:
+    grouped: dict[tuple[int, str], dict[str, dict]] = defaultdict(dict)
+    for m in measurements:
+        grouped[(m["iteration"], m["eval_set"])][m["name"]] = m
+    return dict(grouped)
+
+
+def ranking_markdown(measurements: list[dict], eval_sets: list[str] | None = None) -> str:
+    """Per (iteration, eval set): each ranker's ranking accuracy over the (passing, failing) sample
+    pairs within problems, and the correlation of its score with completion length next to that of
+    passing. `measurements` are Store.measurements rows."""
+    grouped = {key: values for key, values in _by_set(measurements).items()
+               if eval_sets is None or key[1] in eval_sets}
+    if not grouped:
+        return ""
+    rankers = [r.name for r in RANKERS]
+    lines = ["Ranking accuracy: of a problem's (passing, failing) sample pairs, the fraction each ranker orders "
+             "right (ties half; 50 is chance). corr(·, length): Pearson correlation with completion length.", "",
+             "| iteration | eval set | problems | pairs | " + " | ".join(METHOD_TITLES[r] for r in rankers)
+             + " | corr(passed, length) | " + " | ".join(f"corr({r}, length)" for r in rankers) + " |",
+             "|" + "---|" * (5 + 2 * len(rankers))]
+    for (iteration, eval_set), values in sorted(grouped.items()):
+        first = values.get(f"ranking_accuracy/{rankers[0]}")
+        if first is None:
+            continue
+        problems = values.get("ranking_problems", {}).get("value")
+        accuracies = [_percent(values.get(f"ranking_accuracy/{r}", {}).get("value")) for r in rankers]
+        correlations = [_signed(values.get(f"length_correlation/{name}", {}).get("value"))
+                        for name in ["passed", *rankers]]
+        lines.append(f"| {iteration} | {eval_set} | {'–' if problems is None else int(problems)} | {first['count']} | "
+                     + " | ".join(accuracies) + " | " + " | ".join(correlations) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.2f}"
+
+
+def heldout_markdown(measurements: list[dict], eval_set: str = "mbpp-validation") -> str:
+    """After each reward-model training: on held-out problems, its pairwise accuracy on pairs built
+    as training pairs are, top-1 pass of the rankers vs random, and its accuracy on held-out hard
+    negatives before and after retraining."""
+    grouped = {k: v for k, v in _by_set(measurements).items() if k[1] == eval_set}
+    if not grouped:
+        return ""
+    lines = [f"Held-out reward-model measures ({eval_set}: problems never trained on), after each RM training.", "",
+             "| rm | problems | pair accuracy (pairs) | top-1 random | top-1 log-prob | top-1 reranker | "
+             "top-1 reranker+λ·lp (λ) | hard negatives before → after (pairs) |", "|---|---|---|---|---|---|---|---|"]
+    for (iteration, _), values in sorted(grouped.items()):
+        def value(name):
+            return values.get(name, {}).get("value")
+
+        def count(name):
+            return values.get(name, {}).get("count")
+        pair = f"{_percent(value('pair_accuracy/reranker'))} ({count('pair_accuracy/reranker') or 0})"
+        lam = value("lambda")
+        combined = f"{_percent(value('top1/reranker+logprob'))} (λ={lam:g})" if lam is not None else "–"
+        before, after = value("hard_negative_accuracy/before"), value("hard_negative_accuracy/after")
+        hard = (f"{_percent(before)} → {_percent(after)} ({count('hard_negative_accuracy/after')})"
+                if after is not None else "–")
+        problems = value("problems")
+        lines.append(f"| rm-{iteration} | {'–' if problems is None else int(problems)} | {pair} | "
+                     f"{_percent(value('top1/random'))} | {_percent(value('top1/logprob'))} | "
+                     f"{_percent(value('top1/reranker'))} | {combined} | {hard} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(rows: list[dict], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

@@ -1,0 +1,237 @@
+"""Store-driven work that the loop and the evaluation both do: the run context, the models kept in
+memory, version names and checkpoint lookups, and the resumable sample / execute / score operations.
+
+Every operation reads what is missing from the store and writes what it produces back a chunk (or
+a problem) at a time, so one interrupted at any point, `kill -9` included, is simply called again
+and continues where it stopped: candidates are unique per (iteration, problem, origin, model,
+index), only unexecuted candidates are executed and only unscored ones scored.
+
+Versions: the generator trained in iteration k is '<run>/gen-k', the reward model '<run>/rm-k';
+scores are stored under the reward model's version.
+
+Not covered here: the order of stages and what each iteration trains (loop.py), what is measured
+(evaluation.py, measures.py), the model code (models, generation, reward), execution itself
+(execution.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from tqdm.auto import tqdm
+
+from lab import generation, reward
+from lab.config import LabConfig
+from lab.execution import Executor, build_program
+from lab.models import load_reward_model, load_sampler
+from lab.problems import Problem
+from lab.store import Store
+
+EXECUTION_CHUNK = 32
+SCORE_CHUNK = 32
+
+
+def generator_version(run_name: str, iteration: int) -> str:
+    return f"{run_name}/gen-{iteration}"
+
+
+def reward_model_version(run_name: str, iteration: int) -> str:
+    return f"{run_name}/rm-{iteration}"
+
+
+class ModelCache:
+    """Keeps at most one generator and one reward model in memory, keyed by adapter directory."""
+
+    def __init__(self, config: LabConfig):
+        self.config = config
+        self._generator: tuple[str | None, tuple] | None = None
+        self._reward_model: tuple[str | None, tuple] | None = None
+
+    def generator(self, adapter_dir: str | None):
+        """The generator for sampling (models.load_sampler: adapter merged, int8 on CPU)."""
+        if self._generator is None or self._generator[0] != adapter_dir:
+            self._generator = None
+            gc.collect()
+            self._generator = (adapter_dir, load_sampler(self.config.model, adapter_dir=adapter_dir))
+        return self._generator[1]
+
+    def reward_model(self, adapter_dir: str):
+        if self._reward_model is None or self._reward_model[0] != adapter_dir:
+            self._reward_model = None
+            gc.collect()
+            self._reward_model = (adapter_dir, load_reward_model(self.config.model, adapter_dir=adapter_dir))
+        return self._reward_model[1]
+
+    def release(self) -> None:
+        """Free both models (before a training stage loads its own)."""
+        self._generator = self._reward_model = None
+        gc.collect()
+
+    def __enter__(self) -> "ModelCache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+@dataclass
+class RunContext:
+    """One run of one lab directory: its config, the open store, its id and the shared model cache."""
+    config: LabConfig
+    store: Store
+    run_id: int
+    models: ModelCache = field(default=None)  # type: ignore[assignment]
+    progress: bool = False
+    log: Callable[[str], None] = print
+
+    def __post_init__(self) -> None:
+        if self.models is None:
+            self.models = ModelCache(self.config)
+
+    @classmethod
+    def open(cls, config: LabConfig, store: Store, **kwargs) -> "RunContext":
+        """The run called config.run_name, created with this config when new (a stored run started with
+        another config is continued with this one, and the log says so)."""
+        run_id = store.create_run(config.run_name, config.preset, config.to_json())
+        run = cls(config, store, run_id, **kwargs)
+        if json.loads(store.run(config.run_name)["config_json"]) != json.loads(config.to_json()):
+            run.log(f"note: run {config.run_name!r} was started with a different configuration; "
+                    "continuing it with this one")
+        return run
+
+    @classmethod
+    def existing(cls, config: LabConfig, store: Store, **kwargs) -> "RunContext":
+        """An existing run (StoreError naming the known runs when there is none)."""
+        return cls(config, store, store.run_id(config.run_name), **kwargs)
+
+    @property
+    def name(self) -> str:
+        return self.config.run_name
+
+    def checkpoint_dir(self, iteration: int, kind: str) -> Path:
+        return self.config.run_dir / f"iter-{iteration}" / kind
+
+    def problems(self, role: str) -> list[Problem]:
+        return self.store.run_problems(self.run_id, role)
+
+    def on_log(self, iteration: int, stage: str) -> Callable[[dict], None]:
+        """A trainer log callback that stores the numbers of each logged step as metrics."""
+        def record(values: dict) -> None:
+            numbers = {k: float(v) for k, v in values.items() if k != "step" and isinstance(v, (int, float))}
+            if numbers:
+                self.store.log_metrics(self.run_id, iteration, stage, int(values.get("step", 0)), numbers)
+        return record
+
+    def generator_at(self, iteration: int) -> tuple[str, str | None]:
+        """(model name for candidates, adapter dir) of the generator used in `iteration`: the newest
+        generator checkpoint at or before it, else the base model."""
+        for k in range(iteration, -1, -1):
+            checkpoint = self.store.checkpoint(self.run_id, "generator", k)
+            if checkpoint is not None:
+                return checkpoint["version"], checkpoint["path"]
+        return self.config.model.generator, None
+
+    def reward_model_path(self, iteration: int) -> str:
+        checkpoint = self.store.checkpoint(self.run_id, "reward_model", iteration)
+        if checkpoint is None:
+            raise RuntimeError(f"run {self.name!r} has no reward model checkpoint for iteration {iteration}")
+        return checkpoint["path"]
+
+    def trained_iterations(self) -> list[int]:
+        """Iterations whose reward model is trained (0 = the bootstrap RM)."""
+        return [k for k in self.store.iterations(self.run_id)
+                if self.store.checkpoint(self.run_id, "reward_model", k) is not None]
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    """The sampling seed of an iteration: a generator that did not change between iterations (PPO
+    off) still draws new samples, and a resumed iteration draws the same ones."""
+    return seed + 7919 * iteration
+
+
+def sample_candidates(run: RunContext, iteration: int, problems: list[Problem], *,
+                      origins: tuple[str, ...] = ("sample",), num_samples: int | None = None,
+                      generator: tuple[str, str | None] | None = None, models: ModelCache | None = None) -> int:
+    """Per problem, `num_samples` samples (origin 'sample'; default sampling.num_samples) and/or one
+    greedy answer (origin 'greedy') from `generator` = (model name, adapter dir), by default the
+    iteration's generator (from `models`, by default the run's cache), seeded per iteration
+    (`iteration_seed`); each problem's candidates are
+    written as soon as it is done, and complete problems are skipped. Returns how many were added."""
+    model_name, adapter_dir = generator or run.generator_at(iteration)
+    models = models or run.models
+    sampling = dataclasses.replace(run.config.sampling, seed=iteration_seed(run.config.sampling.seed, iteration))
+    added = 0
+    for origin in origins:
+        count, greedy = (1, True) if origin == "greedy" else (num_samples or run.config.sampling.num_samples, False)
+        have = run.store.candidate_counts_by_problem(run.run_id, iteration=iteration, origin=origin, model=model_name)
+        missing = [p for p in problems if have.get(p.id, 0) < count]
+        if not missing:
+            continue
+
+        def write(problem: Problem, candidates: list, origin=origin) -> None:
+            nonlocal added
+            run.store.add_candidates(run.run_id, iteration, [
+                {"problem_id": c.problem_id, "origin": origin, "model": model_name, "sample_index": c.sample_index,
+                 "completion": c.completion, "temperature": c.temperature, "top_p": c.top_p, "seed": c.seed,
+                 "mean_logprob": c.mean_logprob, "num_tokens": c.num_tokens}
+                for c in candidates
+            ])
+            added += len(candidates)
+
+        model, tokenizer = models.generator(adapter_dir)
+        generation.generate(model, tokenizer, missing, sampling, num_samples=count, greedy=greedy,
+                            on_problem_done=write, progress=run.progress)
+    return added
+
+
+def execute_candidates(run: RunContext, iteration: int, problem_ids: set[str] | None = None) -> dict:
+    """Execute the iteration's unexecuted candidates (of `problem_ids`, or all), a chunk at a time.
+    Failures of the executor itself are not verdicts: nothing is recorded for them, and the call
+    raises after the rest is stored, so calling it again retries them."""
+    pending = [c for c in run.store.unexecuted_candidates(run.run_id, iteration)
+               if problem_ids is None or c["problem_id"] in problem_ids]
+    if not pending:
+        return {"executed": 0}
+    problems: dict[str, Problem] = {}
+    failures = []
+    with Executor(run.config.execution) as executor, \
+            tqdm(total=len(pending), desc="execute", disable=not run.progress) as bar:
+        for start in range(0, len(pending), EXECUTION_CHUNK):
+            chunk = pending[start:start + EXECUTION_CHUNK]
+            for c in chunk:
+                problems.setdefault(c["problem_id"], run.store.problem(c["problem_id"]))
+            jobs = [(problems[c["problem_id"]].language, build_program(problems[c["problem_id"]], c["completion"]))
+                    for c in chunk]
+            results = executor.run_many(jobs, progress=False)
+            failures += [r for r in results if r.executor_error]
+            run.store.add_executions([(c["id"], r) for c, r in zip(chunk, results) if not r.executor_error])
+            bar.update(len(chunk))
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(pending)} runs failed inside the executor, not in the programs "
+                           f"(first: {failures[0].stderr.strip()[:300]}). Nothing was recorded for them: rerun the "
+                           "same command to retry; `python -m lab selftest` checks the sandbox.")
+    return {"executed": len(pending)}
+
+
+def score_candidates(run: RunContext, iteration: int, candidates: list[dict]) -> int:
+    """Score the given candidate rows that have no score under rm-`iteration` yet, a chunk at a time.
+    Returns how many were scored."""
+    version = reward_model_version(run.name, iteration)
+    scored = run.store.scored_candidate_ids(version)
+    pending = [c for c in candidates if c["id"] not in scored]
+    if not pending:
+        return 0
+    model, tokenizer = run.models.reward_model(run.reward_model_path(iteration))
+    prompts: dict[str, str] = {}
+    for start in tqdm(range(0, len(pending), SCORE_CHUNK), desc=f"score ({version})", disable=not run.progress):
+        chunk = pending[start:start + SCORE_CHUNK]
+        for c in chunk:
+            prompts.setdefault(c["problem_id"], run.store.problem(c["problem_id"]).prompt)
+        values = reward.score_completions(model, tokenizer, [(prompts[c["problem_id"]], c["completion"]) for c in chunk],
+                                          batch_size=run.config.reward.score_batch_size, progress=False)
+        run.store.add_scores(version, [(c["id"], v) for c, v in zip(chunk, values)])
+    return len(pending)

@@ -1,0 +1,76 @@
+"""The main job's time estimate: one entry per stage the loop runs, small for the tiny preset, in the
+range measured for the cpu preset, no time claimed on a GPU, and sizes that move it as they should."""
+import json
+
+import pytest
+
+from lab import loop
+from lab.config import make_config
+from lab.estimate import CPU_0_5B, IMPORTS_S, estimate_job, format_estimate
+
+
+@pytest.fixture
+def converted_cache(tmp_path):
+    """A model cache holding the converted 0.5B model, so no one-time conversion is estimated."""
+    (tmp_path / "models" / "qwen2.5-coder-0.5b-instruct-abc").mkdir(parents=True)
+    (tmp_path / "models" / "qwen2.5-coder-0.5b-instruct-abc" / "converted.json").write_text("{}")
+    return str(tmp_path)
+
+
+def test_the_estimate_has_the_loops_stages_in_order():
+    estimate = estimate_job(make_config("tiny", **{"loop.iterations": 2}))
+    names = [(s.iteration, s.name) for s in estimate.stages]
+    assert names == ([(0, name) for name in loop.BOOTSTRAP_STAGES] + [(1, name) for name in loop.ITERATION_STAGES]
+                     + [(2, name) for name in loop.ITERATION_STAGES])
+
+
+def test_the_tiny_preset_takes_seconds():
+    estimate = estimate_job(make_config("tiny"))
+    assert estimate.calibrated and estimate.total_s < 60
+    assert "estimated ~" in format_estimate(make_config("tiny"), estimate)
+
+
+def test_the_cpu_preset_is_estimated_near_its_measured_quarter_hour(converted_cache):
+    config = make_config("cpu", **{"model.cache_dir": converted_cache})
+    estimate = estimate_job(config)
+    assert estimate.calibrated and estimate.startup_s == IMPORTS_S
+    assert 12 * 60 <= estimate.total_s <= 25 * 60  # README: 15.5 min before the held-out 'validate' stages
+    text = format_estimate(config, estimate)
+    assert text.startswith("this job will: bootstrap (iteration 0) and 1 self-training iteration(s) on 12 training "
+                           "problems x 6 samples")
+    assert "ppo 2 steps ~3.2 min" in text and text.splitlines()[-1].startswith("estimated ~")
+
+
+def test_a_first_run_adds_the_model_conversion(tmp_path):
+    config = make_config("cpu", **{"model.cache_dir": str(tmp_path)})
+    estimate = estimate_job(config)
+    assert estimate.startup_s > IMPORTS_S
+    assert "convert the model to safetensors, once" in format_estimate(config, estimate)
+
+
+def test_the_gpu_preset_claims_no_time():
+    config = make_config("gpu")
+    estimate = estimate_job(config)
+    assert not estimate.calibrated
+    text = format_estimate(config, estimate)
+    assert text.splitlines()[-1].startswith("no time estimate: ") and "~" not in text
+
+
+def test_sizes_move_the_estimate_as_the_unit_costs_say(converted_cache):
+    base = make_config("cpu", **{"model.cache_dir": converted_cache})
+    longer = base.override(**{"sft.max_steps": 18})
+    sft = lambda config: estimate_job(config).seconds(0, "sft")  # noqa: E731
+    assert sft(longer) - sft(base) == pytest.approx(10 * CPU_0_5B.sft_step_s)
+    bigger = base.override(**{"model.generator": "package:qwen2.5-coder-1.5b-instruct"})
+    assert estimate_job(bigger).seconds(1, "ppo") == pytest.approx(3 * estimate_job(base).seconds(1, "ppo"))
+    no_ppo = estimate_job(base.override(**{"ppo.enabled": False}))
+    assert no_ppo.seconds(1, "ppo") == 0 and no_ppo.seconds(1, "validate") < estimate_job(base).seconds(1, "validate")
+    more_languages = base.override(**{"data.eval_languages": "py,cpp"})
+    assert estimate_job(more_languages).seconds(1, "evaluate") > 1.9 * estimate_job(base).seconds(1, "evaluate")
+
+
+def test_a_user_evaluation_file_counts_its_rows(tmp_path, converted_cache):
+    rows = tmp_path / "mine.jsonl"
+    rows.write_text("".join(json.dumps({"id": f"p{i}"}) + "\n" for i in range(3)))
+    config = make_config("cpu", **{"model.cache_dir": converted_cache, "data.eval_benchmarks": f"jsonl:{rows}"})
+    assert "jsonl:" + str(rows) + "-py 3 problems" in estimate_job(config).stages[-1].work

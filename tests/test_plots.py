@@ -1,0 +1,96 @@
+"""plots.py: every figure from rows, None when there is nothing to draw, the `plot_*` PNG wrappers, the
+method list and titles from measures.py and the report's column titles."""
+import threading
+
+import pytest
+
+from lab import plots
+from lab.measures import METHOD_NAMES, METHOD_TITLES
+
+
+def evaluation_rows(methods=METHOD_NAMES, languages=("py", "cpp"), iterations=(1, 2), benchmark="humaneval"):
+    return [{"iteration": k, "benchmark": benchmark, "language": language, "method": method, "pass_at_1": 0.5,
+             "ci_low": 0.25, "ci_high": 0.75, "n_problems": 4}
+            for k in iterations for language in languages for method in methods]
+
+
+MEASUREMENTS = [{"iteration": k, "eval_set": "mbpp-validation", "name": name, "value": value, "count": 10}
+                for k in (0, 1) for name, value in (("pair_accuracy/reranker", 0.6), ("ranking_accuracy/logprob", 0.7),
+                                                    ("top1/random", 0.4), ("length_correlation/passed", -0.3),
+                                                    ("top1/logprob", None))]
+
+
+def legend_texts(figure):
+    return [text.get_text() for axis in figure.axes if axis.get_legend() for text in axis.get_legend().get_texts()]
+
+
+@pytest.mark.parametrize("draw, rows", [
+    (plots.pass_at_1_figure, []), (plots.pass_at_1_bars_figure, []), (plots.reward_histogram_figure, []),
+    (plots.reward_histogram_figure, [{"reward": None, "passed": 1}, {"reward": 1.0, "passed": None}]),
+    (plots.training_curves_figure, [{"iteration": 0, "stage": "sft", "name": "lr", "step": 1, "value": 1.0}]),
+    (plots.hard_negatives_figure, []),
+    (plots.heldout_figure, [{"iteration": 0, "eval_set": "x", "name": "top1/random", "value": None, "count": 0}]),
+])
+def test_nothing_to_draw_gives_no_figure_and_no_file(draw, rows, tmp_path):
+    assert draw(rows) is None
+    assert plots.save(draw(rows), tmp_path / "none.png") == [] and not (tmp_path / "none.png").exists()
+
+
+def test_pass_at_1_draws_every_method_of_measures_in_order_with_its_title():
+    rows = evaluation_rows(methods=("oracle", "reranker+logprob", "greedy", "retired-method"))
+    rows[0]["ci_low"] = rows[0]["ci_high"] = None
+    for draw in (plots.pass_at_1_figure, plots.pass_at_1_bars_figure):
+        figure = draw(rows)
+        assert [axis.get_title() for axis in figure.axes] == ["HumanEval Python", "HumanEval C++"]
+        assert legend_texts(figure) == [METHOD_TITLES["greedy"], METHOD_TITLES["reranker+logprob"],
+                                        METHOD_TITLES["oracle"], "retired-method"]
+    assert [axis.get_title() for axis in plots.pass_at_1_figure(evaluation_rows(benchmark="mbpp")).axes] == [
+        "MBPP Python", "MBPP C++"]
+
+
+def test_reward_histograms_have_a_panel_per_version_most_scored_first():
+    rows = [{"reward": i / 10, "passed": i % 2, "reward_model": "rm-1" if i < 30 else "rm-0"} for i in range(40)]
+    figure = plots.reward_histogram_figure(rows, "candidates")
+    assert [axis.get_title().splitlines()[-1] for axis in figure.axes] == ["rm-1", "rm-0"]
+    single = plots.reward_histogram_figure([{"reward": 1.0, "passed": 1}, {"reward": 1.0, "passed": 0}], "x")
+    assert [axis.get_title() for axis in single.axes] == ["Reward of passing vs failing x"]
+    assert legend_texts(single) == ["failing (n=1)", "passing (n=1)"]
+
+
+def test_heldout_curves_have_a_panel_per_measure_and_skip_missing_values():
+    figure = plots.heldout_figure(MEASUREMENTS)
+    assert [axis.get_title() for axis in figure.axes] == [
+        "mbpp-validation: pair_accuracy", "mbpp-validation: ranking_accuracy", "mbpp-validation: top1",
+        "mbpp-validation: length_correlation"]
+    assert legend_texts(figure) == ["reranker", "logprob", "random", "passed"]
+    assert figure.axes[3].get_ylim()[0] < -1 < 0 < figure.axes[0].get_ylim()[0] + 0.1
+
+
+def test_the_png_wrappers_keep_their_names_and_write_files(tmp_path):
+    candidates = [{"reward": i / 7, "passed": i % 3 == 0} for i in range(20)]
+    metrics = [{"iteration": k, "stage": "ppo", "name": name, "step": step, "value": step / 3}
+               for k in (1, 2) for name in ("loss", "kl") for step in (1, 2, 3)]
+    written = (plots.plot_pass_at_1(evaluation_rows(), tmp_path / "a" / "p.png")
+               + plots.plot_pass_at_1_bars(evaluation_rows(), tmp_path / "b.png")
+               + plots.plot_reward_histograms(candidates, tmp_path / "h.png", title="pool")
+               + plots.plot_training_curves(metrics, tmp_path / "c.png", names=("kl", "loss")))
+    assert [p.name for p in written] == ["p.png", "b.png", "h.png", "c.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in written)
+
+
+def test_figures_can_be_drawn_from_several_threads_at_once(tmp_path):
+    errors = []
+
+    def draw(index):
+        try:
+            plots.save(plots.pass_at_1_figure(evaluation_rows()), tmp_path / f"{index}.png")
+            plots.save(plots.heldout_figure(MEASUREMENTS), tmp_path / f"m{index}.png")
+        except Exception as error:  # noqa: BLE001 - collected and reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=draw, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(list(tmp_path.glob("*.png"))) == 8
