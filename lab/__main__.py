@@ -38,26 +38,39 @@ def _config_from(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from lab import evaluation, loop
+    from lab.console import JobConsole
+    from lab.estimate import estimate_job, format_estimate
     from lab.launcher import job_lock
 
     config = _config_from(args)
     print(f"RewardRanker Lab main job: preset {config.preset}, run {config.run_name!r}, store {config.store_path}")
-    with job_lock(config.lab_dir, ["python", "-m", "lab", *sys.argv[1:]]):
-        summary = loop.run_loop(config, progress=not args.quiet)
-        report = evaluation.evaluate_run(config, progress=not args.quiet)
+    print(format_estimate(config, estimate_job(config)))
+    with job_lock(config.lab_dir, ["python", "-m", "lab", *sys.argv[1:]]), \
+            JobConsole(config.run_dir / "log.txt", verbose=args.verbose) as console:
+        summary = loop.run_loop(config, progress=args.verbose, log=console.say, console=console)
+        with console.stage(summary["iterations_done"][-1] if summary["iterations_done"] else 0, "reports"):
+            report = evaluation.evaluate_run(config, progress=args.verbose, log=console.say)
     print(loop.format_summary(summary))
+    _print_outputs(config, report)
+    return 0
+
+
+def _print_outputs(config, report: dict) -> None:
     for path in report["files"]:
         print(f"wrote {path}")
-    return 0
+    print(f"browse the candidates: python -m lab app --lab-dir {config.lab_dir}")
 
 
 def cmd_iterate(args: argparse.Namespace) -> int:
     from lab import loop
+    from lab.console import JobConsole
     from lab.launcher import job_lock
 
     config = _config_from(args)
-    with job_lock(config.lab_dir, ["python", "-m", "lab", *sys.argv[1:]]):
-        summary = loop.run_loop(config, iterations=args.iterations, progress=not args.quiet)
+    with job_lock(config.lab_dir, ["python", "-m", "lab", *sys.argv[1:]]), \
+            JobConsole(config.run_dir / "log.txt", verbose=args.verbose) as console:
+        summary = loop.run_loop(config, iterations=args.iterations, progress=args.verbose, log=console.say,
+                                console=console)
     print(loop.format_summary(summary))
     return 0
 
@@ -169,10 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = command("run", cmd_run, "the main job: run the self-training loop and evaluate (default: cpu preset, "
                                   "Qwen2.5-Coder-0.5B from its PyPI packages, a small subset, ~15 min on 2 cores)")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--verbose", action="store_true", help="show the libraries' output and progress bars live "
+                                                            "(it always goes to <run dir>/log.txt)")
     iterate = command("iterate", cmd_iterate, "run more self-training iterations (resumes an interrupted one)")
     iterate.add_argument("--iterations", type=int, default=1, help="how many iterations to add (default: 1)")
-    iterate.add_argument("--quiet", action="store_true", help="no progress bars")
+    iterate.add_argument("--verbose", action="store_true", help="show the libraries' output and progress bars live "
+                                                                "(it always goes to <run dir>/log.txt)")
     evaluate = command("eval", cmd_eval, "evaluate a run: pass@1 table (paper's Table 1 layout) and plots")
     evaluate.add_argument("--iteration", type=int, help="iteration to evaluate (default: the latest)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lab.models import resolve_dtype, resolve_model_dir, uses_4bit
+
 FLOAT16_LIMIT = 65000.0
 """Largest magnitude stored as float16; a sequence with a larger value is stored as bfloat16."""
 
@@ -108,7 +110,6 @@ def run_layers(backbone, layers, packed: Packed, hidden: torch.Tensor | None = N
 def backbone_identity(model_config) -> dict:
     """What the lower layers' output depends on, besides the text: the reward backbone's spec and
     resolved weights (files by name, size and mtime; config.json's content), dtype and 4-bit."""
-    from lab.models import resolve_dtype, resolve_model_dir, uses_4bit
     spec = model_config.reward_backbone or model_config.generator
     model_dir = resolve_model_dir(spec, model_config)
     weights = sorted((path.name, path.stat().st_size, path.stat().st_mtime_ns)

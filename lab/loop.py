@@ -46,6 +46,8 @@ from typing import Callable
 
 from lab import evaluation, mining
 from lab.config import LabConfig, UsageError
+from lab.console import JobConsole
+from lab.estimate import JobEstimate, estimate_job
 from lab.execution import Executor, build_program
 from lab.ppo import train_ppo
 from lab.problems import Problem, load_problems
@@ -83,11 +85,13 @@ def open_run(config: LabConfig, store: Store, models: ModelCache, *, progress: b
 
 
 def run_loop(config: LabConfig, iterations: int | None = None, *, progress: bool = True,
-             log: Callable[[str], None] = print, until: tuple[int, str] | None = None) -> dict:
+             log: Callable[[str], None] = print, until: tuple[int, str] | None = None,
+             console: JobConsole | None = None) -> dict:
     """Run (or resume) the loop until config.loop.iterations iterations are done, or `iterations`
     more than are done now. `until=(iteration, stage)` stops as soon as that stage is done (running
-    the iterations up to it if needed): the notebooks step through the loop this way. Returns the
-    summary (see `summarize`)."""
+    the iterations up to it if needed): the notebooks step through the loop this way. With a
+    `console` (the command line's), each stage is one line with its estimated time and its summary,
+    and the rest goes to the console's log file. Returns the summary (see `summarize`)."""
     if until is not None:
         until = (until[0], until[1])
         stage_names = BOOTSTRAP_STAGES if until[0] == 0 else ITERATION_STAGES
@@ -103,9 +107,10 @@ def run_loop(config: LabConfig, iterations: int | None = None, *, progress: bool
         log(f"run {config.run_name!r}: {len(run.problems('train'))} training problems, "
             f"{len(run.problems('validation'))} held-out validation problems, "
             f"{len(done)} iteration(s) done, target {target}{stop}; artefacts in {config.run_dir}")
+        estimate = estimate_job(config, iterations=target) if console else None
         for k in range(target + 1):
             for name, work in stage_work(run, k).items():
-                _stage(run, k, name, work)
+                _stage(run, k, name, work, console, estimate)
                 if (k, name) == until:
                     return summarize(store, run.run_id, config)
         return summarize(store, run.run_id, config)
@@ -115,11 +120,22 @@ def completed_iterations(store: Store, run_id: int) -> list[int]:
     return [k for k in store.iterations(run_id) if k >= 1 and store.stage_status(run_id, k, "evaluate") == "done"]
 
 
-def _stage(run: RunContext, iteration: int, name: str, work: Callable[[], dict]) -> None:
+def _stage(run: RunContext, iteration: int, name: str, work: Callable[[], dict], console: JobConsole | None = None,
+           estimate: JobEstimate | None = None) -> None:
     if run.store.stage_status(run.run_id, iteration, name) == "done":
         return
     run.store.ensure_iteration(run.run_id, iteration)
-    run.log(f"[iteration {iteration}] {name} ...")
+    if console is None:
+        run.log(f"[iteration {iteration}] {name} ...")
+        info = _record_stage(run, iteration, name, work)
+        run.log(f"[iteration {iteration}] {name} done: {_format_info(info)}")
+        return
+    with console.stage(iteration, name, estimate.seconds(iteration, name) if estimate else None) as shown:
+        info = _record_stage(run, iteration, name, work)
+        shown.summary = _format_info({k: v for k, v in info.items() if k != "seconds" and "/" not in k})
+
+
+def _record_stage(run: RunContext, iteration: int, name: str, work: Callable[[], dict]) -> dict:
     run.store.start_stage(run.run_id, iteration, name)
     started = time.time()
     try:
@@ -129,7 +145,7 @@ def _stage(run: RunContext, iteration: int, name: str, work: Callable[[], dict])
         raise
     info["seconds"] = round(time.time() - started, 1)
     run.store.finish_stage(run.run_id, iteration, name, "done", info)
-    run.log(f"[iteration {iteration}] {name} done: {_format_info(info)}")
+    return info
 
 
 def stage_work(run: RunContext, k: int) -> dict[str, Callable[[], dict]]:

@@ -27,9 +27,10 @@ from tqdm.auto import tqdm
 from lab import generation, reward
 from lab.config import LabConfig
 from lab.execution import Executor, build_program
-from lab.models import load_reward_model, load_sampler
+from lab.models import load_reward_model
 from lab.problems import Problem
 from lab.store import Store
+from lab.vllm_backend import load_backend_sampler
 
 EXECUTION_CHUNK = 32
 SCORE_CHUNK = 32
@@ -52,11 +53,12 @@ class ModelCache:
         self._reward_model: tuple[str | None, tuple] | None = None
 
     def generator(self, adapter_dir: str | None):
-        """The generator for sampling (models.load_sampler: adapter merged, int8 on CPU)."""
+        """The generator for sampling: the hand-written decoder (adapter merged, int8 on CPU) or vLLM
+        on CUDA (sampling.backend, lab/vllm_backend.py)."""
         if self._generator is None or self._generator[0] != adapter_dir:
             self._generator = None
             gc.collect()
-            self._generator = (adapter_dir, load_sampler(self.config.model, adapter_dir=adapter_dir))
+            self._generator = (adapter_dir, load_backend_sampler(self.config.model, self.config.sampling, adapter_dir))
         return self._generator[1]
 
     def reward_model(self, adapter_dir: str):
@@ -67,7 +69,10 @@ class ModelCache:
         return self._reward_model[1]
 
     def release(self) -> None:
-        """Free both models (before a training stage loads its own)."""
+        """Free both models (before a training stage loads its own); a vLLM sampler's process ends."""
+        sampler = self._generator[1][0] if self._generator else None
+        if hasattr(sampler, "close"):
+            sampler.close()
         self._generator = self._reward_model = None
         gc.collect()
 

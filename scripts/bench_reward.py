@@ -180,7 +180,7 @@ def run_arm(config: LabConfig, trainable_layers: int | None, pairs, items, epoch
     accuracy, heldout_pairs, per_problem = heldout_accuracy(items, scores)
     first, later = timer.seconds[:steps_per_epoch], timer.seconds[steps_per_epoch:]
     return {"pairs": trained, "first_epoch_s_per_pair": sum(first) / trained,
-            "later_s_per_pair": sum(later) / (trained * (epochs - 1)) if later else None,
+            "later_s_per_pair": sum(later) / (trained * (epochs - 1)),
             "first_scoring_per_s": len(texts) / scorings[0], "second_scoring_per_s": len(texts) / scorings[1],
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,  # KiB on Linux
             "accuracy": accuracy, "heldout_pairs": heldout_pairs,
@@ -200,7 +200,7 @@ def iteration_estimate(config: LabConfig, arm: dict) -> tuple[float, float]:
                  + config.data.max_eval_problems * (config.sampling.num_samples + 1))
     scoring = new_texts / arm["first_scoring_per_s"] + heldout / arm["second_scoring_per_s"]
     return (scoring + trained * arm["first_epoch_s_per_pair"],
-            scoring + trained * (arm["later_s_per_pair"] or arm["first_epoch_s_per_pair"]))
+            scoring + trained * arm["later_s_per_pair"])
 
 
 def main() -> None:
@@ -234,8 +234,7 @@ def main() -> None:
     for name, layers in arms.items():
         arm_started = time.perf_counter()
         results[name] = arm = run_arm_in_child(config, layers, pairs, items, args.epochs)
-        later = "-" if arm["later_s_per_pair"] is None else f"{arm['later_s_per_pair']:.2f}"
-        print(f"{name:>10}: train {arm['first_epoch_s_per_pair']:.2f} s/pair (epoch 1), {later} s/pair (later); "
+        print(f"{name:>10}: train {arm['first_epoch_s_per_pair']:.2f} s/pair (epoch 1), {arm['later_s_per_pair']:.2f} s/pair (later); "
               f"score {arm['first_scoring_per_s']:.2f} cand/s (first), {arm['second_scoring_per_s']:.2f} (second); "
               f"peak RSS {arm['peak_rss_gib']:.2f} GiB; held-out accuracy {arm['accuracy']:.3f} over "
               f"{arm['heldout_pairs']} pairs; arm took {time.perf_counter() - arm_started:.0f} s", flush=True)
