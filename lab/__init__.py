@@ -13,6 +13,8 @@ Modules, in the order data flows through them (each imports only modules above i
   tiny        tiny random models and tokenizer built offline, for tests and the tiny preset
   models      model sources (hub, local, package-shipped GGUF, tiny) and loading
   generation  batched sampling of candidates
+  vllm_backend, vllm_worker   optional vLLM sampling on CUDA, in its own environment and process
+  hidden_states  shared-prefix packed forwards; the disk cache of frozen lower-layer states
   reward      the reward model (reranker): Bradley-Terry training and scoring
   sft, ppo    generator training
   mining      preference pairs and hard-negative mining (pure functions over candidate rows)
@@ -22,6 +24,9 @@ Modules, in the order data flows through them (each imports only modules above i
   stages      store-driven work shared by loop and evaluation: run context, model cache,
               versions, checkpoints, resumable sample / execute / score
   evaluation  held-out measures after every RM training, and the evaluation benchmarks
+  temperature the sampling temperature chosen on held-out MBPP validation
+  console, estimate   the main job's terminal (one line per stage, log file) and its time estimate
+  problem_check       checks of a user problem file's references and tests in the sandbox
   loop        the resumable self-training iteration
   compare     runs side by side (CLI and app)
   app, app_views, launcher   the Gradio app, its views, background jobs

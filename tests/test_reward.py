@@ -171,6 +171,21 @@ def test_evaluate_pairs_counts_ties_half(tiny_config):
     assert result["eval_accuracy"] in (0.25, 0.75)  # the tie counts half; the other pair one or nothing
 
 
+def test_gpu_preset_trains_every_layer_in_4bit(tiny_config, tmp_path):
+    """The gpu preset's reward settings on the tiny model, 4-bit with gradient checkpointing as on CUDA."""
+    from lab.config import make_config
+    layers = make_config("gpu").reward.trainable_layers
+    config = tiny_config.override(**{"reward.trainable_layers": layers, "model.load_in_4bit": True,
+                                     "model.dtype": "bfloat16", "model.gradient_checkpointing": True,
+                                     "reward.max_steps": 40, "reward.learning_rate": 3e-3, "reward.batch_size": 8})
+    metrics = train_reward_model(config, planted_pairs(64, seed=0), str(tmp_path / "rm"), eval_pairs=planted_pairs(32, seed=1))
+    assert layers is None and metrics["split_layer"] == 0 and metrics["cache_misses"] == 0
+    assert metrics["eval_accuracy"] > 0.9, metrics
+    reloaded, _ = load_reward_model(config.model, adapter_dir=str(tmp_path / "rm"))
+    assert all(any("lora" in name for name, _ in layer.named_parameters())
+               for layer in reloaded.base_model.model.model.layers)
+
+
 def test_trainable_layers_out_of_range_is_refused(tiny_config):
     with pytest.raises(ValueError, match="trainable_layers=3.*2 decoder layers"):
         load_reward_model(tiny_config.model, trainable=True, trainable_layers=3)
