@@ -95,13 +95,13 @@ def pack(states: list[list[torch.Tensor]], shared: list[int]) -> Packed:
     return Packed(hidden, positions.to(device), mask[:, None].to(device), [layout[3] for layout in layouts])
 
 
-def run_layers(backbone, layers, packed: Packed, hidden: torch.Tensor | None = None) -> torch.Tensor:
-    """`hidden` (default: packed.hidden) through `layers` of `backbone` (a Qwen2/Llama-style decoder
-    model: rotary_emb, full attention) with the packed positions and mask."""
+def run_layers(backbone, layers, packed: Packed) -> torch.Tensor:
+    """The packed states through `layers` of `backbone` (a Qwen2/Llama-style decoder model:
+    rotary_emb, full attention), with the packed positions and mask."""
     layer_types = set(getattr(backbone.config, "layer_types", None) or ["full_attention"])
     if layer_types != {"full_attention"}:
         raise ValueError(f"packed forwards need full attention in every layer; this backbone has {sorted(layer_types)}")
-    hidden = packed.hidden if hidden is None else hidden
+    hidden = packed.hidden
     position_embeddings = backbone.rotary_emb(hidden, packed.positions)
     for layer in layers:
         hidden = layer(hidden, attention_mask=packed.mask, position_ids=packed.positions,

@@ -360,9 +360,10 @@ def load_sampler(model_config: ModelConfig, adapter_dir: str | None = None):
     model, tokenizer = load_generator(replace(model_config, load_in_4bit=False, dtype="float32"), adapter_dir=adapter_dir)
     if adapter_dir:
         model = model.merge_and_unload()
-    model = model.to(resolve_dtype(model_config))
     weights = sampling_weights(model_config)
-    if weights != "none":
+    if weights == "none":
+        model = model.to(resolve_dtype(model_config))
+    else:  # torch.ao's dynamic quantization reads fp32 weights (it refuses bf16, the CPU default with AVX512-BF16)
         from torch.ao.quantization import float16_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
         qconfig = per_channel_dynamic_qconfig if weights == "int8" else float16_dynamic_qconfig
         with warnings.catch_warnings():

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from lab import generation, reward
 from lab.config import LabConfig
 from lab.execution import Executor, build_program
+from lab.hidden_states import HiddenStateCache
 from lab.models import load_reward_model
 from lab.problems import Problem
 from lab.store import Store
@@ -231,12 +232,13 @@ def score_candidates(run: RunContext, iteration: int, candidates: list[dict]) ->
     if not pending:
         return 0
     model, tokenizer = run.models.reward_model(run.reward_model_path(iteration))
+    hidden = HiddenStateCache.for_reward_backbone(run.config.model)  # shared with training: a text's frozen layers run once
     prompts: dict[str, str] = {}
     for start in tqdm(range(0, len(pending), SCORE_CHUNK), desc=f"score ({version})", disable=not run.progress):
         chunk = pending[start:start + SCORE_CHUNK]
         for c in chunk:
             prompts.setdefault(c["problem_id"], run.store.problem(c["problem_id"]).prompt)
         values = reward.score_completions(model, tokenizer, [(prompts[c["problem_id"]], c["completion"]) for c in chunk],
-                                          batch_size=run.config.reward.score_batch_size, progress=False)
+                                          batch_size=run.config.reward.score_batch_size, progress=False, cache=hidden)
         run.store.add_scores(version, [(c["id"], v) for c, v in zip(chunk, values)])
     return len(pending)
