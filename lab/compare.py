@@ -22,12 +22,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from lab.config import UsageError
-from lab.measures import METHOD_NAMES, METHOD_TITLES, RANKERS
+from lab.measures import HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, RANKERS
 from lab.store import Store
 
 UNCOMPARED_FIELDS = ("lab_dir", "run_name")
-HELDOUT_SET = "mbpp-validation"
-"""The eval set of the reward model's held-out measurements (evaluation.HELDOUT_SET)."""
 
 
 @dataclass

@@ -29,7 +29,7 @@ import re
 from lab import mining, plots
 from lab.config import LabConfig, UsageError
 from lab.execution import Executor
-from lab.measures import (RANKERS, length_correlation, pairwise_accuracy, pass_at_1_rows, problem_outcomes,
+from lab.measures import (HELDOUT_SET, RANKERS, length_correlation, pairwise_accuracy, pass_at_1_rows, problem_outcomes,
                           ranking_accuracy)
 from lab.problems import Problem, load_problems
 from lab.reports import heldout_markdown, ranking_markdown, table_markdown, write_csv
@@ -37,7 +37,6 @@ from lab.stages import (ModelCache, RunContext, execute_candidates, reward_model
                         score_candidates)
 from lab.store import Store
 
-HELDOUT_SET = "mbpp-validation"
 LAMBDA_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 """Weights of mean log-prob tried for the combined ranker (mean log-probs are ~-0.05..-1 per token,
 rewards a few units: the grid spans 'reward alone' to 'log-prob dominates')."""
@@ -138,17 +137,12 @@ def _pair_accuracy(pairs: list[tuple[int, int, str]], score_of: dict[int, float]
 
 # ---------------------------------------------------------------- held out: after every RM training
 
-def generator_iteration(run: RunContext, iteration: int) -> int:
-    """The iteration whose generator `iteration` uses (its newest generator checkpoint), 0 for the base model."""
-    return next((k for k in range(iteration, -1, -1) if run.store.checkpoint(run.run_id, "generator", k)), 0)
-
-
 def measure_heldout(run: RunContext, iteration: int) -> dict:
     """Sample/execute (once per generator), score with rm-`iteration`, measure, store; returns the values."""
     problems = run.problems("validation")
     if not problems:
         return {"skipped": "no validation problems (data.validation_splits / data.max_validation_problems)"}
-    sampled_in = generator_iteration(run, iteration)
+    sampled_in = run.generator_iteration(iteration) or 0  # the base model's samples live in iteration 0
     generator, _ = run.generator_at(iteration)
     ids = {p.id for p in problems}
     sample_candidates(run, sampled_in, problems)

@@ -23,6 +23,10 @@ from typing import Sequence
 import numpy as np
 
 
+HELDOUT_SET = "mbpp-validation"
+"""The eval set under which a reward model's held-out measurements are stored (evaluation.py)."""
+
+
 @dataclass(frozen=True)
 class Method:
     name: str

@@ -55,6 +55,11 @@ def _error_bars(points: list[dict]) -> list[list[float]]:
     return [low, high]
 
 
+def _panel_rows(rows: list[dict], method: str, column: str) -> list[dict]:
+    """One method's pass@1 rows in one benchmark/language panel, by iteration."""
+    return sorted((r for r in rows if r["method"] == method and column_of(r) == column), key=lambda r: r["iteration"])
+
+
 def pass_at_1_figure(rows: list[dict]) -> Figure | None:
     """One panel per benchmark/language: x = iteration, a line per method with its 95% interval.
     Rows: iteration, benchmark, language, method, pass_at_1, ci_low, ci_high (Store.evaluations)."""
@@ -67,8 +72,7 @@ def pass_at_1_figure(rows: list[dict]) -> Figure | None:
     axes = figure.subplots(1, len(columns), squeeze=False, sharey=True)[0]
     for axis, column in zip(axes, columns):
         for offset, method in enumerate(methods):
-            points = sorted((r for r in rows if r["method"] == method and column_of(r) == column),
-                            key=lambda r: r["iteration"])
+            points = _panel_rows(rows, method, column)
             if points:
                 x = [r["iteration"] + (offset - (len(methods) - 1) / 2) * 0.06 for r in points]
                 axis.errorbar(x, [r["pass_at_1"] for r in points], yerr=_error_bars(points), marker="o", capsize=3,
@@ -94,8 +98,7 @@ def pass_at_1_bars_figure(rows: list[dict]) -> Figure | None:
     axes = figure.subplots(1, len(columns), squeeze=False, sharey=True)[0]
     for axis, column in zip(axes, columns):
         for offset, method in enumerate(methods):
-            bars = sorted((r for r in rows if r["method"] == method and column_of(r) == column),
-                          key=lambda r: r["iteration"])
+            bars = _panel_rows(rows, method, column)
             if bars:
                 x = [iterations.index(r["iteration"]) + (offset - (len(methods) - 1) / 2) * width for r in bars]
                 axis.bar(x, [r["pass_at_1"] for r in bars], width, yerr=_error_bars(bars), capsize=2,

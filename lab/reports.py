@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lab.languages import display_name
-from lab.measures import METHOD_NAMES, METHOD_TITLES, RANKERS
+from lab.measures import HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, RANKERS
 
 PAPER_LANGUAGE_ORDER = ("py", "cpp", "java", "php", "ts", "cs", "sh", "js")
 CSV_FIELDS = ("iteration", "benchmark", "language", "method", "pass_at_1", "ci_low", "ci_high", "n_problems")
@@ -107,7 +107,7 @@ def _signed(value: float | None) -> str:
     return "–" if value is None else f"{value:+.2f}"
 
 
-def heldout_markdown(measurements: list[dict], eval_set: str = "mbpp-validation") -> str:
+def heldout_markdown(measurements: list[dict], eval_set: str = HELDOUT_SET) -> str:
     """After each reward-model training: on held-out problems, its pairwise accuracy on pairs built
     as training pairs are, top-1 pass of the rankers vs random, and its accuracy on held-out hard
     negatives before and after retraining."""

@@ -132,14 +132,19 @@ class RunContext:
                 self.store.log_metrics(self.run_id, iteration, stage, int(values.get("step", 0)), numbers)
         return record
 
+    def generator_iteration(self, iteration: int) -> int | None:
+        """The iteration whose generator checkpoint `iteration` uses (the newest at or before it),
+        None for the base model."""
+        return next((k for k in range(iteration, -1, -1) if self.store.checkpoint(self.run_id, "generator", k)), None)
+
     def generator_at(self, iteration: int) -> tuple[str, str | None]:
         """(model name for candidates, adapter dir) of the generator used in `iteration`: the newest
         generator checkpoint at or before it, else the base model."""
-        for k in range(iteration, -1, -1):
-            checkpoint = self.store.checkpoint(self.run_id, "generator", k)
-            if checkpoint is not None:
-                return checkpoint["version"], checkpoint["path"]
-        return self.config.model.generator, None
+        made_in = self.generator_iteration(iteration)
+        if made_in is None:
+            return self.config.model.generator, None
+        checkpoint = self.store.checkpoint(self.run_id, "generator", made_in)
+        return checkpoint["version"], checkpoint["path"]
 
     def reward_model_path(self, iteration: int) -> str:
         checkpoint = self.store.checkpoint(self.run_id, "reward_model", iteration)

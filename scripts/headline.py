@@ -25,9 +25,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lab.config import make_config, parse_assignments, repo_root  # noqa: E402
-from lab.evaluation import HELDOUT_SET, eval_problems, heldout_lambda, iteration_candidates, with_combined_score  # noqa: E402
-from lab.measures import (METHOD_NAMES, METHOD_TITLES, bootstrap_ci, length_correlation, paired_difference_ci,  # noqa: E402
-                          problem_outcomes, ranking_accuracy)
+from lab.evaluation import eval_problems, heldout_lambda, iteration_candidates, with_combined_score  # noqa: E402
+from lab.measures import (HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, bootstrap_ci, length_correlation,  # noqa: E402
+                          paired_difference_ci, problem_outcomes, ranking_accuracy)
 from lab.models import SAMPLING_WEIGHTS  # noqa: E402
 from lab.stages import ModelCache, RunContext, execute_candidates, reward_model_version, sample_candidates  # noqa: E402
 from lab.store import Store  # noqa: E402
