@@ -25,8 +25,10 @@ CSV_FIELDS = ("iteration", "benchmark", "language", "method", "pass_at_1", "ci_l
 
 
 def column_of(row: dict) -> str:
-    language = display_name(row["language"])
-    return f"HumanEval {language}" if row["benchmark"] == "humaneval" else f"{row['benchmark'].upper()} {language}"
+    language, benchmark = display_name(row["language"]), row["benchmark"]
+    if benchmark.startswith("jsonl:"):
+        return f"{Path(benchmark.removeprefix('jsonl:')).name} {language}"
+    return f"HumanEval {language}" if benchmark == "humaneval" else f"{benchmark.upper()} {language}"
 
 
 def _column_order(rows: list[dict]) -> list[str]:

@@ -243,3 +243,24 @@ def load_problems_by_id(config, ids):
     from lab.evaluation import heldout_problems
 
     return [p for p in heldout_problems(config) if p.id in ids]
+
+
+def test_a_user_jsonl_file_is_an_evaluation_set_end_to_end_and_never_trains(tmp_path):
+    import json
+
+    from lab import loop
+
+    rows = [{"id": f"mine/{i}", "language": "py", "prompt": f"def f{i}(x):\n", "tests": f"assert f{i}(1) == 1\n",
+             "stop_tokens": ["\ndef"], "reference": "    return x\n", "training_allowed": False} for i in range(2)]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    config = make_config("tiny", lab_dir=str(tmp_path / "lab"), **{**SMALL, "data.eval_benchmarks": f"jsonl:{path}"})
+    summary = loop.run_loop(config, progress=False, log=lambda line: None)
+    with Store(config.store_path) as store:
+        run_id = store.run_id(config.run_name)
+        evaluated = {p.id for p in store.run_problems(run_id, "eval")}
+        trained = {p.id for p in store.run_problems(run_id, "train")} | {p["problem_id"] for p in store.pairs(run_id)}
+    assert evaluated == {"mine/0", "mine/1"} and not evaluated & trained
+    methods = {r["method"] for r in summary["evaluations"] if r["benchmark"] == f"jsonl:{path}"}
+    assert {"greedy", "random", "logprob", "reranker", "oracle"} <= methods
+    assert summary["table_markdown"].startswith("| iteration | method | mine.jsonl Python |")
