@@ -112,7 +112,8 @@ def cmd_problems(args: argparse.Namespace) -> int:
         for task_id, reason in left_out[:5]:
             print(f"  mbpp {task_id}: {reason}")
     for problem in problems[: args.show]:
-        print(f"--- {problem.id} (entry point {problem.entry_point!r}, split {problem.split})")
+        entry = f"entry point {problem.entry_point!r}, " if problem.entry_point else ""
+        print(f"--- {problem.id} ({entry}split {problem.split})")
         print(problem.prompt)
     if args.check:
         from lab import problem_check

@@ -16,17 +16,11 @@ Not covered here: evaluating or measuring anything anew (evaluation.py), plots (
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-import pandas as pd
-
-from lab.config import UsageError
+from lab.config import UsageError, config_difference
 from lab.measures import HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, RANKERS
 from lab.store import Store
-
-UNCOMPARED_FIELDS = ("lab_dir", "run_name")
-
 
 @dataclass
 class Comparison:
@@ -86,25 +80,6 @@ def _cell(rows: list[dict], key: dict) -> dict:
 
 def _method_rank(method: str) -> int:
     return METHOD_NAMES.index(method) if method in METHOD_NAMES else len(METHOD_NAMES)
-
-
-def config_difference(configs: dict[str, str]) -> list[dict]:
-    """Fields whose values differ between the runs' stored configs (run name -> config JSON)."""
-    flat = {}
-    for name, text in configs.items():
-        try:
-            config = json.loads(text or "{}")
-        except json.JSONDecodeError as error:
-            raise UsageError(f"run {name!r}: its stored config_json is not JSON ({error})") from error
-        flat[name] = pd.json_normalize(config, sep=".").to_dict("records")[0] if config else {}
-    fields = sorted({field for values in flat.values() for field in values} - set(UNCOMPARED_FIELDS))
-    missing = "(not set)"
-    differing = []
-    for field in fields:
-        values = {name: flat[name].get(field, missing) for name in configs}
-        if len({json.dumps(v, sort_keys=True, default=str) for v in values.values()}) > 1:
-            differing.append({"field": field, "by_run": values})
-    return differing
 
 
 # ------------------------------------------------------------------ Markdown

@@ -431,3 +431,36 @@ def _coerce(value: object, hint: object, dotted: str) -> object:
         return value
     except ValueError:
         raise UsageError(f"config field {dotted}: cannot read {value!r} as {getattr(base, '__name__', base)}") from None
+
+
+UNCOMPARED_FIELDS = ("lab_dir", "run_name")
+"""Where a run lives, not how it runs: never reported as a config difference."""
+
+
+def config_difference(configs: dict[str, str]) -> list[dict]:
+    """Fields whose values differ between the runs' stored configs (run name -> config JSON)."""
+    flat = {}
+    for name, text in configs.items():
+        try:
+            config = json.loads(text or "{}")
+        except json.JSONDecodeError as error:
+            raise UsageError(f"run {name!r}: its stored config_json is not JSON ({error})") from error
+        flat[name] = _flatten(config)
+    dotted_fields = sorted({dotted for values in flat.values() for dotted in values} - set(UNCOMPARED_FIELDS))
+    missing = "(not set)"
+    differing = []
+    for dotted in dotted_fields:
+        values = {name: flat[name].get(dotted, missing) for name in configs}
+        if len({json.dumps(v, sort_keys=True, default=str) for v in values.values()}) > 1:
+            differing.append({"field": dotted, "by_run": values})
+    return differing
+
+
+def _flatten(config: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

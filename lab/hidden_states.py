@@ -36,8 +36,6 @@ import torch
 
 from lab.models import resolve_dtype, resolve_model_dir, uses_4bit
 
-from lab.models import resolve_dtype, resolve_model_dir, uses_4bit
-
 FLOAT16_LIMIT = 65000.0
 """Largest magnitude stored as float16; a sequence with a larger value is stored as bfloat16."""
 

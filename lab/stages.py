@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,7 +24,7 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from lab import generation, reward
-from lab.config import LabConfig
+from lab.config import LabConfig, config_difference
 from lab.execution import Executor, build_program
 from lab.hidden_states import HiddenStateCache
 from lab.models import load_reward_model
@@ -101,12 +100,16 @@ class RunContext:
     @classmethod
     def open(cls, config: LabConfig, store: Store, **kwargs) -> "RunContext":
         """The run called config.run_name, created with this config when new (a stored run started with
-        another config is continued with this one, and the log says so)."""
+        another config is continued with this one, which the store records as the run's config from
+        then on, and the log says what changed)."""
         run_id = store.create_run(config.run_name, config.preset, config.to_json())
         run = cls(config, store, run_id, **kwargs)
-        if json.loads(store.run(config.run_name)["config_json"]) != json.loads(config.to_json()):
-            run.log(f"note: run {config.run_name!r} was started with a different configuration; "
-                    "continuing it with this one")
+        changed = config_difference({"stored": store.run(config.run_name)["config_json"], "now": config.to_json()})
+        if changed:
+            fields = "; ".join(f"{c['field']}: {c['by_run']['stored']} -> {c['by_run']['now']}" for c in changed)
+            run.log(f"note: run {config.run_name!r} was started with a different configuration; continuing it "
+                    f"with this one ({fields})")
+            store.set_run_config(run_id, config.to_json())
         return run
 
     @classmethod

@@ -288,6 +288,11 @@ class Store:
             )
             return db.execute("SELECT id FROM runs WHERE name = ?", (name,)).fetchone()[0]
 
+    def set_run_config(self, run_id: int, config_json: str) -> None:
+        """Record the config a run continues with (the one its later stages run under)."""
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET config_json = ? WHERE id = ?", (config_json, run_id))
+
     def run_id(self, name: str) -> int:
         row = self.db.execute("SELECT id FROM runs WHERE name = ?", (name,)).fetchone()
         if row is None:

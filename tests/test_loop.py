@@ -1,6 +1,7 @@
 """The loop survives kill -9: a real process is killed mid-stage and at a stage start, rerun, and
 ends with exactly what an uninterrupted run has (tiny models, a couple of problems); `until` stops it after a
 named stage; labels from the app win when pairs are built."""
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from conftest import execution_result
 
 from lab.config import make_config
 from lab.loop import select_train_problems
+from lab.stages import RunContext
 from lab.store import Store
 
 SMALL = {
@@ -264,3 +266,17 @@ def test_a_user_jsonl_file_is_an_evaluation_set_end_to_end_and_never_trains(tmp_
     methods = {r["method"] for r in summary["evaluations"] if r["benchmark"] == f"jsonl:{path}"}
     assert {"greedy", "random", "logprob", "reranker", "oracle"} <= methods
     assert summary["table_markdown"].startswith("| iteration | method | mine.jsonl Python |")
+
+
+def test_a_run_continued_with_another_config_records_it_and_says_what_changed(tmp_path):
+    first = make_config("tiny", lab_dir=str(tmp_path))
+    later = first.override(**{"sampling.temperature": "0.4"})
+    said = []
+    with Store(first.store_path) as store:
+        RunContext.open(first, store, log=said.append)
+        assert said == []
+        RunContext.open(later, store, log=said.append)
+        assert len(said) == 1 and "sampling.temperature: 0.8 -> 0.4" in said[0], said
+        assert json.loads(store.run("default")["config_json"])["sampling"]["temperature"] == 0.4
+        RunContext.open(later, store, log=said.append)
+        assert len(said) == 1
