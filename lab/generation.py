@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from lab.config import SamplingConfig
 from lab.models import end_token_ids
 from lab.languages import lexer_name
-from lab.problems import Problem, first_stop
+from lab.problems import Problem, completion_stops, first_stop
 from lab.vllm_backend import REQUESTS_PER_CALL, VLLMSampler
 
 NUCLEUS_CANDIDATES = 512
@@ -277,7 +277,7 @@ class _VLLMDecoder:
 
     def request(self, job: _Job) -> dict:
         return {"prompt": job.prompt, "seed": job.seed, "temperature": self.temperature, "top_p": self.top_p,
-                "max_tokens": self.max_new_tokens, "stop": list(job.stops), "stop_token_ids": sorted(self.end_ids)}
+                "max_tokens": self.max_new_tokens, "stop": list(completion_stops(job.stops)), "stop_token_ids": sorted(self.end_ids)}
 
 
 def candidate_fields(tokenizer, record: dict, stops: tuple[str, ...], end_ids: set[int]) -> tuple[str, float, int]:

@@ -91,9 +91,19 @@ USER_REQUIRED_FIELDS = {"id": str, "language": str, "prompt": str, "tests": str,
 USER_OPTIONAL_FIELDS = {"entry_point": str, "split": str, "reference": str, "training_allowed": bool}
 
 
+ANSWER_END = ("\n```",)
+"""Where an instruct model closes its answer, whatever the language: a Markdown code fence on a line
+of its own (Qwen2.5-Coder-Instruct ends a body with one; executed, it is a syntax error)."""
+
+
+def completion_stops(stops) -> tuple[str, ...]:
+    """A problem's stop strings and ANSWER_END: everything that ends a completion."""
+    return tuple(stops) + tuple(end for end in ANSWER_END if end not in stops)
+
+
 def first_stop(text: str, stops) -> int:
-    """Where a completion ends: the index of the earliest stop string in `text`, or -1."""
-    return min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
+    """Where a completion ends: the index of the earliest of `completion_stops(stops)` in `text`, or -1."""
+    return min((i for i in (text.find(s) for s in completion_stops(stops) if s) if i >= 0), default=-1)
 
 
 def truncate_at_stop(completion: str, stops) -> str:

@@ -40,6 +40,18 @@ def test_truncate_at_stop_cuts_at_the_earliest_token():
     assert truncate_at_stop("no stop here", ["\ndef", ""]) == "no stop here"
 
 
+def test_an_instruct_models_closing_code_fence_ends_the_completion_in_every_language(executor):
+    """Qwen2.5-Coder-Instruct closes its body with a Markdown fence; executed, that was a SyntaxError
+    (90 of 161 HumanEval greedy answers of the 'full' run before this cut)."""
+    body = "    return sorted(x)\n```\n\nThis sorts the list."
+    assert truncate_at_stop(body, ["\ndef"]) == "    return sorted(x)"
+    assert truncate_at_stop(body, []) == "    return sorted(x)"
+    assert truncate_at_stop("    s = '```'\n    return s\n", ["\ndef"]) == "    s = '```'\n    return s\n"
+    problem = add_problem("py")
+    result = executor.run_many([("py", build_program(problem, "    return x + y\n```\n"))], progress=False)[0]
+    assert result.passed, result
+
+
 def test_build_program_is_prompt_truncated_completion_newline_tests():
     problem = add_problem("py")
     program = build_program(problem, "    return x + y\ndef junk():\n    pass\n")
