@@ -26,6 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lab.config import make_config, parse_assignments, repo_root  # noqa: E402
 from lab.evaluation import eval_problems, heldout_lambda, iteration_candidates, with_combined_score  # noqa: E402
+from lab.launcher import run_overrides  # noqa: E402
 from lab.measures import (HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, bootstrap_ci, length_correlation,  # noqa: E402
                           paired_difference_ci, problem_outcomes, ranking_accuracy)
 from lab.models import SAMPLING_WEIGHTS  # noqa: E402
@@ -47,7 +48,6 @@ def git_commit() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True)
-    parser.add_argument("--preset", default="cpu")
     parser.add_argument("--lab-dir")
     parser.add_argument("--iteration", type=int, help="default: the latest evaluated iteration")
     parser.add_argument("--big", help="model spec of a bigger model to compare with (greedy), e.g. "
@@ -58,16 +58,16 @@ def main() -> int:
     parser.add_argument("--out", default=str(repo_root() / "results" / "headline.json"))
     parser.add_argument("--set", dest="assignments", action="append", default=[])
     args = parser.parse_args()
-    overrides = {"run_name": args.run, **parse_assignments(args.assignments)}
-    if args.lab_dir:
-        overrides["lab_dir"] = args.lab_dir
-    config = make_config(args.preset, **overrides)
-    problems = eval_problems(config)[("humaneval", "py")]
-    problem_ids = {p.id for p in problems}
-
-    with Store(config.store_path) as store:
+    location = {"run_name": args.run, **({"lab_dir": args.lab_dir} if args.lab_dir else {})}
+    with Store(make_config(**location).store_path) as store:
+        stored = store.run(args.run)
+        # the run's own configuration (its evaluation problems, N), with --set on top
+        config = make_config(stored["preset"], **location, **parse_assignments(
+            run_overrides(stored["config_json"], stored["preset"]) + args.assignments))
+        problems = eval_problems(config)[("humaneval", "py")]
+        problem_ids = {p.id for p in problems}
         run = RunContext.existing(config, store, progress=True)
-        stored_config = json.loads(store.run(config.run_name)["config_json"])
+        stored_config = json.loads(stored["config_json"])
         evaluated = sorted({r["iteration"] for r in store.evaluations(run.run_id)})
         if not evaluated:
             raise SystemExit(f"run {args.run!r} has no evaluation yet: run `python -m lab run` / `eval` first")
