@@ -41,6 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lab.console import JobConsole
     from lab.estimate import estimate_job, format_estimate
     from lab.launcher import job_lock
+    from lab.store import Store
 
     config = _config_from(args)
     print(f"RewardRanker Lab main job: preset {config.preset}, run {config.run_name!r}, store {config.store_path}")
@@ -48,8 +49,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     with job_lock(config.lab_dir, ["python", "-m", "lab", *sys.argv[1:]]), \
             JobConsole(config.run_dir / "log.txt", verbose=args.verbose) as console:
         summary = loop.run_loop(config, progress=args.verbose, log=console.say, console=console)
-        with console.stage(summary["iterations_done"][-1] if summary["iterations_done"] else 0, "reports"):
+        latest = summary["iterations_done"][-1] if summary["iterations_done"] else 0
+        # with loop.iterations=0 no evaluate stage ran: evaluate_run evaluates the bootstrap's models here
+        with console.stage(latest, "reports" if summary["evaluations"] else "evaluate"):
             report = evaluation.evaluate_run(config, progress=args.verbose, log=console.say)
+        with Store(config.store_path) as store:
+            summary = loop.summarize(store, store.run_id(config.run_name), config)
     print(loop.format_summary(summary))
     _print_outputs(config, report)
     return 0

@@ -24,7 +24,8 @@ from lab.config import LabConfig
 from lab.console import format_duration
 from lab.problems import MBPP_SPLITS
 
-EVAL_BENCHMARK_SIZES = {"humaneval": 164, "mbpp": len(MBPP_SPLITS["test"])}
+EVAL_BENCHMARK_SIZES = {"humaneval": 161,  # MultiPL-E's HumanEval (3 of the 164 are not translated)
+                         "mbpp": len(MBPP_SPLITS["test"])}
 GGUF_CONVERSION_S = 150
 """The one-time conversion of a package-shipped GGUF model to safetensors (issue 14: ~2.5 min)."""
 
@@ -36,7 +37,9 @@ class UnitCosts:
     sft_step_s: float
     """One SFT step of 4 MBPP (prompt, solution) sequences, ~100 tokens each."""
     rm_step_s: float
-    """One reward-model step of 2 pairs (4 sequences)."""
+    """One reward-model step of 2 pairs (4 sequences), LoRA on every layer."""
+    rm_top_layers_step_s: float
+    """The same step with reward.trainable_layers set (top layers over cached lower-layer states)."""
     ppo_step_s: float
     """One PPO step: 4 rollouts of up to 96 tokens, one PPO epoch."""
     sampled_tokens_per_s: float
@@ -55,6 +58,8 @@ class UnitCosts:
 CPU_0_5B = UnitCosts(
     basis="unit costs of the 0.5B model measured on 2 AVX2 CPU cores",
     sft_step_s=11.0, rm_step_s=7.5, ppo_step_s=75.0,
+    # the 'full' run of issue 12 (bf16, 4 of 24 layers, cache filling as it went): 400 steps in 200 s
+    rm_top_layers_step_s=0.5,
     # ~100 tok/s and ~2.3 HumanEval candidates/s at max_new_tokens=160, ~10% of samples running away:
     # 100 / 2.3 = 43.5 tokens per candidate = 0.9 * 30.5 + 0.1 * 160.
     sampled_tokens_per_s=100.0, typical_completion_tokens=30.5, runaway_fraction=0.1,
@@ -68,7 +73,7 @@ TINY = UnitCosts(
     # model never ends early): SFT 0.13 s/step, RM 0.13 s per step of 4 pairs, PPO 0.1 s per step of
     # 2 rollouts of 16 tokens, 16 candidates sampled in ~0.4 s, 20 scored in ~0.4 s.
     basis="unit costs of the tiny random models measured on 2 CPU cores",
-    sft_step_s=0.13, rm_step_s=0.065, ppo_step_s=1.2,
+    sft_step_s=0.13, rm_step_s=0.065, rm_top_layers_step_s=0.065, ppo_step_s=1.2,
     sampled_tokens_per_s=1000.0, typical_completion_tokens=24.0, runaway_fraction=1.0,
     scores_per_s=100.0,
     seconds_per_program=CPU_0_5B.seconds_per_program,
@@ -137,7 +142,7 @@ def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimat
 
     sft, rm, ppo = config.sft, config.reward, config.ppo
     sft_step = costs.sft_step_s * sft.batch_size * sft.gradient_accumulation_steps / 4 * scale
-    rm_step = costs.rm_step_s * rm.batch_size * rm.gradient_accumulation_steps / 2 * scale
+    rm_step = (costs.rm_step_s if rm.trainable_layers is None else costs.rm_top_layers_step_s) * rm.batch_size * rm.gradient_accumulation_steps / 2 * scale
     ppo_steps = math.ceil(ppo.total_episodes / ppo.batch_size)
     ppo_step = costs.ppo_step_s * ppo.batch_size / 4 * ppo.response_length / 96 * ppo.num_ppo_epochs * scale
     train_rm = StageEstimate(0, "train_rm", load() + rm.max_steps * rm_step, f"{rm.max_steps} steps")
