@@ -189,7 +189,8 @@ class RewardConfig:
     """Pairs built per training problem from its passing x failing candidates."""
     balance_lengths: bool = True
     """Build execution pairs so that length does not tell chosen from rejected: as many pairs with the
-    longer completion chosen as with the shorter one chosen (lab/mining.py, `execution_pairs`)."""
+    longer completion chosen as with the shorter one chosen (lab/mining.py, `execution_pairs`); mined
+    hard-negative pairs prefer the positives that keep that balance (`hard_negative_pairs`)."""
     reference_pairs: bool = False
     """Also pair MBPP's human-written reference solutions (as chosen sides) with failing samples. Off:
     pairs are on-policy, both sides the generator's own samples, since references have a style no

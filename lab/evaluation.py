@@ -165,7 +165,7 @@ def measure_heldout(run: RunContext, iteration: int) -> dict:
         previous = reward_model_version(run.name, iteration - 1)
         score_candidates(run, iteration - 1, pool)
         before = iteration_candidates(run.store, run.run_id, sampled_in, generator, ids, previous, role="validation")
-        hard = mining.hard_negative_pairs(before, run.config.mining)
+        hard = mining.hard_negative_pairs(before, run.config.mining, balance_lengths=run.config.reward.balance_lengths)
         values["hard_negative_accuracy/before"] = _pair_accuracy(hard, {c["id"]: c["reward"] for c in before})
         values["hard_negative_accuracy/after"] = _pair_accuracy(hard, {c["id"]: c["reward"] for c in candidates})
     run.store.add_measurements(run.run_id, iteration, HELDOUT_SET, values)

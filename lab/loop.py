@@ -240,7 +240,7 @@ def _score_pool(run: RunContext, k: int) -> dict:
 def _mine(run: RunContext, k: int) -> dict:
     previous = reward_model_version(run.name, k - 1)
     pool = candidate_pool(run.store, run.run_id, k, previous)
-    pairs = mining.hard_negative_pairs(pool, run.config.mining)
+    pairs = mining.hard_negative_pairs(pool, run.config.mining, balance_lengths=run.config.reward.balance_lengths)
     added = run.store.add_pairs(run.run_id, k, pairs)
     problem_of = {c["id"]: c["problem_id"] for c in pool}
     return {

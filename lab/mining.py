@@ -138,19 +138,30 @@ def hard_negatives(candidates: list[dict], mining: MiningConfig) -> list[int]:
     return manual + [v.candidate_id for v in automatic[:room]]
 
 
-def hard_negative_pairs(candidates: list[dict], mining: MiningConfig) -> list[tuple[int, int, str]]:
+def hard_negative_pairs(candidates: list[dict], mining: MiningConfig, *,
+                        balance_lengths: bool = False) -> list[tuple[int, int, str]]:
     """Each hard negative paired with up to `positives_per_hard_negative` positives: manual ones first,
-    then the lowest-rewarded (the ones the reward model most needs to lift above it)."""
+    then the lowest-rewarded (the ones the reward model most needs to lift above it).
+
+    With `balance_lengths`, a positive that would tip the running count of longer-chosen minus
+    shorter-chosen pairs further from zero comes after the ones that do not (the same number of pairs
+    is kept; unlike execution_pairs, a hard negative is never left unpaired to keep the balance)."""
     pairs = []
+    balance = 0
     for problem_candidates in by_problem(candidates).values():
         positives, negatives = _split(problem_candidates)
         if not positives:
             continue
-        positives.sort(key=lambda v: (not v.manual, v.reward if v.reward is not None else float("inf")))
         negative_of = {v.candidate_id: v for v in negatives}
         for rejected_id in hard_negatives(problem_candidates, mining):
-            for chosen in positives[: mining.positives_per_hard_negative]:
-                rejected = negative_of[rejected_id]
+            rejected = negative_of[rejected_id]
+
+            def order(v: Verdict) -> tuple:
+                tips = balance_lengths and _longer(v, rejected) * balance >= 1
+                return (not v.manual, tips, v.reward if v.reward is not None else float("inf"))
+
+            for chosen in sorted(positives, key=order)[: mining.positives_per_hard_negative]:
+                balance += _longer(chosen, rejected)
                 pairs.append((chosen.candidate_id, rejected_id, _kind(chosen, rejected, "hard_negative")))
     return pairs
 

@@ -113,3 +113,19 @@ def test_balanced_pairs_prefer_the_closest_lengths_and_keep_equal_lengths():
     rows = [lengthy(1, 1, 50), lengthy(2, 0, 200), lengthy(3, 0, 55), lengthy(4, 0, 50)]
     pairs = execution_pairs(rows, 2, balance_lengths=True)
     assert [r for _, r, _ in pairs] == [4, 3]  # equal length first (counts for neither side), then the closest
+
+
+def test_balanced_hard_negative_pairs_pick_positives_that_keep_length_even():
+    # each problem: a short and a long positive, one long hard negative; the lowest-rewarded positive
+    # is the short one, so without balance every pair has the shorter side chosen
+    mining = MiningConfig(top_k=1, margin=10.0, max_hard_negatives_per_problem=1, positives_per_hard_negative=1)
+    rows = []
+    for p in range(6):
+        rows += [{**lengthy(10 * p + 1, 1, 20, f"p{p}"), "reward": 0.0},
+                 {**lengthy(10 * p + 2, 1, 120, f"p{p}"), "reward": 0.5},
+                 {**lengthy(10 * p + 3, 0, 100, f"p{p}"), "reward": 1.0}]
+    plain = hard_negative_pairs(rows, mining)
+    assert length_balance(plain, rows)["chosen_shorter"] == 1.0
+    balanced = hard_negative_pairs(rows, mining, balance_lengths=True)
+    assert len(balanced) == len(plain) and {r for _, r, _ in balanced} == {r for _, r, _ in plain}
+    assert length_balance(balanced, rows)["chosen_longer"] == 0.5
