@@ -13,7 +13,7 @@ import torch
 
 from lab.generation import format_prompt, generate
 from lab.models import load_generator
-from lab.problems import Problem
+from lab.problems import Problem, completion_stops
 
 
 def problem(i: int, stops=("\ndef",)) -> Problem:
@@ -193,7 +193,7 @@ def test_vllm_backend_samples_the_same_candidates_through_its_worker_process(tin
     for candidate, request in zip(candidates, requests):
         p = problems[0] if candidate.problem_id == problems[0].id else problems[1]
         assert request["seed"] == candidate.seed == candidate_seed(tiny_config.sampling.seed, p.id, candidate.sample_index)
-        assert request["prompt"] == p.prompt and request["stop"] == list(p.stop_tokens) and request["lora"] == "/adapters/gen-1"
+        assert request["prompt"] == p.prompt and request["stop"] == list(completion_stops(p.stop_tokens)) and request["lora"] == "/adapters/gen-1"
         assert set(request["stop_token_ids"]) == end_token_ids(tokenizer)
         assert candidate.mean_logprob == -0.5 and candidate.temperature == tiny_config.sampling.temperature
         text = tokenizer.decode([token] * (candidate.num_tokens - 1))  # the final end token is no text
