@@ -446,7 +446,7 @@ def config_difference(configs: dict[str, str]) -> list[dict]:
             config = json.loads(text or "{}")
         except json.JSONDecodeError as error:
             raise UsageError(f"run {name!r}: its stored config_json is not JSON ({error})") from error
-        flat[name] = _flatten(config)
+        flat[name] = flatten_config(config)
     dotted_fields = sorted({dotted for values in flat.values() for dotted in values} - set(UNCOMPARED_FIELDS))
     missing = "(not set)"
     differing = []
@@ -457,11 +457,12 @@ def config_difference(configs: dict[str, str]) -> list[dict]:
     return differing
 
 
-def _flatten(config: dict, prefix: str = "") -> dict:
+def flatten_config(config: dict, prefix: str = "") -> dict:
+    """A config dict (LabConfig.to_dict or its JSON) as {dotted field: value}."""
     flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
+    for name, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten_config(value, f"{prefix}{name}."))
         else:
-            flat[f"{prefix}{key}"] = value
+            flat[f"{prefix}{name}"] = value
     return flat

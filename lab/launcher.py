@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.config import make_config, repo_root
+from lab.config import LabConfig, flatten_config, make_config, parse_assignments, repo_root
 
 LOCK_NAME = "iterate.lock"
 INHERITED_LOCK_ENV = "RR_JOB_LOCK"
@@ -76,24 +76,23 @@ def iterate_command(lab_dir: str | Path, run_name: str, preset: str, assignments
     return command
 
 
+def stored_run_config(stored_run: dict, assignments: list[str] | tuple[str, ...] = (), **location) -> LabConfig:
+    """The config a stored run (Store.run's row) runs with, `assignments` (--set) on top."""
+    return make_config(stored_run["preset"], **location, **parse_assignments(
+        run_overrides(stored_run["config_json"], stored_run["preset"]) + list(assignments)))
+
+
 def run_overrides(config_json: str, preset: str) -> list[str]:
     """The `--set` assignments that turn `preset` back into a run's stored config (so the next
     iteration runs with the same settings). Paths and names set by the command itself are skipped."""
-    stored = _flatten(json.loads(config_json) if config_json.strip() else {})
-    default = _flatten(make_config(preset).to_dict())
+    def flat(config: dict) -> dict:  # JSON gives lists where to_dict gives tuples
+        return {name: tuple(v) if isinstance(v, list) else v for name, v in flatten_config(config).items()}
+
+    stored = flat(json.loads(config_json) if config_json.strip() else {})
+    default = flat(make_config(preset).to_dict())
     skipped = {"preset", "lab_dir", "run_name"}
     return [f"{name}={_format_value(value)}" for name, value in sorted(stored.items())
             if name not in skipped and name in default and value != default[name]]
-
-
-def _flatten(config: dict, prefix: str = "") -> dict:
-    flat = {}
-    for name, value in config.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{name}."))
-        else:
-            flat[f"{prefix}{name}"] = tuple(value) if isinstance(value, list) else value
-    return flat
 
 
 def _format_value(value: object) -> str:

@@ -18,8 +18,8 @@ import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from lab.config import UsageError, make_config, parse_assignments  # noqa: E402
-from lab.launcher import LaunchRefused, job_lock, run_overrides  # noqa: E402
+from lab.config import UsageError, make_config  # noqa: E402
+from lab.launcher import LaunchRefused, job_lock, stored_run_config  # noqa: E402
 from lab.stages import ModelCache, RunContext  # noqa: E402
 from lab.store import Store, StoreError  # noqa: E402
 from lab.temperature import DEFAULT_TEMPERATURES, REPORTED_METHODS, choose_temperature  # noqa: E402
@@ -61,8 +61,7 @@ def choose(args: argparse.Namespace) -> int:
 
     with job_lock(config.lab_dir, [sys.executable, *sys.argv]), Store(config.store_path) as store:
         stored = store.run(args.run)
-        config = make_config(stored["preset"], **location, **parse_assignments(
-            run_overrides(stored["config_json"], stored["preset"]) + args.assignments))
+        config = stored_run_config(stored, args.assignments, **location)
         with ModelCache(config) as models:
             run = RunContext.existing(config, store, models=models, progress=not args.quiet)
             result = choose_temperature(run, args.iteration, args.temperatures)

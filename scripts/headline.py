@@ -24,9 +24,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from lab.config import make_config, parse_assignments, repo_root  # noqa: E402
+from lab.config import make_config, repo_root  # noqa: E402
 from lab.evaluation import eval_problems, heldout_lambda, iteration_candidates, with_combined_score  # noqa: E402
-from lab.launcher import run_overrides  # noqa: E402
+from lab.launcher import stored_run_config  # noqa: E402
 from lab.measures import (HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, bootstrap_ci, length_correlation,  # noqa: E402
                           paired_difference_ci, problem_outcomes, ranking_accuracy)
 from lab.models import SAMPLING_WEIGHTS  # noqa: E402
@@ -62,8 +62,7 @@ def main() -> int:
     with Store(make_config(**location).store_path) as store:
         stored = store.run(args.run)
         # the run's own configuration (its evaluation problems, N), with --set on top
-        config = make_config(stored["preset"], **location, **parse_assignments(
-            run_overrides(stored["config_json"], stored["preset"]) + args.assignments))
+        config = stored_run_config(stored, args.assignments, **location)
         problems = eval_problems(config)[("humaneval", "py")]
         problem_ids = {p.id for p in problems}
         run = RunContext.existing(config, store, progress=True)
