@@ -52,7 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         latest = summary["iterations_done"][-1] if summary["iterations_done"] else 0
         # with loop.iterations=0 no evaluate stage ran: evaluate_run evaluates the bootstrap's models here
         with console.stage(latest, "reports" if summary["evaluations"] else "evaluate"):
-            report = evaluation.evaluate_run(config, progress=args.verbose, log=console.say)
+            report = evaluation.evaluate_run(config, progress=args.verbose, log=console.say, bars=console.progress)
         with Store(config.store_path) as store:
             summary = loop.summarize(store, store.run_id(config.run_name), config)
     print(loop.format_summary(summary))

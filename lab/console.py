@@ -199,9 +199,10 @@ class JobConsole:
 
     def progress(self, total: int | None, desc: str, unit: str = "it"):
         """The stage's progress bar (tqdm, with an ETA), on the terminal whatever a stage redirects;
-        the stage that opened it closes it at the latest."""
+        the stage that opened it closes it at the latest. Position 0: a trainer's own bar, open in the log
+        at the same time, must not push this one down a line (tqdm would move the cursor for it)."""
         from tqdm import tqdm
-        bar = tqdm(total=total, desc=desc, unit=unit, file=self.out, leave=False, dynamic_ncols=True)
+        bar = tqdm(total=total, desc=desc, unit=unit, file=self.out, leave=False, dynamic_ncols=True, position=0)
         self._bars.append(bar)
         return bar
 

@@ -232,11 +232,12 @@ def write_reports(run: RunContext) -> dict:
     return {"table_markdown": markdown, "files": [str(f) for f in files], "rows": rows}
 
 
-def evaluate_run(config: LabConfig, iteration: int | None = None, *, progress: bool = True, log=print) -> dict:
+def evaluate_run(config: LabConfig, iteration: int | None = None, *, progress: bool = True, log=print,
+                 bars=None) -> dict:
     """Evaluate `iteration` (default: every trained iteration >= 1 not evaluated yet, else the latest),
-    store the rows, and write the table and plots over all evaluated iterations."""
+    store the rows, and write the table and plots over all evaluated iterations. `bars`: see RunContext."""
     with Store(config.store_path) as store, ModelCache(config) as models:
-        run = RunContext.existing(config, store, models=models, progress=progress, log=log)
+        run = RunContext.existing(config, store, models=models, progress=progress, log=log, bars=bars)
         trained = run.trained_iterations()
         if iteration is not None and iteration not in trained:
             raise UsageError(f"iteration {iteration} of run {config.run_name!r} has no trained reward model "

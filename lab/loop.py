@@ -74,9 +74,9 @@ def select_train_problems(config: LabConfig) -> list[Problem]:
 
 
 def open_run(config: LabConfig, store: Store, models: ModelCache, *, progress: bool,
-             log: Callable[[str], None]) -> RunContext:
+             log: Callable[[str], None], bars: Callable[..., object] | None = None) -> RunContext:
     """The run's context, its training and held-out problems linked on first use."""
-    run = RunContext.open(config, store, models=models, progress=progress, log=log)
+    run = RunContext.open(config, store, models=models, progress=progress, log=log, bars=bars)
     if not run.problems("train"):
         store.add_problems(select_train_problems(config), run.run_id, role="train")
     if not run.problems("validation"):
@@ -91,14 +91,14 @@ def run_loop(config: LabConfig, iterations: int | None = None, *, progress: bool
     more than are done now. `until=(iteration, stage)` stops as soon as that stage is done (running
     the iterations up to it if needed): the notebooks step through the loop this way. With a
     `console` (the command line's), each stage is one line with its estimated time and its summary,
-    and the rest goes to the console's log file. Returns the summary (see `summarize`)."""
+    its long operations show the console's progress bar, and the rest goes to the console's log file. Returns the summary (see `summarize`)."""
     if until is not None:
         until = (until[0], until[1])
         stage_names = BOOTSTRAP_STAGES if until[0] == 0 else ITERATION_STAGES
         if until[0] < 0 or until[1] not in stage_names:
             raise UsageError(f"until={until!r}: the stages of iteration {until[0]} are {', '.join(stage_names)}")
     with Store(config.store_path) as store, ModelCache(config) as models:
-        run = open_run(config, store, models, progress=progress, log=log)
+        run = open_run(config, store, models, progress=progress, log=log, bars=console.progress if console else None)
         done = completed_iterations(store, run.run_id)
         target = config.loop.iterations if iterations is None else len(done) + iterations
         if until is not None:
@@ -186,7 +186,8 @@ def _train_sft(run: RunContext) -> dict:
     examples = [(p.prompt, p.reference) for p in run.problems("train") if p.reference]
     run.models.release()
     out = _fresh_dir(run.checkpoint_dir(0, "generator"))
-    metrics = train_sft(run.config, examples, str(out), on_log=run.on_log(0, "sft"))
+    metrics = train_sft(run.config, examples, str(out), on_log=run.on_log(0, "sft"),
+                        on_step=run.on_step("sft steps"))
     run.store.add_checkpoint(run.run_id, 0, "generator", generator_version(run.name, 0), str(out), metrics)
     return {"examples": len(examples), **_numbers(metrics)}
 
@@ -267,7 +268,8 @@ def _train_reward_model(run: RunContext, k: int) -> dict:
     init = run.reward_model_path(k - 1) if k >= 1 else None
     run.models.release()
     out = _fresh_dir(run.checkpoint_dir(k, "reward_model"))
-    metrics = train_reward_model(run.config, pairs, str(out), init_adapter=init, on_log=run.on_log(k, "train_rm"))
+    metrics = train_reward_model(run.config, pairs, str(out), init_adapter=init, on_log=run.on_log(k, "train_rm"),
+                                 on_step=run.on_step("reward-model steps"))
     info = {"pairs": len(pairs), "pairs_dropped_by_labels": len(rows) - len(kept),
             "pairs_with_reference": sum("reference" in (r["chosen_origin"], r["rejected_origin"]) for r in kept),
             **_numbers(metrics)}
@@ -284,7 +286,7 @@ def _train_ppo(run: RunContext, k: int) -> dict:
     out = _fresh_dir(run.checkpoint_dir(k, "generator"))
     metrics = train_ppo(run.config, [p.prompt for p in problems], str(out), policy_adapter=policy,
                         stops=[p.stop_tokens for p in problems], reward_adapter=run.reward_model_path(k - 1),
-                        on_log=run.on_log(k, "ppo"))
+                        on_log=run.on_log(k, "ppo"), on_step=run.on_step("ppo batches"))
     run.store.add_checkpoint(run.run_id, k, "generator", generator_version(run.name, k), str(out), metrics)
     return {"prompts": len(problems), **_numbers(metrics)}
 

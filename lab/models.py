@@ -287,14 +287,19 @@ def trainable_weights_kept(model):
         parameter.data = data
 
 
-def log_forwarder(on_log, renames: dict[str, str]):
-    """A TrainerCallback calling on_log({"step": ..., <renamed metrics>}) at every trainer log."""
+def log_forwarder(on_log, renames: dict[str, str], on_step=None):
+    """A TrainerCallback calling on_log({"step": ..., <renamed metrics>}) at every trainer log, and
+    on_step(global_step, max_steps) after every optimizer step."""
     from transformers import TrainerCallback
 
     class LogForwarder(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if on_log is not None and logs:
                 on_log({"step": state.global_step, **{renames.get(k, k): v for k, v in logs.items()}})
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if on_step is not None:
+                on_step(state.global_step, state.max_steps)
 
     return LogForwarder()
 

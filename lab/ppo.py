@@ -155,7 +155,8 @@ class _StopCriteria(StoppingCriteria):
 
 def train_ppo(config: LabConfig, prompts: list[str], output_dir: str, *, policy_adapter: str | None,
               reward_adapter: str | None, stops: list[tuple[str, ...]] | None = None,
-              on_log: Callable[[dict], None] | None = None, reward_model=None) -> dict:
+              on_log: Callable[[dict], None] | None = None,
+              on_step: Callable[[int, int], None] | None = None, reward_model=None) -> dict:
     """Run PPO on `prompts` and save the policy's adapter to `output_dir`.
 
     `stops[i]` are prompt i's stop strings (its problem's `stop_tokens`): rollouts end at the first
@@ -221,7 +222,7 @@ def train_ppo(config: LabConfig, prompts: list[str], output_dir: str, *, policy_
     dataset = Dataset.from_dict({"input_ids": encoded})
     trainer = PPOTrainer(args=args, processing_class=tokenizer, model=policy, ref_model=None,
                          reward_model=reward_model, train_dataset=dataset, value_model=value_model,
-                         callbacks=[log_forwarder(record, PPO_LOG_NAMES)])
+                         callbacks=[log_forwarder(record, PPO_LOG_NAMES, on_step)])
     started = time.perf_counter()
     gc.freeze()  # TRL runs gc.collect() twice a step; without this each scans every loaded object (~1 s on CPU)
     try:

@@ -105,7 +105,8 @@ def reward_trainer(config: LabConfig, model, tokenizer, pairs: list[PreferencePa
 
 def train_reward_model(config: LabConfig, pairs: list[PreferencePair], output_dir: str, *,
                        eval_pairs: list[PreferencePair] | None = None, init_adapter: str | None = None,
-                       on_log: Callable[[dict], None] | None = None, cache: HiddenStateCache | None = None) -> dict:
+                       on_log: Callable[[dict], None] | None = None,
+                       on_step: Callable[[int, int], None] | None = None, cache: HiddenStateCache | None = None) -> dict:
     """Train the LoRA reward model (on the top reward.trainable_layers layers, or on all; an
     `init_adapter` keeps the layers it was trained on), save the adapter and score head to
     `output_dir`, and measure it on `eval_pairs`. The frozen layers' states are kept in `cache`
@@ -122,7 +123,7 @@ def train_reward_model(config: LabConfig, pairs: list[PreferencePair], output_di
                                          trainable_layers=settings.trainable_layers)
     cache = cache or HiddenStateCache.for_reward_backbone(config.model)
     trainer = reward_trainer(config, model, tokenizer, pairs, output_dir, cache, callbacks=[
-        log_forwarder(on_log, {"accuracy": "train_accuracy", "margin": "reward_margin"})])
+        log_forwarder(on_log, {"accuracy": "train_accuracy", "margin": "reward_margin"}, on_step)])
     if len(trainer.train_dataset) == 0:
         raise ValueError(f"all {len(pairs)} preference pairs are longer than reward.max_length="
                          f"{settings.max_length} tokens; raise reward.max_length")

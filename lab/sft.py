@@ -18,7 +18,8 @@ from lab.models import load_generator, log_forwarder, trainable_weights_kept, tr
 
 
 def train_sft(config: LabConfig, examples: list[tuple[str, str]], output_dir: str, *,
-              init_adapter: str | None = None, on_log: Callable[[dict], None] | None = None) -> dict:
+              init_adapter: str | None = None, on_log: Callable[[dict], None] | None = None,
+              on_step: Callable[[int, int], None] | None = None) -> dict:
     """Fine-tune a LoRA adapter on `examples` and save it to `output_dir`; returns the loss curve's ends."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -43,7 +44,7 @@ def train_sft(config: LabConfig, examples: list[tuple[str, str]], output_dir: st
     dataset = Dataset.from_list([{"prompt": prompt, "completion": completion} for prompt, completion in examples])
     with trainable_weights_kept(model):
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                             callbacks=[log_forwarder(record, {})])
+                             callbacks=[log_forwarder(record, {}, on_step)])
     started = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - started

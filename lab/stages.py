@@ -92,6 +92,9 @@ class RunContext:
     models: ModelCache = field(default=None)  # type: ignore[assignment]
     progress: bool = False
     log: Callable[[str], None] = print
+    bars: Callable[..., object] | None = None
+    """Makes the progress bars of long operations (JobConsole.progress on the command line); without it
+    they are tqdm's, shown when `progress`."""
 
     def __post_init__(self) -> None:
         if self.models is None:
@@ -126,6 +129,26 @@ class RunContext:
 
     def problems(self, role: str) -> list[Problem]:
         return self.store.run_problems(self.run_id, role)
+
+    def progress_bar(self, total: int | None, desc: str, unit: str = "it"):
+        """A tqdm-like bar (update(n), close(), a context manager) for `total` units of work."""
+        if self.bars is not None:
+            return self.bars(total=total, desc=desc, unit=unit)
+        return tqdm(total=total, desc=desc, unit=unit, disable=not self.progress)
+
+    def on_step(self, desc: str) -> Callable[[int, int], None]:
+        """A trainer step callback (step, max_steps) that moves a progress bar, made on the first step."""
+        bar, shown = None, 0
+
+        def advance(step: int, max_steps: int) -> None:
+            nonlocal bar, shown
+            if bar is None:
+                bar = self.progress_bar(max_steps if max_steps > 0 else None, desc, unit="step")
+            bar.update(step - shown)
+            shown = step
+            if 0 < max_steps <= step:
+                bar.close()
+        return advance
 
     def on_log(self, iteration: int, stage: str) -> Callable[[dict], None]:
         """A trainer log callback that stores the numbers of each logged step as metrics."""
@@ -195,10 +218,12 @@ def sample_candidates(run: RunContext, iteration: int, problems: list[Problem], 
                 for c in candidates
             ])
             added += len(candidates)
+            bar.update(len(candidates))
 
         model, tokenizer = models.generator(adapter_dir)
-        generation.generate(model, tokenizer, missing, sampling, num_samples=count, greedy=greedy,
-                            on_problem_done=write, progress=run.progress)
+        with run.progress_bar(len(missing) * count, f"sample ({origin})", unit="cand") as bar:
+            generation.generate(model, tokenizer, missing, sampling, num_samples=count, greedy=greedy,
+                                on_problem_done=write, progress=False)
     return added
 
 
@@ -213,7 +238,7 @@ def execute_candidates(run: RunContext, iteration: int, problem_ids: set[str] | 
     problems: dict[str, Problem] = {}
     failures = []
     with Executor(run.config.execution) as executor, \
-            tqdm(total=len(pending), desc="execute", disable=not run.progress) as bar:
+            run.progress_bar(len(pending), "execute", unit="prog") as bar:
         for start in range(0, len(pending), EXECUTION_CHUNK):
             chunk = pending[start:start + EXECUTION_CHUNK]
             for c in chunk:
@@ -242,11 +267,15 @@ def score_candidates(run: RunContext, iteration: int, candidates: list[dict]) ->
     model, tokenizer = run.models.reward_model(run.reward_model_path(iteration))
     hidden = HiddenStateCache.for_reward_backbone(run.config.model)  # shared with training: a text's frozen layers run once
     prompts: dict[str, str] = {}
-    for start in tqdm(range(0, len(pending), SCORE_CHUNK), desc=f"score ({version})", disable=not run.progress):
-        chunk = pending[start:start + SCORE_CHUNK]
-        for c in chunk:
-            prompts.setdefault(c["problem_id"], run.store.problem(c["problem_id"]).prompt)
-        values = reward.score_completions(model, tokenizer, [(prompts[c["problem_id"]], c["completion"]) for c in chunk],
-                                          batch_size=run.config.reward.score_batch_size, progress=False, cache=hidden)
-        run.store.add_scores(version, [(c["id"], v) for c, v in zip(chunk, values)])
+    with run.progress_bar(len(pending), f"score ({version})", unit="cand") as bar:
+        for start in range(0, len(pending), SCORE_CHUNK):
+            chunk = pending[start:start + SCORE_CHUNK]
+            for c in chunk:
+                prompts.setdefault(c["problem_id"], run.store.problem(c["problem_id"]).prompt)
+            values = reward.score_completions(model, tokenizer,
+                                              [(prompts[c["problem_id"]], c["completion"]) for c in chunk],
+                                              batch_size=run.config.reward.score_batch_size, progress=False,
+                                              cache=hidden)
+            run.store.add_scores(version, [(c["id"], v) for c, v in zip(chunk, values)])
+            bar.update(len(chunk))
     return len(pending)

@@ -280,3 +280,32 @@ def test_a_run_continued_with_another_config_records_it_and_says_what_changed(tm
         assert json.loads(store.run("default")["config_json"])["sampling"]["temperature"] == 0.4
         RunContext.open(later, store, log=said.append)
         assert len(said) == 1
+
+
+def test_every_long_stage_moves_one_console_bar_to_its_end(tmp_path):
+    from lab import loop
+    from lab.console import JobConsole
+
+    class RecordingConsole(JobConsole):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.bars_by_stage = []
+
+        def stage(self, iteration, name, estimate_s=None):
+            self.current = f"{iteration}:{name}"
+            return super().stage(iteration, name, estimate_s)
+
+        def progress(self, total, desc, unit="it"):
+            bar = super().progress(total, desc, unit)
+            self.bars_by_stage.append((self.current, desc, bar))
+            return bar
+
+    config = make_config("tiny", lab_dir=str(tmp_path), **SMALL)
+    with RecordingConsole(tmp_path / "log.txt") as console:
+        loop.run_loop(config, until=(1, "score"), progress=False, log=console.say, console=console)
+    shown = {(stage, desc.split(" (")[0]) for stage, desc, _ in console.bars_by_stage}
+    assert {("0:sft", "sft steps"), ("0:sample", "sample"), ("0:execute", "execute"),
+            ("0:train_rm", "reward-model steps"), ("0:validate", "sample"), ("0:validate", "score"),
+            ("1:ppo", "ppo batches"), ("1:sample", "sample"), ("1:execute", "execute"), ("1:score", "score")} <= shown
+    for stage, desc, bar in console.bars_by_stage:
+        assert bar.total and bar.n == bar.total, (stage, desc, bar.n, bar.total)
