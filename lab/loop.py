@@ -91,7 +91,8 @@ def run_loop(config: LabConfig, iterations: int | None = None, *, progress: bool
     more than are done now. `until=(iteration, stage)` stops as soon as that stage is done (running
     the iterations up to it if needed): the notebooks step through the loop this way. With a
     `console` (the command line's), each stage is one line with its estimated time and its summary,
-    its long operations show the console's progress bar, and the rest goes to the console's log file. Returns the summary (see `summarize`)."""
+    its long operations show the console's progress bar, and the rest goes to the console's log file.
+    Returns the summary (see `summarize`)."""
     if until is not None:
         until = (until[0], until[1])
         stage_names = BOOTSTRAP_STAGES if until[0] == 0 else ITERATION_STAGES
