@@ -4,6 +4,7 @@
   problem_outcomes    per method, each problem's expected pass of the answer it picks
   pairwise_accuracy   of (chosen, rejected) score pairs, the fraction ordered right (ties count half)
   ranking_accuracy    pairwise accuracy over every (passing, failing) sample pair within a problem
+  ranking_difference_ci   one ranker's ranking accuracy minus another's, 95% interval over problems
   length_correlation  Pearson correlation of a value (passing, a ranker's score) with completion length
   bootstrap_ci, paired_difference_ci   95% intervals over problems
 
@@ -96,28 +97,57 @@ def pairwise_accuracy(chosen: Sequence[float], rejected: Sequence[float]) -> flo
     return wins / len(chosen)
 
 
+def ranking_counts(candidates: list[dict], key: str) -> dict[str, tuple[float, int]]:
+    """problem_id -> (pairs ordered right, ties counting half; pairs) over every (passing, failing)
+    pair of that problem's executed samples, ranked by `key`. Problems without such a pair, or with
+    a sample lacking `key`, are left out."""
+    counts = {}
+    for problem_id, rows in executed_samples_by_problem(candidates).items():
+        if any(r.get(key) is None for r in rows):
+            continue
+        passing = [r[key] for r in rows if r["passed"]]
+        failing = [r[key] for r in rows if not r["passed"]]
+        chosen = [good for good in passing for _ in failing]
+        rejected = [bad for _ in passing for bad in failing]
+        if chosen:
+            counts[problem_id] = (pairwise_accuracy(chosen, rejected) * len(chosen), len(chosen))
+    return counts
+
+
 def ranking_accuracy(candidates: list[dict]) -> dict[str, dict]:
     """How well each ranker orders a problem's samples: `pairwise_accuracy` over every (passing,
-    failing) pair of samples of one problem. Top-1 pass@1 hangs on one pick per problem; this uses
-    every pair, so it is the steadier signal. ranker name -> {"accuracy": fraction or None, "pairs": n,
-    "problems": problems with at least one pair}."""
-    grouped = executed_samples_by_problem(candidates)
+    failing) pair of samples of one problem (`ranking_counts`), pooled over problems. Top-1 pass@1
+    hangs on one pick per problem; this uses every pair, so it is the steadier signal. ranker name ->
+    {"accuracy": fraction or None, "pairs": n, "problems": problems with at least one pair}."""
     result = {}
     for ranker in RANKERS:
-        chosen, rejected, problems = [], [], 0
-        for rows in grouped.values():
-            if any(r.get(ranker.key) is None for r in rows):
-                continue
-            passing = [r[ranker.key] for r in rows if r["passed"]]
-            failing = [r[ranker.key] for r in rows if not r["passed"]]
-            problems += bool(passing and failing)
-            for good in passing:
-                for bad in failing:
-                    chosen.append(good)
-                    rejected.append(bad)
-        result[ranker.name] = {"accuracy": pairwise_accuracy(chosen, rejected), "pairs": len(chosen),
-                               "problems": problems}
+        counts = ranking_counts(candidates, ranker.key).values()
+        pairs = sum(n for _, n in counts)
+        result[ranker.name] = {"accuracy": sum(right for right, _ in counts) / pairs if pairs else None,
+                               "pairs": pairs, "problems": len(counts)}
     return result
+
+
+def ranking_difference_ci(candidates: list[dict], a: str, b: str, *, resamples: int = 2000, seed: int = 0) -> dict:
+    """Ranking accuracy of ranker `a` minus that of ranker `b` over the problems both rank, with a 95%
+    interval that resamples problems (a problem's pairs share its samples, so they are not independent
+    draws): {"difference", "ci_low", "ci_high", "n_problems", "pairs", "accuracy": {a:, b:}}."""
+    key = {m.name: m.key for m in RANKERS}
+    counts_a, counts_b = ranking_counts(candidates, key[a]), ranking_counts(candidates, key[b])
+    common = sorted(set(counts_a) & set(counts_b))
+    right = np.array([[counts_a[p][0], counts_b[p][0]] for p in common], dtype=float).reshape(-1, 2)
+    pairs = np.array([counts_a[p][1] for p in common], dtype=float)
+    if not common:
+        return {"difference": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n_problems": 0,
+                "pairs": 0, "accuracy": {a: None, b: None}}
+    accuracy = right.sum(axis=0) / pairs.sum()
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(common), size=(resamples, len(common)))
+    resampled = right[draws].sum(axis=1) / pairs[draws].sum(axis=1)[:, None]
+    differences = resampled[:, 0] - resampled[:, 1]
+    return {"difference": float(accuracy[0] - accuracy[1]), "ci_low": float(np.percentile(differences, 2.5)),
+            "ci_high": float(np.percentile(differences, 97.5)), "n_problems": len(common), "pairs": int(pairs.sum()),
+            "accuracy": {a: float(accuracy[0]), b: float(accuracy[1])}}
 
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:

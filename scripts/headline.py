@@ -28,13 +28,14 @@ from lab.config import make_config, repo_root  # noqa: E402
 from lab.evaluation import eval_problems, heldout_lambda, iteration_candidates, with_combined_score  # noqa: E402
 from lab.launcher import stored_run_config  # noqa: E402
 from lab.measures import (HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, bootstrap_ci, length_correlation,  # noqa: E402
-                          paired_difference_ci, problem_outcomes, ranking_accuracy)
+                          paired_difference_ci, problem_outcomes, ranking_accuracy, ranking_difference_ci)
 from lab.models import SAMPLING_WEIGHTS  # noqa: E402
 from lab.stages import ModelCache, RunContext, execute_candidates, reward_model_version, sample_candidates  # noqa: E402
 from lab.store import Store  # noqa: E402
 
 COMPARISONS = (("reranker", "random"), ("reranker", "logprob"), ("reranker", "greedy"),
                ("reranker+logprob", "logprob"), ("reranker+logprob", "reranker"))
+RANKING_COMPARISONS = (("reranker", "logprob"), ("reranker+logprob", "logprob"), ("reranker+logprob", "reranker"))
 
 
 def git_commit() -> str:
@@ -97,6 +98,8 @@ def main() -> int:
         "problems_per_method": {m: len(v) for m, v in answers.items()},
         "ranking_accuracy": {name: r["accuracy"] for name, r in ranking.items()},
         "ranking_pairs": ranking["reranker"]["pairs"],
+        "ranking_problems": ranking["reranker"]["problems"],
+        "ranking_differences": {f"{a} - {b}": ranking_difference_ci(candidates, a, b) for a, b in RANKING_COMPARISONS},
         "heldout_pair_accuracy": heldout.get("pair_accuracy/reranker"),
         "heldout": heldout,
         "length_correlation": length_correlation(candidates),
@@ -135,8 +138,13 @@ def format_headline(result: dict, big: str | None) -> str:
         title = METHOD_TITLES.get(method, f"{big} greedy")
         lines.append(f"| {title} | {_percent(value)} | {_percent(low)}–{_percent(high)} | "
                      f"{result['problems_per_method'][method]} |")
-    lines += ["", f"ranking accuracy over {result['ranking_pairs']} (passing, failing) sample pairs: "
+    lines += ["", f"ranking accuracy over {result['ranking_pairs']} (passing, failing) sample pairs of "
+              f"{result['ranking_problems']} problems: "
               + ", ".join(f"{m} {_percent(v)}" for m, v in result["ranking_accuracy"].items()),
+              "ranking accuracy, paired over the problems both rankers rank (95% CI resampling problems): "
+              + "; ".join(f"{name} {100 * d['difference']:+.1f} points ({100 * d['ci_low']:+.1f} to "
+                          f"{100 * d['ci_high']:+.1f}, {d['n_problems']} problems)"
+                          for name, d in result["ranking_differences"].items() if d["n_problems"]),
               "correlation with completion length: "
               + ", ".join(f"{m} {'–' if v is None else f'{v:+.2f}'}" for m, v in result["length_correlation"].items()),
               f"held-out MBPP-validation pair accuracy of rm-{result['iteration']}: "

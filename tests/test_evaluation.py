@@ -4,7 +4,8 @@ import math
 import pytest
 
 from lab.measures import (bootstrap_ci, length_correlation, paired_difference_ci, pairwise_accuracy,
-                          pass_at_1_rows as evaluation_rows, problem_outcomes, ranking_accuracy)
+                          pass_at_1_rows as evaluation_rows, problem_outcomes, ranking_accuracy,
+                          ranking_difference_ci)
 from lab.reports import ranking_markdown, table_markdown, write_csv
 from lab.plots import plot_pass_at_1, plot_pass_at_1_bars, plot_reward_histograms, plot_training_curves
 
@@ -125,3 +126,27 @@ def test_bar_and_training_curve_plots(tmp_path):
                for step in (1, 2, 3)]
     assert plot_training_curves(metrics, tmp_path / "curves.png")[0].stat().st_size > 0
     assert plot_training_curves(metrics, tmp_path / "no_curves.png", names=("reward",)) == []
+
+
+def test_ranking_difference_resamples_problems_not_pairs():
+    # one problem with 8 passing x 8 failing samples that the reranker orders right and log-prob wrong,
+    # nine problems with one pair that both order the same: 64 of 73 pairs favour the reranker, but they
+    # all come from one problem, so the interval over problems must reach down to no difference at all
+    rows = [sample("big", 1, -1.0, 1.0) for _ in range(8)] + [sample("big", 0, 0.0, 0.0) for _ in range(8)]
+    for index in range(9):
+        rows += [sample(f"p{index}", 1, 0.0, 1.0), sample(f"p{index}", 0, -1.0, 0.0)]
+    result = ranking_difference_ci(rows, "reranker", "logprob")
+    assert result["n_problems"] == 10 and result["pairs"] == 73
+    assert result["accuracy"] == {"reranker": 1.0, "logprob": 9 / 73}
+    assert result["difference"] == pytest.approx(64 / 73)
+    assert result["ci_low"] == 0.0 and result["ci_high"] > 0.9  # a bootstrap over the 73 pairs gives ~[0.8, 0.95]
+
+
+def test_ranking_difference_only_over_problems_both_rankers_rank():
+    rows = CANDIDATES + [sample("d", 1, -0.1, None), sample("d", 0, -0.2, None)]  # d: no reranker scores
+    result = ranking_difference_ci(rows, "reranker", "logprob")
+    ranking = ranking_accuracy(CANDIDATES)
+    assert result["n_problems"] == 2 and result["pairs"] == 5
+    assert result["difference"] == pytest.approx(ranking["reranker"]["accuracy"] - ranking["logprob"]["accuracy"])
+    assert result["ci_low"] <= result["difference"] <= result["ci_high"]
+    assert ranking_difference_ci(rows, "reranker+logprob", "logprob")["n_problems"] == 0

@@ -1,0 +1,35 @@
+"""scripts/headline.py on a finished tiny run: the issue's keys, fractions in [0, 1], problem counts
+that agree with each other, and paired differences only over problems both sides cover."""
+import json
+import subprocess
+import sys
+
+from lab import loop
+from lab.config import make_config, repo_root
+
+SMALL = {"data.max_train_problems": "2", "data.max_validation_problems": "2", "data.max_eval_problems": "3",
+         "sampling.num_samples": "3", "sampling.max_new_tokens": "12", "sft.max_steps": "2", "reward.max_steps": "2",
+         "ppo.total_episodes": "2"}
+
+
+def test_headline_of_an_evaluated_run(tmp_path):
+    config = make_config("tiny", lab_dir=str(tmp_path / "lab"), **SMALL)
+    loop.run_loop(config, progress=False, log=lambda line: None)
+    out = tmp_path / "headline.json"
+    done = subprocess.run([sys.executable, str(repo_root() / "scripts" / "headline.py"), "--run", config.run_name,
+                           "--lab-dir", str(config.lab_dir), "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["benchmark"] == "humaneval-py" and result["problems"] == 3 and result["num_samples"] == 3
+    assert set(result["pass_at_1"]) == {"greedy", "random", "logprob", "reranker", "reranker+logprob", "oracle"}
+    assert all(0 <= v <= 1 for v in result["pass_at_1"].values() if v is not None)
+    assert set(result["ranking_accuracy"]) >= {"logprob", "reranker"}
+    assert set(result["length_correlation"]) >= {"passed", "logprob", "reranker"}
+    assert result["config"]["sampling"]["num_samples"] == 3 and len(result["commit"]) == 40
+    for name, difference in result["ranking_differences"].items():
+        assert difference["n_problems"] <= result["ranking_problems"] <= result["problems"], name
+        if difference["n_problems"]:
+            assert difference["ci_low"] <= difference["difference"] <= difference["ci_high"], name
+    for difference in result["paired_differences"].values():
+        assert difference["n_problems"] <= result["problems"]
+    assert f"{result['problems']} problems" in done.stdout and "ranking accuracy, paired" in done.stdout
