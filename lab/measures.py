@@ -135,11 +135,11 @@ def ranking_difference_ci(candidates: list[dict], a: str, b: str, *, resamples: 
     key = {m.name: m.key for m in RANKERS}
     counts_a, counts_b = ranking_counts(candidates, key[a]), ranking_counts(candidates, key[b])
     common = sorted(set(counts_a) & set(counts_b))
-    right = np.array([[counts_a[p][0], counts_b[p][0]] for p in common], dtype=float).reshape(-1, 2)
-    pairs = np.array([counts_a[p][1] for p in common], dtype=float)
     if not common:
         return {"difference": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n_problems": 0,
                 "pairs": 0, "accuracy": {a: None, b: None}}
+    right = np.array([[counts_a[p][0], counts_b[p][0]] for p in common], dtype=float)
+    pairs = np.array([counts_a[p][1] for p in common], dtype=float)
     accuracy = right.sum(axis=0) / pairs.sum()
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(common), size=(resamples, len(common)))
