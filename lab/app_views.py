@@ -44,6 +44,7 @@ from pygments.util import ClassNotFound
 from lab.config import MiningConfig, UsageError
 from lab.languages import lexer_name
 from lab.mining import hard_negatives
+from lab.reports import measurement_text
 from lab.store import Store
 
 PAGE_SIZE = 25
@@ -215,14 +216,13 @@ def pass_at_1_table(evaluations: list[dict]) -> pd.DataFrame:
 
 
 def heldout_table(measurements: list[dict]) -> pd.DataFrame:
-    """Rows eval set / measure, one column per iteration: value (count) of `Store.measurements` rows."""
+    """Rows eval set / measure, one column per iteration: value [95% interval] (n=count) of
+    `Store.measurements` rows."""
     if not measurements:
         return pd.DataFrame(columns=["eval set", "measure"])
     cells = {}
     for m in measurements:
-        value = "–" if m["value"] is None else f"{m['value']:.3f}"
-        cells.setdefault((m["eval_set"], m["name"]), {})[f"iter {m['iteration']}"] = (
-            value if m["count"] is None else f"{value} (n={m['count']})")
+        cells.setdefault((m["eval_set"], m["name"]), {})[f"iter {m['iteration']}"] = measurement_text(m)
     iterations = sorted({m["iteration"] for m in measurements})
     return pd.DataFrame([{"eval set": eval_set, "measure": name,
                           **{f"iter {k}": row.get(f"iter {k}", "") for k in iterations}}

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from lab.config import UsageError, config_difference
 from lab.measures import HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, RANKERS
+from lab.reports import measurement_text
 from lab.store import Store
 
 @dataclass
@@ -97,23 +98,18 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
+def _interval(row: dict) -> str:
+    if row.get("ci_low") is None or row.get("ci_high") is None:
+        return ""
+    return f" ({100 * row['ci_low']:.0f}–{100 * row['ci_high']:.0f})"
+
+
 def _pass_cell(row: dict | None) -> str:
-    if row is None:
-        return "–"
-    interval = (f" ({100 * row['ci_low']:.0f}–{100 * row['ci_high']:.0f})"
-                if row.get("ci_low") is not None and row.get("ci_high") is not None else "")
-    return f"{_percent(row['pass_at_1'])}{interval}"
+    return "–" if row is None else f"{_percent(row['pass_at_1'])}{_interval(row)}"
 
 
 def _ranking_cell(row: dict | None) -> str:
-    return "–" if row is None else f"{_percent(row['value'])} (n={row['count']})"
-
-
-def _measurement_cell(row: dict | None) -> str:
-    if row is None:
-        return "–"
-    value = "–" if row["value"] is None else f"{row['value']:.3f}"
-    return value if row["count"] is None else f"{value} ({row['count']})"
+    return "–" if row is None else f"{_percent(row['value'])}{_interval(row)} (n={row['count']})"
 
 
 def _config_value(value) -> str:
@@ -140,9 +136,9 @@ def comparison_markdown(comparison: Comparison) -> str:
          [([r["eval_set"], rankers.get(r["ranker"], r["ranker"])],
            [_ranking_cell(r["by_run"].get(name)) for name in runs]) for r in comparison.ranking],
          "No ranking accuracy recorded for an evaluated iteration."),
-        (f"Reward model on held-out problems ({comparison.heldout_set}) after each training: value (count)",
+        (f"Reward model on held-out problems ({comparison.heldout_set}) after each training: value [95% interval] (n=count)",
          ["measure", "iteration"],
-         [([r["name"], str(r["iteration"])], [_measurement_cell(r["by_run"].get(name)) for name in runs])
+         [([r["name"], str(r["iteration"])], [measurement_text(r["by_run"].get(name)) for name in runs])
           for r in comparison.heldout],
          "No held-out measurements recorded yet."),
         ("Config differences", ["field"],

@@ -4,10 +4,13 @@ Two measurements, both stored (evaluations and measurements tables) and written 
 
 Held-out (`measure_heldout`, after every reward-model training, the loop's 'validate' stage). MBPP
 validation problems (`data.validation_splits`, never trained on) are sampled (N per problem) and
-executed once per generator and scored by rm-k. Recorded on eval set 'mbpp-validation':
+executed once per generator and scored by rm-k. Recorded on eval set 'mbpp-validation' (accuracies
+and differences with a 95% interval that resamples problems, `heldout_measurements`):
   pair_accuracy/<ranker>      on pairs built from them exactly as training pairs are (mining.py)
   ranking_accuracy/<ranker>   over every (passing, failing) sample pair within a problem
+  ranking_difference/<a>-<b>  ranking accuracy of a minus b over the problems both rank
   top1/<method>               pass@1 of each method (random, log-prob, reranker, ...)
+  top1_difference/<a>-<b>     pass@1 of a minus b over the same problems (measures.PASS_COMPARISONS)
   length_correlation/<x>      corr(passed, length) and corr(each ranker's score, length)
   lambda                      the weight of the combined ranker reward + λ·mean log-prob, fitted
                               here (best ranking accuracy on the grid LAMBDA_GRID) and used at evaluation
@@ -16,8 +19,8 @@ executed once per generator and scored by rm-k. Recorded on eval set 'mbpp-valid
 Evaluation (`evaluate_iteration`, the loop's 'evaluate' stage): greedy + N samples per problem of
 each `data.eval_benchmarks` ('humaneval' = MultiPL-E HumanEval in each of `data.eval_languages`,
 'mbpp' = the MBPP test split, 'jsonl:<path>' = your own problems), executed, scored by rm-k; pass@1
-of every method in measures.METHODS with bootstrap CIs, plus ranking accuracy and length
-correlations per eval set. The first `data.max_eval_problems` problems by task number.
+of every method in measures.METHODS with bootstrap CIs, plus ranking accuracies, their differences
+(with intervals) and length correlations per eval set. The first `data.max_eval_problems` problems by task number.
 
 Not covered here: the definitions of the measures (measures.py), the tables (reports.py) and
 figures (plots.py), sampling/execution/scoring machinery (stages.py), anything about training.
@@ -29,8 +32,9 @@ import re
 from lab import mining, plots
 from lab.config import LabConfig, UsageError
 from lab.execution import Executor
-from lab.measures import (HELDOUT_SET, RANKERS, length_correlation, pairwise_accuracy, pass_at_1_rows, problem_outcomes,
-                          ranking_accuracy)
+from lab.measures import (HELDOUT_SET, PASS_COMPARISONS, RANKERS, RANKING_COMPARISONS, bootstrap_ci, length_correlation,
+                          paired_difference_ci, pairwise_accuracy, pass_at_1_rows, pooled_accuracy_ci, problem_outcomes,
+                          ranking_accuracy, ranking_counts, ranking_difference_ci)
 from lab.problems import Problem, load_problems
 from lab.reports import heldout_markdown, ranking_markdown, table_markdown, write_csv
 from lab.stages import (ModelCache, RunContext, execute_candidates, reward_model_version, sample_candidates,
@@ -109,67 +113,108 @@ def fit_lambda(candidates: list[dict]) -> float | None:
     return None if best is None else best[1]
 
 
-def ranking_measurements(candidates: list[dict]) -> dict[str, tuple[float | None, int | None]]:
-    """Ranking accuracy and length correlation of each ranker, as Store.add_measurements values."""
-    values: dict[str, tuple[float | None, int | None]] = {}
-    ranking = ranking_accuracy(candidates)
-    for name, result in ranking.items():
-        values[f"ranking_accuracy/{name}"] = (result["accuracy"], result["pairs"])
-    values["ranking_problems"] = (ranking[RANKERS[0].name]["problems"], None)
+def ranking_measurements(candidates: list[dict]) -> dict[str, tuple]:
+    """Ranking accuracy of each ranker and the paired differences of RANKING_COMPARISONS (95% intervals
+    over problems), and the length correlations, as Store.add_measurements values."""
+    values: dict[str, tuple] = {}
+    for ranker in RANKERS:
+        values[f"ranking_accuracy/{ranker.name}"] = _accuracy_value(
+            pooled_accuracy_ci(ranking_counts(candidates, ranker.key)))
+    values["ranking_problems"] = (len(ranking_counts(candidates, RANKERS[0].key)), None)
+    for a, b in RANKING_COMPARISONS:
+        difference = ranking_difference_ci(candidates, a, b)
+        if difference["n_problems"]:
+            values[f"ranking_difference/{a}-{b}"] = _difference_value(difference)
     samples = sum(c["origin"] == "sample" and c.get("passed") is not None for c in candidates)
     for name, correlation in length_correlation(candidates).items():
         values[f"length_correlation/{name}"] = (correlation, samples)
     return values
 
 
-def _top1(candidates: list[dict]) -> dict[str, tuple[float | None, int | None]]:
+def _accuracy_value(result: dict) -> tuple:
+    return result["accuracy"], result["pairs"], result["ci_low"], result["ci_high"]
+
+
+def _difference_value(result: dict) -> tuple:
+    return result["difference"], result["n_problems"], result["ci_low"], result["ci_high"]
+
+
+def _top1(candidates: list[dict]) -> dict[str, tuple]:
+    """Top-1 pass of each method and the paired differences of PASS_COMPARISONS (95% intervals over problems)."""
     values = {}
-    for method, per_problem in problem_outcomes(candidates).items():
+    outcomes = problem_outcomes(candidates)
+    for method, per_problem in outcomes.items():
         if per_problem:
-            values[f"top1/{method}"] = (sum(per_problem.values()) / len(per_problem), len(per_problem))
+            values[f"top1/{method}"] = (sum(per_problem.values()) / len(per_problem), len(per_problem),
+                                        *bootstrap_ci(list(per_problem.values())))
+    for a, b in PASS_COMPARISONS:
+        if outcomes.get(a) and outcomes.get(b):
+            values[f"top1_difference/{a}-{b}"] = _difference_value(paired_difference_ci(outcomes[a], outcomes[b]))
     return values
 
 
-def _pair_accuracy(pairs: list[tuple[int, int, str]], score_of: dict[int, float]) -> tuple[float | None, int]:
-    scored = [(score_of[c], score_of[r]) for c, r, _ in pairs if c in score_of and r in score_of]
-    return pairwise_accuracy([c for c, _ in scored], [r for _, r in scored]), len(scored)
+def _pair_accuracy(pairs: list[tuple[int, int, str]], score_of: dict[int, float], problem_of: dict[int, str]) -> tuple:
+    """(accuracy, pairs, ci_low, ci_high) over the pairs both of whose sides have a score; the interval
+    resamples problems."""
+    counts: dict[str, tuple[float, int]] = {}
+    for chosen, rejected, _ in pairs:
+        if chosen in score_of and rejected in score_of:
+            right, n = counts.get(problem_of[chosen], (0.0, 0))
+            counts[problem_of[chosen]] = (right + pairwise_accuracy([score_of[chosen]], [score_of[rejected]]), n + 1)
+    return _accuracy_value(pooled_accuracy_ci(counts))
 
 
 # ---------------------------------------------------------------- held out: after every RM training
 
 def measure_heldout(run: RunContext, iteration: int) -> dict:
-    """Sample/execute (once per generator), score with rm-`iteration`, measure, store; returns the values."""
+    """Sample/execute (once per generator), score with rm-`iteration` (and rm-(iteration-1)), measure
+    (`heldout_measurements`), store; returns the values."""
     problems = run.problems("validation")
     if not problems:
         return {"skipped": "no validation problems (data.validation_splits / data.max_validation_problems)"}
-    sampled_in = run.generator_iteration(iteration) or 0  # the base model's samples live in iteration 0
-    generator, _ = run.generator_at(iteration)
-    ids = {p.id for p in problems}
+    sampled_in, generator, ids = _heldout_pool_of(run, iteration)
     sample_candidates(run, sampled_in, problems)
     execute_candidates(run, sampled_in, ids)
     pool = iteration_candidates(run.store, run.run_id, sampled_in, generator, ids, role="validation")
-    score_candidates(run, iteration, pool)
+    for scored_by in ([iteration - 1] if iteration >= 1 else []) + [iteration]:
+        score_candidates(run, scored_by, pool)
+    values = heldout_measurements(run, iteration)
+    run.store.add_measurements(run.run_id, iteration, HELDOUT_SET, values)
+    return {name: value for name, (value, *_) in values.items()}
+
+
+def _heldout_pool_of(run: RunContext, iteration: int) -> tuple[int, str, set[str]]:
+    """(iteration the samples are stored under, generator, problem ids) of rm-`iteration`'s held-out pool:
+    the validation problems sampled once per generator (the base model's samples live in iteration 0)."""
+    generator, _ = run.generator_at(iteration)
+    return run.generator_iteration(iteration) or 0, generator, {p.id for p in run.problems("validation")}
+
+
+def heldout_measurements(run: RunContext, iteration: int) -> dict[str, tuple]:
+    """rm-`iteration`'s measures on the held-out pool, from what the store holds (sampled, executed and
+    scored by `measure_heldout`): the values it stores, each (value, count[, ci_low, ci_high])."""
+    sampled_in, generator, ids = _heldout_pool_of(run, iteration)
     version = reward_model_version(run.name, iteration)
     candidates = iteration_candidates(run.store, run.run_id, sampled_in, generator, ids, version, role="validation")
     weight = fit_lambda(candidates)
     candidates = with_combined_score(candidates, weight)
+    problem_of = {c["id"]: c["problem_id"] for c in candidates}
 
-    values = {"problems": (len(problems), None), "lambda": (weight, None),
+    values = {"problems": (len(ids), None), "lambda": (weight, None),
               **ranking_measurements(candidates), **_top1(candidates)}
     pairs = mining.execution_pairs(candidates, run.config.reward.max_pairs_per_problem,
                                    balance_lengths=run.config.reward.balance_lengths)
     for ranker in RANKERS:
         score_of = {c["id"]: c[ranker.key] for c in candidates if c.get(ranker.key) is not None}
-        values[f"pair_accuracy/{ranker.name}"] = _pair_accuracy(pairs, score_of)
+        values[f"pair_accuracy/{ranker.name}"] = _pair_accuracy(pairs, score_of, problem_of)
     if iteration >= 1:
         previous = reward_model_version(run.name, iteration - 1)
-        score_candidates(run, iteration - 1, pool)
         before = iteration_candidates(run.store, run.run_id, sampled_in, generator, ids, previous, role="validation")
         hard = mining.hard_negative_pairs(before, run.config.mining, balance_lengths=run.config.reward.balance_lengths)
-        values["hard_negative_accuracy/before"] = _pair_accuracy(hard, {c["id"]: c["reward"] for c in before})
-        values["hard_negative_accuracy/after"] = _pair_accuracy(hard, {c["id"]: c["reward"] for c in candidates})
-    run.store.add_measurements(run.run_id, iteration, HELDOUT_SET, values)
-    return {name: value for name, (value, _) in values.items()}
+        values["hard_negative_accuracy/before"] = _pair_accuracy(hard, {c["id"]: c["reward"] for c in before}, problem_of)
+        values["hard_negative_accuracy/after"] = _pair_accuracy(hard, {c["id"]: c["reward"] for c in candidates},
+                                                                problem_of)
+    return values
 
 
 def heldout_lambda(store: Store, run_id: int, iteration: int) -> float | None:

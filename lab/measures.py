@@ -4,6 +4,7 @@
   problem_outcomes    per method, each problem's expected pass of the answer it picks
   pairwise_accuracy   of (chosen, rejected) score pairs, the fraction ordered right (ties count half)
   ranking_accuracy    pairwise accuracy over every (passing, failing) sample pair within a problem
+  pooled_accuracy_ci  an accuracy pooled from per-problem (right, pairs) counts, 95% interval over problems
   ranking_difference_ci   one ranker's ranking accuracy minus another's, 95% interval over problems
   length_correlation  Pearson correlation of a value (passing, a ranker's score) with completion length
   bootstrap_ci, paired_difference_ci   95% intervals over problems
@@ -47,6 +48,12 @@ METHODS: tuple[Method, ...] = (
 METHOD_NAMES = tuple(m.name for m in METHODS)
 METHOD_TITLES = {m.name: m.title for m in METHODS}
 RANKERS: tuple[Method, ...] = tuple(m for m in METHODS if m.key is not None)
+
+PASS_COMPARISONS = (("reranker", "random"), ("reranker", "logprob"), ("reranker", "greedy"),
+                    ("reranker+logprob", "logprob"), ("reranker+logprob", "reranker"))
+"""(a, b) method pairs whose pass@1 difference over the same problems is reported with a 95% interval."""
+RANKING_COMPARISONS = (("reranker", "logprob"), ("reranker+logprob", "logprob"), ("reranker+logprob", "reranker"))
+"""(a, b) ranker pairs whose ranking-accuracy difference over the same problems is reported the same way."""
 
 
 def _top_pick_pass_rate(samples: list[dict], key: str) -> float | None:
@@ -128,26 +135,45 @@ def ranking_accuracy(candidates: list[dict]) -> dict[str, dict]:
     return result
 
 
+def _resampled_accuracies(counts: Sequence[dict[str, tuple[float, int]]], problems: list[str], resamples: int,
+                         seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled accuracy of each of `counts` (problem_id -> (right, pairs)) over `problems`, and the same
+    for `resamples` draws of those problems with replacement: arrays (k,) and (resamples, k). A problem's
+    pairs share its samples, so problems, not pairs, are the independent draws."""
+    right = np.array([[c[p][0] for c in counts] for p in problems], dtype=float)
+    pairs = np.array([counts[0][p][1] for p in problems], dtype=float)
+    draws = np.random.default_rng(seed).integers(0, len(problems), size=(resamples, len(problems)))
+    return right.sum(axis=0) / pairs.sum(), right[draws].sum(axis=1) / pairs[draws].sum(axis=1)[:, None]
+
+
+def pooled_accuracy_ci(counts: dict[str, tuple[float, int]], *, resamples: int = 2000, seed: int = 0) -> dict:
+    """Accuracy pooled from per-problem counts (problem_id -> (pairs ordered right, pairs)), with a 95%
+    interval that resamples problems: {"accuracy", "ci_low", "ci_high", "n_problems", "pairs"}
+    (accuracy None and no interval without pairs)."""
+    problems = sorted(p for p, (_, n) in counts.items() if n)
+    if not problems:
+        return {"accuracy": None, "ci_low": None, "ci_high": None, "n_problems": 0, "pairs": 0}
+    accuracy, resampled = _resampled_accuracies([counts], problems, resamples, seed)
+    return {"accuracy": float(accuracy[0]), "ci_low": float(np.percentile(resampled[:, 0], 2.5)),
+            "ci_high": float(np.percentile(resampled[:, 0], 97.5)), "n_problems": len(problems),
+            "pairs": int(sum(counts[p][1] for p in problems))}
+
+
 def ranking_difference_ci(candidates: list[dict], a: str, b: str, *, resamples: int = 2000, seed: int = 0) -> dict:
     """Ranking accuracy of ranker `a` minus that of ranker `b` over the problems both rank, with a 95%
-    interval that resamples problems (a problem's pairs share its samples, so they are not independent
-    draws): {"difference", "ci_low", "ci_high", "n_problems", "pairs", "accuracy": {a:, b:}}."""
+    interval that resamples problems: {"difference", "ci_low", "ci_high", "n_problems", "pairs",
+    "accuracy": {a:, b:}}."""
     key = {m.name: m.key for m in RANKERS}
     counts_a, counts_b = ranking_counts(candidates, key[a]), ranking_counts(candidates, key[b])
     common = sorted(set(counts_a) & set(counts_b))
     if not common:
         return {"difference": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n_problems": 0,
                 "pairs": 0, "accuracy": {a: None, b: None}}
-    right = np.array([[counts_a[p][0], counts_b[p][0]] for p in common], dtype=float)
-    pairs = np.array([counts_a[p][1] for p in common], dtype=float)
-    accuracy = right.sum(axis=0) / pairs.sum()
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(common), size=(resamples, len(common)))
-    resampled = right[draws].sum(axis=1) / pairs[draws].sum(axis=1)[:, None]
+    accuracy, resampled = _resampled_accuracies([counts_a, counts_b], common, resamples, seed)
     differences = resampled[:, 0] - resampled[:, 1]
     return {"difference": float(accuracy[0] - accuracy[1]), "ci_low": float(np.percentile(differences, 2.5)),
-            "ci_high": float(np.percentile(differences, 97.5)), "n_problems": len(common), "pairs": int(pairs.sum()),
-            "accuracy": {a: float(accuracy[0]), b: float(accuracy[1])}}
+            "ci_high": float(np.percentile(differences, 97.5)), "n_problems": len(common),
+            "pairs": int(sum(counts_a[p][1] for p in common)), "accuracy": {a: float(accuracy[0]), b: float(accuracy[1])}}
 
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:

@@ -184,9 +184,11 @@ def hard_negatives_figure(per_iteration: list[dict]) -> Figure | None:
 def heldout_figure(measurements: list[dict]) -> Figure | None:
     """A panel per measure ('pair_accuracy', 'ranking_accuracy', 'top1', 'length_correlation', ...),
     x = iteration, a line per what it measures (the part of the name after '/': reranker, logprob,
-    random, passed). Rows: iteration, eval_set, name, value, count (Store.measurements); rows without
-    a value are left out. Accuracies show chance (0.5) as a dashed line."""
-    rows = [m for m in measurements if m.get("value") is not None]
+    random, passed), with error bars where the row has a 95% interval. Rows: iteration, eval_set, name,
+    value, count[, ci_low, ci_high] (Store.measurements); rows without a value, and bookkeeping names
+    without a '/' (problems, lambda), are left out. Accuracies show chance (0.5) as a dashed line,
+    differences ('*_difference') zero."""
+    rows = [m for m in measurements if m.get("value") is not None and "/" in m["name"]]
     if not rows:
         return None
     panels = list(dict.fromkeys((m["eval_set"], m["name"].partition("/")[0]) for m in rows))
@@ -198,12 +200,19 @@ def heldout_figure(measurements: list[dict]) -> Figure | None:
     for axis, (eval_set, measure) in zip(axes.flat, panels):
         lines = [m for m in rows if m["eval_set"] == eval_set and m["name"].partition("/")[0] == measure]
         for what in dict.fromkeys(m["name"].partition("/")[2] for m in lines):
-            points = sorted((m["iteration"], m["value"]) for m in lines if m["name"].partition("/")[2] == what)
-            axis.plot([k for k, _ in points], [v for _, v in points], marker="o", label=what or measure)
+            points = sorted((m["iteration"], m["value"], m.get("ci_low"), m.get("ci_high"))
+                            for m in lines if m["name"].partition("/")[2] == what)
+            errors = [[v - low if low is not None else 0 for _, v, low, _ in points],
+                      [high - v if high is not None else 0 for _, v, _, high in points]]
+            axis.errorbar([p[0] for p in points], [p[1] for p in points], yerr=errors, marker="o", capsize=3,
+                          label=what or measure)
         if measure.endswith("accuracy"):
             axis.axhline(0.5, color="grey", linestyle="--", linewidth=1)
-        axis.set(title=f"{eval_set}: {measure}", xlabel="iteration", xticks=iterations,
-                 ylim=(-1.05, 1.05) if measure.endswith("correlation") else (-0.02, 1.02))
+        if measure.endswith("difference"):
+            axis.axhline(0.0, color="grey", linestyle="--", linewidth=1)
+        else:
+            axis.set_ylim((-1.05, 1.05) if measure.endswith("correlation") else (-0.02, 1.02))
+        axis.set(title=f"{eval_set}: {measure}", xlabel="iteration", xticks=iterations)
         axis.title.set_fontsize(9)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)

@@ -42,6 +42,33 @@ def _percent(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{100 * value:.{digits}f}"
 
 
+def _percent_with_interval(row: dict | None) -> str:
+    """A measurement row's value as a percentage with its 95% interval, e.g. '73.9 (68.2–79.0)'."""
+    if row is None or row.get("value") is None:
+        return "–"
+    if row.get("ci_low") is None:
+        return _percent(row["value"])
+    return f"{_percent(row['value'])} ({_percent(row['ci_low'])}–{_percent(row['ci_high'])})"
+
+
+def measurement_text(row: dict | None) -> str:
+    """A Store.measurements row as one cell: value [95% interval] (n=count), the parts it has."""
+    if row is None:
+        return "–"
+    text = "–" if row["value"] is None else f"{row['value']:.3f}"
+    if row.get("ci_low") is not None and row.get("ci_high") is not None:
+        text += f" [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+    return text if row["count"] is None else f"{text} (n={row['count']})"
+
+
+def _points_with_interval(row: dict | None) -> str:
+    """A difference row in percentage points with its 95% interval, e.g. '-8.2 (-14.6 to -1.8)'."""
+    if row is None or row.get("value") is None:
+        return "–"
+    text = f"{100 * row['value']:+.1f}"
+    return text if row.get("ci_low") is None else f"{text} ({100 * row['ci_low']:+.1f} to {100 * row['ci_high']:+.1f})"
+
+
 def table_markdown(rows: list[dict]) -> str:
     """Table 1 layout: a row per (iteration, method), a column per benchmark/language (pass@1 in %,
     95% CI and number of problems), plus the average over HumanEval languages when there are several."""
@@ -88,20 +115,23 @@ def ranking_markdown(measurements: list[dict], eval_sets: list[str] | None = Non
         return ""
     rankers = [r.name for r in RANKERS]
     lines = ["Ranking accuracy: of a problem's (passing, failing) sample pairs, the fraction each ranker orders "
-             "right (ties half; 50 is chance). corr(·, length): Pearson correlation with completion length.", "",
+             "right (ties half; 50 is chance), with a 95% interval that resamples problems; the difference is "
+             "over the problems both rank. corr(·, length): Pearson correlation with completion length.", "",
              "| iteration | eval set | problems | pairs | " + " | ".join(METHOD_TITLES[r] for r in rankers)
-             + " | corr(passed, length) | " + " | ".join(f"corr({r}, length)" for r in rankers) + " |",
-             "|" + "---|" * (5 + 2 * len(rankers))]
+             + " | reranker − log-prob, points | corr(passed, length) | "
+             + " | ".join(f"corr({r}, length)" for r in rankers) + " |",
+             "|" + "---|" * (6 + 2 * len(rankers))]
     for (iteration, eval_set), values in sorted(grouped.items()):
         first = values.get(f"ranking_accuracy/{rankers[0]}")
         if first is None:
             continue
         problems = values.get("ranking_problems", {}).get("value")
-        accuracies = [_percent(values.get(f"ranking_accuracy/{r}", {}).get("value")) for r in rankers]
+        accuracies = [_percent_with_interval(values.get(f"ranking_accuracy/{r}")) for r in rankers]
+        difference = _points_with_interval(values.get("ranking_difference/reranker-logprob"))
         correlations = [_signed(values.get(f"length_correlation/{name}", {}).get("value"))
                         for name in ["passed", *rankers]]
         lines.append(f"| {iteration} | {eval_set} | {'–' if problems is None else int(problems)} | {first['count']} | "
-                     + " | ".join(accuracies) + " | " + " | ".join(correlations) + " |")
+                     + " | ".join(accuracies) + f" | {difference} | " + " | ".join(correlations) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -116,16 +146,18 @@ def heldout_markdown(measurements: list[dict], eval_set: str = HELDOUT_SET) -> s
     grouped = {k: v for k, v in _by_set(measurements).items() if k[1] == eval_set}
     if not grouped:
         return ""
-    lines = [f"Held-out reward-model measures ({eval_set}: problems never trained on), after each RM training.", "",
+    lines = [f"Held-out reward-model measures ({eval_set}: problems never trained on), after each RM training; "
+             "in brackets 95% intervals that resample problems, differences in points over the same problems.", "",
              "| rm | problems | pair accuracy (pairs) | top-1 random | top-1 log-prob | top-1 reranker | "
-             "top-1 reranker+λ·lp (λ) | hard negatives before → after (pairs) |", "|---|---|---|---|---|---|---|---|"]
+             "reranker − random | reranker − log-prob | top-1 reranker+λ·lp (λ) | hard negatives before → after (pairs) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for (iteration, _), values in sorted(grouped.items()):
         def value(name):
             return values.get(name, {}).get("value")
 
         def count(name):
             return values.get(name, {}).get("count")
-        pair = f"{_percent(value('pair_accuracy/reranker'))} ({count('pair_accuracy/reranker') or 0})"
+        pair = f"{_percent_with_interval(values.get('pair_accuracy/reranker'))} ({count('pair_accuracy/reranker') or 0})"
         lam = value("lambda")
         combined = f"{_percent(value('top1/reranker+logprob'))} (λ={lam:g})" if lam is not None else "–"
         before, after = value("hard_negative_accuracy/before"), value("hard_negative_accuracy/after")
@@ -134,7 +166,9 @@ def heldout_markdown(measurements: list[dict], eval_set: str = HELDOUT_SET) -> s
         problems = value("problems")
         lines.append(f"| rm-{iteration} | {'–' if problems is None else int(problems)} | {pair} | "
                      f"{_percent(value('top1/random'))} | {_percent(value('top1/logprob'))} | "
-                     f"{_percent(value('top1/reranker'))} | {combined} | {hard} |")
+                     f"{_percent(value('top1/reranker'))} | "
+                     f"{_points_with_interval(values.get('top1_difference/reranker-random'))} | "
+                     f"{_points_with_interval(values.get('top1_difference/reranker-logprob'))} | {combined} | {hard} |")
     return "\n".join(lines) + "\n"
 
 

@@ -185,6 +185,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, iteration, eval_set, name)
     );
     """,
+    # version 4: a 95% interval beside a measurement where one is defined (NULL where not)
+    """
+    ALTER TABLE measurements ADD COLUMN ci_low REAL;
+    ALTER TABLE measurements ADD COLUMN ci_high REAL;
+    """,
 ]
 
 
@@ -194,6 +199,10 @@ class StoreError(RuntimeError):
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _real(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def cap_output(text: str) -> str:
@@ -650,17 +659,18 @@ class Store:
                   r.get("ci_high"), r["n_problems"], now()) for r in rows],
             )
 
-    def add_measurements(self, run_id: int, iteration: int, eval_set: str,
-                         values: dict[str, tuple[float | None, int | None]]) -> None:
-        """name -> (value, count) measured in `iteration` on `eval_set` (e.g. 'mbpp-validation');
-        names such as 'pair_accuracy/reranker' or 'length_correlation/passed'. Replaces earlier ones."""
+    def add_measurements(self, run_id: int, iteration: int, eval_set: str, values: dict[str, tuple]) -> None:
+        """name -> (value, count) or (value, count, ci_low, ci_high) measured in `iteration` on `eval_set`
+        (e.g. 'mbpp-validation'); names such as 'pair_accuracy/reranker' or 'length_correlation/passed'.
+        Replaces earlier ones."""
+        rows = []
+        for name, (value, count, *interval) in values.items():
+            low, high = interval or (None, None)
+            rows.append((run_id, iteration, eval_set, name, _real(value), count, _real(low), _real(high), now()))
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO measurements (run_id, iteration, eval_set, name, value, count, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, iteration, eval_set, name, None if value is None else float(value), count, now())
-                 for name, (value, count) in values.items()],
-            )
+                "INSERT OR REPLACE INTO measurements (run_id, iteration, eval_set, name, value, count, ci_low, ci_high, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def measurements(self, run_id: int, eval_set: str | None = None) -> list[dict]:
         where, params = "run_id = ?", [run_id]

@@ -25,17 +25,15 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lab.config import make_config, repo_root  # noqa: E402
-from lab.evaluation import eval_problems, heldout_lambda, iteration_candidates, with_combined_score  # noqa: E402
+from lab.evaluation import (eval_problems, heldout_lambda, heldout_measurements, iteration_candidates,  # noqa: E402
+                            with_combined_score)
 from lab.launcher import stored_run_config  # noqa: E402
-from lab.measures import (HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, bootstrap_ci, length_correlation,  # noqa: E402
-                          paired_difference_ci, problem_outcomes, ranking_accuracy, ranking_difference_ci)
+from lab.measures import (METHOD_NAMES, METHOD_TITLES, PASS_COMPARISONS, RANKING_COMPARISONS, bootstrap_ci,  # noqa: E402
+                          length_correlation, paired_difference_ci, problem_outcomes, ranking_accuracy,
+                          ranking_difference_ci)
 from lab.models import SAMPLING_WEIGHTS  # noqa: E402
 from lab.stages import ModelCache, RunContext, execute_candidates, reward_model_version, sample_candidates  # noqa: E402
 from lab.store import Store  # noqa: E402
-
-COMPARISONS = (("reranker", "random"), ("reranker", "logprob"), ("reranker", "greedy"),
-               ("reranker+logprob", "logprob"), ("reranker+logprob", "reranker"))
-RANKING_COMPARISONS = (("reranker", "logprob"), ("reranker+logprob", "logprob"), ("reranker+logprob", "reranker"))
 
 
 def git_commit() -> str:
@@ -87,7 +85,8 @@ def main() -> int:
                 sample_candidates(run, k, problems, origins=("greedy",), generator=(big, None), models=models)
             execute_candidates(run, k, problem_ids)
             answers["bigger greedy"] = problem_outcomes(iteration_candidates(store, run.run_id, k, big, problem_ids))["greedy"]
-        heldout = {m["name"]: m["value"] for m in store.measurements(run.run_id, HELDOUT_SET) if m["iteration"] == k}
+        # recomputed from the stored candidates and scores, so runs measured before intervals were stored get them
+        heldout = heldout_measurements(run, k) if run.problems("validation") else {}
 
     ranking = ranking_accuracy(candidates)
     result = {
@@ -100,13 +99,15 @@ def main() -> int:
         "ranking_pairs": ranking["reranker"]["pairs"],
         "ranking_problems": ranking["reranker"]["problems"],
         "ranking_differences": {f"{a} - {b}": ranking_difference_ci(candidates, a, b) for a, b in RANKING_COMPARISONS},
-        "heldout_pair_accuracy": heldout.get("pair_accuracy/reranker"),
-        "heldout": heldout,
+        "heldout_pair_accuracy": heldout.get("pair_accuracy/reranker", (None,))[0],
+        "heldout": {name: value for name, (value, *_) in heldout.items()},
+        "heldout_ci": {name: interval for name, (_, _, *interval) in heldout.items() if interval},
+        "heldout_counts": {name: count for name, (_, count, *_) in heldout.items()},
         "length_correlation": length_correlation(candidates),
         "paired_differences": {},
         "config": stored_config,
     }
-    comparisons = list(COMPARISONS) + ([("reranker", "bigger greedy"), ("logprob", "bigger greedy")] if args.big else [])
+    comparisons = list(PASS_COMPARISONS) + ([("reranker", "bigger greedy"), ("logprob", "bigger greedy")] if args.big else [])
     for a, b in comparisons:
         if answers.get(a) and answers.get(b):
             result["paired_differences"][f"{a} - {b}"] = paired_difference_ci(answers[a], answers[b])
@@ -129,6 +130,23 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
+def _heldout_line(result: dict) -> str:
+    def measure(name: str, title: str, points: bool = False) -> str | None:
+        value = result["heldout"].get(name)
+        if value is None:
+            return None
+        low, high = result["heldout_ci"].get(name, (None, None))
+        interval = "" if low is None else (f" ({100 * low:+.1f} to {100 * high:+.1f})" if points
+                                           else f" ({_percent(low)}–{_percent(high)})")
+        shown = f"{100 * value:+.1f} points" if points else _percent(value)
+        return f"{title} {shown}{interval}, n={result['heldout_counts'].get(name)}"
+    parts = [measure("pair_accuracy/reranker", "pair accuracy"), measure("pair_accuracy/logprob", "log-prob's"),
+             measure("ranking_difference/reranker-logprob", "ranking accuracy reranker − log-prob", points=True),
+             measure("top1_difference/reranker-random", "top-1 reranker − random", points=True),
+             measure("top1_difference/reranker-logprob", "top-1 reranker − log-prob", points=True)]
+    return "; ".join(part for part in parts if part) or "not measured"
+
+
 def format_headline(result: dict, big: str | None) -> str:
     lines = [f"# Headline, run {result['run']!r}, iteration {result['iteration']}: HumanEval-py (MultiPL-E), "
              f"{result['problems']} problems, N={result['num_samples']}, commit {result['commit'][:10]}", "",
@@ -147,8 +165,7 @@ def format_headline(result: dict, big: str | None) -> str:
                           for name, d in result["ranking_differences"].items() if d["n_problems"]),
               "correlation with completion length: "
               + ", ".join(f"{m} {'–' if v is None else f'{v:+.2f}'}" for m, v in result["length_correlation"].items()),
-              f"held-out MBPP-validation pair accuracy of rm-{result['iteration']}: "
-              f"{_percent(result['heldout_pair_accuracy'])}", "",
+              f"held-out MBPP-validation (rm-{result['iteration']}): " + _heldout_line(result), "",
               "| paired difference (same problems) | mean, points | 95% CI | problems |", "|---|---|---|---|"]
     for name, d in result["paired_differences"].items():
         lines.append(f"| {name} | {100 * d['difference']:+.1f} | {100 * d['ci_low']:+.1f} to {100 * d['ci_high']:+.1f} "

@@ -181,4 +181,4 @@ def test_the_metrics_tab_compares_two_runs(chromium, tmp_path):
         expect(comparison).to_contain_text("baseline (iteration 1), cooler (iteration 1)")
         expect(comparison.locator("table").first).to_contain_text("75.0")
         expect(comparison.locator("tr", has_text="sampling.temperature")).to_contain_text("0.4")
-        expect(comparison.locator("tr", has_text="pair_accuracy/reranker")).to_contain_text("0.250 (12)")
+        expect(comparison.locator("tr", has_text="pair_accuracy/reranker")).to_contain_text("0.250 (n=12)")

@@ -78,7 +78,7 @@ def test_the_markdown_has_the_four_sections_and_escapes_cells(store):
         assert f"#### {heading}" in markdown
     assert "| humaneval | py | trained reranker top-1 | 20.0 (0–100) | – |" in markdown
     assert "| note | (not set) | a\\|b |" in markdown
-    assert "| pair_accuracy/reranker | 2 | 0.700 (20) | – |" in markdown
+    assert "| pair_accuracy/reranker | 2 | 0.700 (n=20) | – |" in markdown
     assert "| humaneval-py | trained reranker top-1 | 50.0 (n=2) | – |" in markdown
 
 

@@ -4,8 +4,8 @@ import math
 import pytest
 
 from lab.measures import (bootstrap_ci, length_correlation, paired_difference_ci, pairwise_accuracy,
-                          pass_at_1_rows as evaluation_rows, problem_outcomes, ranking_accuracy,
-                          ranking_difference_ci)
+                          pass_at_1_rows as evaluation_rows, pooled_accuracy_ci, problem_outcomes, ranking_accuracy,
+                          ranking_counts, ranking_difference_ci)
 from lab.reports import ranking_markdown, table_markdown, write_csv
 from lab.plots import plot_pass_at_1, plot_pass_at_1_bars, plot_reward_histograms, plot_training_curves
 
@@ -150,3 +150,15 @@ def test_ranking_difference_only_over_problems_both_rankers_rank():
     assert result["difference"] == pytest.approx(ranking["reranker"]["accuracy"] - ranking["logprob"]["accuracy"])
     assert result["ci_low"] <= result["difference"] <= result["ci_high"]
     assert ranking_difference_ci(rows, "reranker+logprob", "logprob")["n_problems"] == 0
+
+
+def test_pooled_accuracy_interval_spans_the_problems_not_the_pairs():
+    # 50 pairs all right in one problem, 50 all wrong in another: 100 pairs at 0.5, but only two problems,
+    # so a draw of the same problem twice (half the draws) lands on 0 or 1 and the interval spans [0, 1]
+    result = pooled_accuracy_ci({"good": (50.0, 50), "bad": (0.0, 50), "no pairs": (0.0, 0)})
+    assert (result["accuracy"], result["pairs"], result["n_problems"]) == (0.5, 100, 2)
+    assert (result["ci_low"], result["ci_high"]) == (0.0, 1.0)
+    assert pooled_accuracy_ci({})["accuracy"] is None and pooled_accuracy_ci({})["ci_low"] is None
+    pooled = pooled_accuracy_ci(ranking_counts(CANDIDATES, "reward"))
+    assert pooled["accuracy"] == ranking_accuracy(CANDIDATES)["reranker"]["accuracy"]
+    assert pooled["ci_low"] <= pooled["accuracy"] <= pooled["ci_high"]

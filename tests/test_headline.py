@@ -1,11 +1,14 @@
 """scripts/headline.py on a finished tiny run: the issue's keys, fractions in [0, 1], problem counts
-that agree with each other, and paired differences only over problems both sides cover."""
+that agree with each other, paired differences only over problems both sides cover, and held-out
+measures recomputed from the store that equal what the loop's validate stage stored."""
 import json
 import subprocess
 import sys
 
 from lab import loop
 from lab.config import make_config, repo_root
+from lab.measures import HELDOUT_SET
+from lab.store import Store
 
 SMALL = {"data.max_train_problems": "2", "data.max_validation_problems": "2", "data.max_eval_problems": "3",
          "sampling.num_samples": "3", "sampling.max_new_tokens": "12", "sft.max_steps": "2", "reward.max_steps": "2",
@@ -33,3 +36,14 @@ def test_headline_of_an_evaluated_run(tmp_path):
     for difference in result["paired_differences"].values():
         assert difference["n_problems"] <= result["problems"]
     assert f"{result['problems']} problems" in done.stdout and "ranking accuracy, paired" in done.stdout
+    with Store(config.store_path) as store:
+        stored = {m["name"]: m for m in store.measurements(store.run_id(config.run_name), HELDOUT_SET)
+                  if m["iteration"] == result["iteration"]}
+    assert stored and set(result["heldout"]) == set(stored)
+    for name, value in result["heldout"].items():
+        assert value == stored[name]["value"] and result["heldout_counts"][name] == stored[name]["count"], name
+        if name in result["heldout_ci"]:
+            low, high = result["heldout_ci"][name]
+            assert [low, high] == [stored[name]["ci_low"], stored[name]["ci_high"]], name
+            assert low is None or low <= value <= high, name
+    assert result["heldout_pair_accuracy"] == stored["pair_accuracy/reranker"]["value"]

@@ -66,6 +66,22 @@ def test_heldout_curves_have_a_panel_per_measure_and_skip_missing_values():
     assert figure.axes[3].get_ylim()[0] < -1 < 0 < figure.axes[0].get_ylim()[0] + 0.1
 
 
+def test_heldout_intervals_are_error_bars_differences_centre_on_zero_and_counts_are_not_plotted():
+    rows = [{"iteration": 0, "eval_set": "v", "name": "pair_accuracy/reranker", "value": 0.7, "count": 80,
+             "ci_low": 0.6, "ci_high": 0.78},
+            {"iteration": 0, "eval_set": "v", "name": "top1_difference/reranker-random", "value": -0.25, "count": 40,
+             "ci_low": -0.4, "ci_high": -0.1},
+            {"iteration": 0, "eval_set": "v", "name": "problems", "value": 84.0, "count": None}]
+    figure = plots.heldout_figure(rows)
+    assert [axis.get_title() for axis in figure.axes if axis.get_visible()] == [
+        "v: pair_accuracy", "v: top1_difference"]
+    accuracy, difference = figure.axes[0], figure.axes[1]
+    bar_ends = [y for collection in accuracy.collections for segment in collection.get_segments() for _, y in segment]
+    assert min(bar_ends) == 0.6 and max(bar_ends) == 0.78
+    low, high = difference.get_ylim()
+    assert low <= -0.4 and -0.1 <= high and 0 in [line.get_ydata()[0] for line in difference.get_lines()]
+
+
 def test_the_png_wrappers_keep_their_names_and_write_files(tmp_path):
     candidates = [{"reward": i / 7, "passed": i % 3 == 0} for i in range(20)]
     metrics = [{"iteration": k, "stage": "ppo", "name": name, "step": step, "value": step / 3}

@@ -161,6 +161,25 @@ def test_a_newer_schema_is_refused_and_an_old_one_upgraded(tmp_path):
     assert Store(fresh).schema_version == len(MIGRATIONS)
 
 
+def test_measurements_stored_before_intervals_existed_keep_their_values_and_gain_empty_intervals(tmp_path):
+    path = tmp_path / "lab.sqlite"
+    with sqlite3.connect(path) as db:  # the schema as version 3 left it, with a measurement in it
+        for script in MIGRATIONS[:3]:
+            db.executescript(script)
+        db.execute("PRAGMA user_version = 3")
+        db.execute("INSERT INTO runs (name, preset, config_json, created_at) VALUES ('old', 'cpu', '{}', 'then')")
+        db.execute("INSERT INTO measurements VALUES (1, 0, 'mbpp-validation', 'pair_accuracy/reranker', 0.7, 20, 'then')")
+    with Store(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        (old,) = store.measurements(1)
+        assert (old["value"], old["count"], old["ci_low"], old["ci_high"]) == (0.7, 20, None, None)
+        store.add_measurements(1, 1, "mbpp-validation", {"pair_accuracy/reranker": (0.8, 30, 0.7, 0.9),
+                                                         "lambda": (4.0, None)})
+        new = {m["name"]: m for m in store.measurements(1) if m["iteration"] == 1}
+        assert (new["pair_accuracy/reranker"]["ci_low"], new["pair_accuracy/reranker"]["ci_high"]) == (0.7, 0.9)
+        assert new["lambda"]["ci_low"] is None and new["lambda"]["count"] is None
+
+
 WRITER = r"""
 import sys, time
 from lab.store import Store
