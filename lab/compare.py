@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from lab.config import UsageError, config_difference
 from lab.measures import HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, RANKERS
-from lab.reports import measurement_text
+from lab.reports import measurement_text, percent_with_interval
 from lab.store import Store
 
 @dataclass
@@ -98,18 +98,16 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
-def _interval(row: dict) -> str:
-    if row.get("ci_low") is None or row.get("ci_high") is None:
-        return ""
-    return f" ({100 * row['ci_low']:.0f}–{100 * row['ci_high']:.0f})"
-
-
 def _pass_cell(row: dict | None) -> str:
-    return "–" if row is None else f"{_percent(row['pass_at_1'])}{_interval(row)}"
+    if row is None:
+        return "–"
+    interval = (f" ({100 * row['ci_low']:.0f}–{100 * row['ci_high']:.0f})"
+                if row.get("ci_low") is not None and row.get("ci_high") is not None else "")
+    return f"{_percent(row['pass_at_1'])}{interval}"
 
 
 def _ranking_cell(row: dict | None) -> str:
-    return "–" if row is None else f"{_percent(row['value'])}{_interval(row)} (n={row['count']})"
+    return "–" if row is None else f"{percent_with_interval(row)} (n={row['count']})"
 
 
 def _config_value(value) -> str:

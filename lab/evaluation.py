@@ -116,11 +116,10 @@ def fit_lambda(candidates: list[dict]) -> float | None:
 def ranking_measurements(candidates: list[dict]) -> dict[str, tuple]:
     """Ranking accuracy of each ranker and the paired differences of RANKING_COMPARISONS (95% intervals
     over problems), and the length correlations, as Store.add_measurements values."""
-    values: dict[str, tuple] = {}
-    for ranker in RANKERS:
-        values[f"ranking_accuracy/{ranker.name}"] = _accuracy_value(
-            pooled_accuracy_ci(ranking_counts(candidates, ranker.key)))
-    values["ranking_problems"] = (len(ranking_counts(candidates, RANKERS[0].key)), None)
+    counts = {ranker.name: ranking_counts(candidates, ranker.key) for ranker in RANKERS}
+    values: dict[str, tuple] = {f"ranking_accuracy/{name}": _accuracy_value(pooled_accuracy_ci(per_problem))
+                                for name, per_problem in counts.items()}
+    values["ranking_problems"] = (len(counts[RANKERS[0].name]), None)
     for a, b in RANKING_COMPARISONS:
         difference = ranking_difference_ci(candidates, a, b)
         if difference["n_problems"]:

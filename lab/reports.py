@@ -6,6 +6,8 @@ and the notebooks.
   ranking_markdown      ranking accuracy and length correlation of each ranker, per eval set
   heldout_markdown      what each reward model measured on held-out MBPP validation problems
   write_csv             the pass@1 rows as CSV
+  measurement_text, percent_with_interval, points_with_interval   one measurement as a cell
+                        (value, 95% interval, count), shared by the app, `eval --compare` and headline.py
 
 Not covered here: computing the numbers (measures.py, evaluation.py), figures (plots.py).
 """
@@ -42,7 +44,7 @@ def _percent(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{100 * value:.{digits}f}"
 
 
-def _percent_with_interval(row: dict | None) -> str:
+def percent_with_interval(row: dict | None) -> str:
     """A measurement row's value as a percentage with its 95% interval, e.g. '73.9 (68.2–79.0)'."""
     if row is None or row.get("value") is None:
         return "–"
@@ -61,7 +63,7 @@ def measurement_text(row: dict | None) -> str:
     return text if row["count"] is None else f"{text} (n={row['count']})"
 
 
-def _points_with_interval(row: dict | None) -> str:
+def points_with_interval(row: dict | None) -> str:
     """A difference row in percentage points with its 95% interval, e.g. '-8.2 (-14.6 to -1.8)'."""
     if row is None or row.get("value") is None:
         return "–"
@@ -126,8 +128,8 @@ def ranking_markdown(measurements: list[dict], eval_sets: list[str] | None = Non
         if first is None:
             continue
         problems = values.get("ranking_problems", {}).get("value")
-        accuracies = [_percent_with_interval(values.get(f"ranking_accuracy/{r}")) for r in rankers]
-        difference = _points_with_interval(values.get("ranking_difference/reranker-logprob"))
+        accuracies = [percent_with_interval(values.get(f"ranking_accuracy/{r}")) for r in rankers]
+        difference = points_with_interval(values.get("ranking_difference/reranker-logprob"))
         correlations = [_signed(values.get(f"length_correlation/{name}", {}).get("value"))
                         for name in ["passed", *rankers]]
         lines.append(f"| {iteration} | {eval_set} | {'–' if problems is None else int(problems)} | {first['count']} | "
@@ -157,7 +159,7 @@ def heldout_markdown(measurements: list[dict], eval_set: str = HELDOUT_SET) -> s
 
         def count(name):
             return values.get(name, {}).get("count")
-        pair = f"{_percent_with_interval(values.get('pair_accuracy/reranker'))} ({count('pair_accuracy/reranker') or 0})"
+        pair = f"{percent_with_interval(values.get('pair_accuracy/reranker'))} ({count('pair_accuracy/reranker') or 0})"
         lam = value("lambda")
         combined = f"{_percent(value('top1/reranker+logprob'))} (λ={lam:g})" if lam is not None else "–"
         before, after = value("hard_negative_accuracy/before"), value("hard_negative_accuracy/after")
@@ -167,8 +169,8 @@ def heldout_markdown(measurements: list[dict], eval_set: str = HELDOUT_SET) -> s
         lines.append(f"| rm-{iteration} | {'–' if problems is None else int(problems)} | {pair} | "
                      f"{_percent(value('top1/random'))} | {_percent(value('top1/logprob'))} | "
                      f"{_percent(value('top1/reranker'))} | "
-                     f"{_points_with_interval(values.get('top1_difference/reranker-random'))} | "
-                     f"{_points_with_interval(values.get('top1_difference/reranker-logprob'))} | {combined} | {hard} |")
+                     f"{points_with_interval(values.get('top1_difference/reranker-random'))} | "
+                     f"{points_with_interval(values.get('top1_difference/reranker-logprob'))} | {combined} | {hard} |")
     return "\n".join(lines) + "\n"
 
 

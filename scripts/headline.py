@@ -32,6 +32,7 @@ from lab.measures import (METHOD_NAMES, METHOD_TITLES, PASS_COMPARISONS, RANKING
                           length_correlation, paired_difference_ci, problem_outcomes, ranking_accuracy,
                           ranking_difference_ci)
 from lab.models import SAMPLING_WEIGHTS  # noqa: E402
+from lab.reports import percent_with_interval, points_with_interval  # noqa: E402
 from lab.stages import ModelCache, RunContext, execute_candidates, reward_model_version, sample_candidates  # noqa: E402
 from lab.store import Store  # noqa: E402
 
@@ -131,19 +132,17 @@ def _percent(value: float | None) -> str:
 
 
 def _heldout_line(result: dict) -> str:
-    def measure(name: str, title: str, points: bool = False) -> str | None:
-        value = result["heldout"].get(name)
-        if value is None:
+    def measure(name: str, title: str, shown=percent_with_interval) -> str | None:
+        if result["heldout"].get(name) is None:
             return None
         low, high = result["heldout_ci"].get(name, (None, None))
-        interval = "" if low is None else (f" ({100 * low:+.1f} to {100 * high:+.1f})" if points
-                                           else f" ({_percent(low)}–{_percent(high)})")
-        shown = f"{100 * value:+.1f} points" if points else _percent(value)
-        return f"{title} {shown}{interval}, n={result['heldout_counts'].get(name)}"
+        row = {"value": result["heldout"][name], "ci_low": low, "ci_high": high}
+        return f"{title} {shown(row)}, n={result['heldout_counts'].get(name)}"
     parts = [measure("pair_accuracy/reranker", "pair accuracy"), measure("pair_accuracy/logprob", "log-prob's"),
-             measure("ranking_difference/reranker-logprob", "ranking accuracy reranker − log-prob", points=True),
-             measure("top1_difference/reranker-random", "top-1 reranker − random", points=True),
-             measure("top1_difference/reranker-logprob", "top-1 reranker − log-prob", points=True)]
+             measure("ranking_difference/reranker-logprob", "ranking accuracy reranker − log-prob, points",
+                     points_with_interval),
+             measure("top1_difference/reranker-random", "top-1 reranker − random, points", points_with_interval),
+             measure("top1_difference/reranker-logprob", "top-1 reranker − log-prob, points", points_with_interval)]
     return "; ".join(part for part in parts if part) or "not measured"
 
 
