@@ -234,6 +234,11 @@ class LoopConfig:
     train_samples: int | None = None
     """Candidates sampled per training problem in each iteration; None = sampling.num_samples
     (which is also N at evaluation)."""
+    resample: str = "all"
+    """Which training problems iteration k >= 1 samples again: 'all' (the paper's loop), or 'mixed':
+    those whose candidates so far include both a pass and a fail (labels count), the only ones where
+    new samples are likely to hold a hard negative and a positive to pair it with. With PPO off the
+    generator does not change, so 'mixed' spends the sampling time where mining can use it."""
 
 
 @dataclass

@@ -161,6 +161,17 @@ def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimat
             seconds += sampling(heldout) + executing({"py": heldout})
         return StageEstimate(k, "validate", seconds if heldout else 0.0, f"{heldout} held-out candidates")
 
+    def evaluate(k: int) -> StageEstimate:
+        """Greedy + N samples of each evaluation set from each new generator (the first evaluation samples
+        gen-0), scored by rm-k and rm-(k-1); an unchanged generator's are scored by rm-k only."""
+        new_generator = k == 1 or ppo.enabled
+        seconds = load(1 + new_generator) + scoring(eval_candidates * (1 + new_generator))
+        if new_generator:
+            seconds += sampling(eval_candidates) + executing(eval_programs)
+        return StageEstimate(k, "evaluate", seconds, ", ".join(
+            f"{benchmark}-{language} {count} problems" for (benchmark, language), count in eval_sets.items())
+            + f" x (greedy + {n} samples)" + ("" if new_generator else ", sampled before"))
+
     stages = [
         StageEstimate(0, "sft", load() + sft.max_steps * sft_step if sft.enabled else 0.0,
                       f"{sft.max_steps} steps" if sft.enabled else "off"),
@@ -171,20 +182,19 @@ def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimat
         train_rm,
         validate(0),
     ]
+    at_most = "at most " if config.loop.resample == "mixed" else ""  # only problems seen both passing and failing
     for k in range(1, iterations + 1):
         stages += [
             StageEstimate(k, "ppo", load(3) + ppo_steps * ppo_step if ppo.enabled else 0.0,
                           f"{ppo_steps} steps" if ppo.enabled else "off"),
-            StageEstimate(k, "sample", load() + sampling(train_candidates), f"{train_candidates} candidates"),
-            StageEstimate(k, "execute", executing({"py": train_candidates}), f"{train_candidates} programs"),
+            StageEstimate(k, "sample", load() + sampling(train_candidates), f"{at_most}{train_candidates} candidates"),
+            StageEstimate(k, "execute", executing({"py": train_candidates}), f"{at_most}{train_candidates} programs"),
             StageEstimate(k, "score", load() + scoring(train_candidates + references),
                           f"{train_candidates + references} candidates"),
             StageEstimate(k, "mine", 0.0, ""),
             StageEstimate(k, "train_rm", train_rm.seconds, train_rm.work),
             validate(k),
-            StageEstimate(k, "evaluate", load(2) + sampling(eval_candidates) + executing(eval_programs) + scoring(eval_candidates),
-                          ", ".join(f"{benchmark}-{language} {count} problems" for (benchmark, language), count in eval_sets.items())
-                          + f" x (greedy + {n} samples)"),
+            evaluate(k),
         ]
     return JobEstimate(tuple(stages), calibrated, basis,
                        IMPORTS_S + (GGUF_CONVERSION_S * scale if _needs_conversion(config) else 0.0))

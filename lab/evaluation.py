@@ -22,6 +22,11 @@ each `data.eval_benchmarks` ('humaneval' = MultiPL-E HumanEval in each of `data.
 of every method in measures.METHODS with bootstrap CIs, plus ranking accuracies, their differences
 (with intervals) and length correlations per eval set. The first `data.max_eval_problems` problems by task number.
 
+Both sample once per generator (`sampled_in`): a generator unchanged between iterations (PPO off) is
+not sampled again, so rm-k and rm-(k-1) are measured on the same candidates. Both score them with
+rm-(k-1) as well and record rm-k against it (`previous_reranker_measurements`:
+ranking_accuracy/previous_reranker, top1/previous_reranker and their differences from rm-k).
+
 Not covered here: the definitions of the measures (measures.py), the tables (reports.py) and
 figures (plots.py), sampling/execution/scoring machinery (stages.py), anything about training.
 """
@@ -32,9 +37,10 @@ import re
 from lab import mining, plots
 from lab.config import LabConfig, UsageError
 from lab.execution import Executor
-from lab.measures import (HELDOUT_SET, PASS_COMPARISONS, RANKERS, RANKING_COMPARISONS, bootstrap_ci, length_correlation,
-                          paired_difference_ci, pairwise_accuracy, pass_at_1_rows, pooled_accuracy_ci, problem_outcomes,
-                          ranking_accuracy, ranking_counts, ranking_difference_ci)
+from lab.measures import (HELDOUT_SET, PASS_COMPARISONS, PREVIOUS_RERANKER, RANKERS, RANKING_COMPARISONS, bootstrap_ci,
+                          length_correlation, paired_difference_ci, pairwise_accuracy, pass_at_1_rows,
+                          pooled_accuracy_ci, problem_outcomes, ranking_accuracy, ranking_counts,
+                          ranking_difference_ci, top_pick_outcomes)
 from lab.problems import Problem, load_problems
 from lab.reports import heldout_markdown, ranking_markdown, table_markdown, write_csv
 from lab.stages import (ModelCache, RunContext, execute_candidates, reward_model_version, sample_candidates,
@@ -86,6 +92,22 @@ def heldout_problems(config: LabConfig) -> list[Problem]:
 
 # ---------------------------------------------------------------- candidates
 
+def sampled_in(run: RunContext, iteration: int, role: str, problem_ids: set[str]) -> int:
+    """The iteration under which the candidates that iteration `iteration` measures are stored: the
+    iteration its generator was made in (0 for the base model), since a generator is sampled once.
+    Evaluation candidates already stored under `iteration` itself (stores written before they were
+    shared) stay where they are."""
+    generator, _ = run.generator_at(iteration)
+    if role == "eval" and iteration_candidates(run.store, run.run_id, iteration, generator, problem_ids):
+        return iteration
+    return run.generator_iteration(iteration) or 0
+
+
+def scoring_iterations(iteration: int) -> list[int]:
+    """The reward models that score what rm-`iteration` is measured on: it and the one before it."""
+    return ([iteration - 1] if iteration >= 1 else []) + [iteration]
+
+
 def iteration_candidates(store: Store, run_id: int, iteration: int, generator: str, problem_ids: set[str],
                          reward_model: str | None = None, role: str = "eval") -> list[dict]:
     """The candidates of one generator in one iteration on these problems (other models' candidates
@@ -130,6 +152,29 @@ def ranking_measurements(candidates: list[dict]) -> dict[str, tuple]:
     return values
 
 
+def previous_reranker_measurements(candidates: list[dict], previous: list[dict]) -> dict[str, tuple]:
+    """rm-k (the `reward` of `candidates`) against rm-(k-1) (the `reward` of `previous`, the same
+    candidates' rows under rm-(k-1)): rm-(k-1)'s ranking accuracy and top-1 pass, and rm-k minus
+    rm-(k-1) for both, paired over the same problems with 95% intervals. Empty for k = 0."""
+    earlier = {c["id"]: c["reward"] for c in previous}
+    rows = [{**c, "previous_reward": earlier.get(c["id"])} for c in candidates]
+    values = {}
+    counts = ranking_counts(rows, "previous_reward")
+    if counts:
+        values[f"ranking_accuracy/{PREVIOUS_RERANKER}"] = _accuracy_value(pooled_accuracy_ci(counts))
+        difference = ranking_difference_ci(rows, "reranker", PREVIOUS_RERANKER,
+                                           keys={"reranker": "reward", PREVIOUS_RERANKER: "previous_reward"})
+        if difference["n_problems"]:
+            values[f"ranking_difference/reranker-{PREVIOUS_RERANKER}"] = _difference_value(difference)
+    now, before = top_pick_outcomes(rows, "reward"), top_pick_outcomes(rows, "previous_reward")
+    if before:
+        values[f"top1/{PREVIOUS_RERANKER}"] = (sum(before.values()) / len(before), len(before),
+                                              *bootstrap_ci(list(before.values())))
+        if now:
+            values[f"top1_difference/reranker-{PREVIOUS_RERANKER}"] = _difference_value(paired_difference_ci(now, before))
+    return values
+
+
 def _accuracy_value(result: dict) -> tuple:
     return result["accuracy"], result["pairs"], result["ci_low"], result["ci_high"]
 
@@ -171,11 +216,11 @@ def measure_heldout(run: RunContext, iteration: int) -> dict:
     problems = run.problems("validation")
     if not problems:
         return {"skipped": "no validation problems (data.validation_splits / data.max_validation_problems)"}
-    sampled_in, generator, ids = _heldout_pool_of(run, iteration)
-    sample_candidates(run, sampled_in, problems)
-    execute_candidates(run, sampled_in, ids)
-    pool = iteration_candidates(run.store, run.run_id, sampled_in, generator, ids, role="validation")
-    for scored_by in ([iteration - 1] if iteration >= 1 else []) + [iteration]:
+    stored_in, generator, ids = _heldout_pool_of(run, iteration)
+    sample_candidates(run, stored_in, problems)
+    execute_candidates(run, stored_in, ids)
+    pool = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, role="validation")
+    for scored_by in scoring_iterations(iteration):
         score_candidates(run, scored_by, pool)
     values = heldout_measurements(run, iteration)
     run.store.add_measurements(run.run_id, iteration, HELDOUT_SET, values)
@@ -183,18 +228,18 @@ def measure_heldout(run: RunContext, iteration: int) -> dict:
 
 
 def _heldout_pool_of(run: RunContext, iteration: int) -> tuple[int, str, set[str]]:
-    """(iteration the samples are stored under, generator, problem ids) of rm-`iteration`'s held-out pool:
-    the validation problems sampled once per generator (the base model's samples live in iteration 0)."""
+    """(iteration the samples are stored under, generator, problem ids) of rm-`iteration`'s held-out pool."""
     generator, _ = run.generator_at(iteration)
-    return run.generator_iteration(iteration) or 0, generator, {p.id for p in run.problems("validation")}
+    ids = {p.id for p in run.problems("validation")}
+    return sampled_in(run, iteration, "validation", ids), generator, ids
 
 
 def heldout_measurements(run: RunContext, iteration: int) -> dict[str, tuple]:
     """rm-`iteration`'s measures on the held-out pool, from what the store holds (sampled, executed and
     scored by `measure_heldout`): the values it stores, each (value, count[, ci_low, ci_high])."""
-    sampled_in, generator, ids = _heldout_pool_of(run, iteration)
+    stored_in, generator, ids = _heldout_pool_of(run, iteration)
     version = reward_model_version(run.name, iteration)
-    candidates = iteration_candidates(run.store, run.run_id, sampled_in, generator, ids, version, role="validation")
+    candidates = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, version, role="validation")
     weight = fit_lambda(candidates)
     candidates = with_combined_score(candidates, weight)
     problem_of = {c["id"]: c["problem_id"] for c in candidates}
@@ -208,7 +253,8 @@ def heldout_measurements(run: RunContext, iteration: int) -> dict[str, tuple]:
         values[f"pair_accuracy/{ranker.name}"] = _pair_accuracy(pairs, score_of, problem_of)
     if iteration >= 1:
         previous = reward_model_version(run.name, iteration - 1)
-        before = iteration_candidates(run.store, run.run_id, sampled_in, generator, ids, previous, role="validation")
+        before = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, previous, role="validation")
+        values.update(previous_reranker_measurements(candidates, before))
         hard = mining.hard_negative_pairs(before, run.config.mining, balance_lengths=run.config.reward.balance_lengths)
         values["hard_negative_accuracy/before"] = _pair_accuracy(hard, {c["id"]: c["reward"] for c in before}, problem_of)
         values["hard_negative_accuracy/after"] = _pair_accuracy(hard, {c["id"]: c["reward"] for c in candidates},
@@ -224,12 +270,20 @@ def heldout_lambda(store: Store, run_id: int, iteration: int) -> float | None:
 
 # ---------------------------------------------------------------- evaluation benchmarks
 
-def evaluate_iteration(run: RunContext, iteration: int) -> list[dict]:
-    """Sample (greedy + N), execute and score the evaluation problems for one iteration; store its
-    pass@1 rows and ranking measurements; returns the rows."""
-    rows = []
-    version = reward_model_version(run.name, iteration)
+def eval_pool(run: RunContext, iteration: int, problem_ids: set[str], reward_model: int | None = None) -> list[dict]:
+    """The evaluation candidates iteration `iteration` is measured on (its generator's greedy answer and
+    samples, wherever `sampled_in` stores them), with their scores under rm-`reward_model`, if given."""
     generator, _ = run.generator_at(iteration)
+    version = None if reward_model is None else reward_model_version(run.name, reward_model)
+    return iteration_candidates(run.store, run.run_id, sampled_in(run, iteration, "eval", problem_ids), generator,
+                                problem_ids, version)
+
+
+def evaluate_iteration(run: RunContext, iteration: int) -> list[dict]:
+    """Sample (greedy + N, once per generator), execute and score the evaluation problems for one
+    iteration; store its pass@1 rows and ranking measurements (with rm-(k-1)'s on the same
+    candidates); returns the rows."""
+    rows = []
     weight = heldout_lambda(run.store, run.run_id, iteration)
     with Executor(run.config.execution) as executor:
         runnable = executor.available_languages()
@@ -239,15 +293,18 @@ def evaluate_iteration(run: RunContext, iteration: int) -> list[dict]:
             run.log(f"evaluation: skipping {benchmark}-{language}: no {language} toolchain here "
                     "(`python -m lab exec-check` says which package provides it)")
             continue
-        sample_candidates(run, iteration, problems, origins=("greedy", "sample"))
         ids = {p.id for p in problems}
-        execute_candidates(run, iteration, ids)
-        score_candidates(run, iteration, iteration_candidates(run.store, run.run_id, iteration, generator, ids))
-        candidates = with_combined_score(
-            iteration_candidates(run.store, run.run_id, iteration, generator, ids, version), weight)
+        stored_in = sampled_in(run, iteration, "eval", ids)
+        sample_candidates(run, stored_in, problems, origins=("greedy", "sample"))
+        execute_candidates(run, stored_in, ids)
+        for scored_by in scoring_iterations(iteration):
+            score_candidates(run, scored_by, eval_pool(run, iteration, ids))
+        candidates = with_combined_score(eval_pool(run, iteration, ids, iteration), weight)
         rows += pass_at_1_rows(candidates, benchmark, language)
-        run.store.add_measurements(run.run_id, iteration, eval_set_name(benchmark, language),
-                                   ranking_measurements(candidates))
+        values = ranking_measurements(candidates)
+        if iteration >= 1:
+            values.update(previous_reranker_measurements(candidates, eval_pool(run, iteration, ids, iteration - 1)))
+        run.store.add_measurements(run.run_id, iteration, eval_set_name(benchmark, language), values)
     run.store.add_evaluations(run.run_id, iteration, rows)
     return rows
 
@@ -259,10 +316,8 @@ def write_reports(run: RunContext) -> dict:
     latest_candidates: list[dict] = []
     if rows:
         latest = max(r["iteration"] for r in rows)
-        generator, _ = run.generator_at(latest)
         ids = {p.id for problems in eval_problems(run.config).values() for p in problems}
-        latest_candidates = iteration_candidates(run.store, run.run_id, latest, generator, ids,
-                                                 reward_model_version(run.name, latest))
+        latest_candidates = eval_pool(run, latest, ids, latest)
     out = run.config.run_dir
     markdown = table_markdown(rows)
     sections = [f"# Evaluation of run {run.name!r}", markdown, ranking_markdown(measurements),

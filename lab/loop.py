@@ -13,7 +13,8 @@ executed samples, so the loop opens with a bootstrap (stored as iteration 0) and
     validate   rm-0 measured on held-out MBPP validation problems (evaluation.measure_heldout)
   iteration k = 1, 2, ...
     ppo        PPO of gen-(k-1) against rm-(k-1)                                 -> gen-k
-    sample     N samples per training problem from gen-k
+    sample     N samples per training problem from gen-k (loop.resample='mixed': only on the problems
+               whose earlier candidates both pass and fail, see resampled_problems)
     execute    run them
     score      rm-(k-1) scores them (and the references, and manually labelled candidates)
     mine       hard negatives: failing candidates that rm-(k-1) ranks high (mining.py), paired
@@ -193,8 +194,24 @@ def _train_sft(run: RunContext) -> dict:
     return {"examples": len(examples), **_numbers(metrics)}
 
 
+RESAMPLE_CHOICES = ("all", "mixed")
+
+
+def resampled_problems(run: RunContext, k: int) -> list[Problem]:
+    """The training problems iteration k samples: all of them, or (k >= 1 with loop.resample='mixed')
+    those whose candidates of earlier iterations have both verdicts."""
+    problems, choice = run.problems("train"), run.config.loop.resample
+    if choice not in RESAMPLE_CHOICES:
+        raise UsageError(f"loop.resample={choice!r}: choose one of {', '.join(RESAMPLE_CHOICES)}")
+    if k == 0 or choice == "all":
+        return problems
+    mixed = mining.problems_with_both_verdicts(
+        [c for c in run.store.candidates(run.run_id, role="train") if c["iteration"] < k])
+    return [p for p in problems if p.id in mixed]
+
+
 def _sample_train(run: RunContext, k: int) -> dict:
-    problems = run.problems("train")
+    problems = resampled_problems(run, k)
     if k == 0 and run.config.reward.reference_pairs:
         run.store.add_candidates(run.run_id, k, [
             {"problem_id": p.id, "origin": "reference", "model": "reference", "sample_index": 0, "completion": p.reference}

@@ -2,6 +2,7 @@
 
   METHODS / RANKERS   the ways to answer a problem (names, titles, the score a ranker picks by)
   problem_outcomes    per method, each problem's expected pass of the answer it picks
+  top_pick_outcomes   the same for the sample ranked first by any candidate field
   pairwise_accuracy   of (chosen, rejected) score pairs, the fraction ordered right (ties count half)
   ranking_accuracy    pairwise accuracy over every (passing, failing) sample pair within a problem
   pooled_accuracy_ci  an accuracy pooled from per-problem (right, pairs) counts, 95% interval over problems
@@ -27,6 +28,8 @@ import numpy as np
 
 HELDOUT_SET = "mbpp-validation"
 """The eval set under which a reward model's held-out measurements are stored (evaluation.py)."""
+PREVIOUS_RERANKER = "previous_reranker"
+"""How rm-(k-1) is named among rm-k's measurements: its scores on the same candidates (evaluation.py)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,17 @@ def _top_pick_pass_rate(samples: list[dict], key: str) -> float | None:
     return sum(bool(s["passed"]) for s in tied) / len(tied)
 
 
+def top_pick_outcomes(candidates: list[dict], key: str) -> dict[str, float]:
+    """problem_id -> expected pass of the executed sample ranked first by `key` (ties: a random pick
+    among them); a problem with a sample lacking `key` is left out."""
+    outcomes = {}
+    for problem_id, samples in executed_samples_by_problem(candidates).items():
+        rate = _top_pick_pass_rate(samples, key)
+        if rate is not None:
+            outcomes[problem_id] = rate
+    return outcomes
+
+
 def executed_samples_by_problem(candidates: list[dict]) -> dict[str, list[dict]]:
     grouped = defaultdict(list)
     for candidate in candidates:
@@ -86,10 +100,8 @@ def problem_outcomes(candidates: list[dict]) -> dict[str, dict[str, float]]:
         passes = [bool(s["passed"]) for s in samples]
         outcomes["random"][problem_id] = sum(passes) / len(passes)
         outcomes["oracle"][problem_id] = float(any(passes))
-        for ranker in RANKERS:
-            rate = _top_pick_pass_rate(samples, ranker.key)
-            if rate is not None:
-                outcomes[ranker.name][problem_id] = rate
+    for ranker in RANKERS:
+        outcomes[ranker.name] = top_pick_outcomes(candidates, ranker.key)
     return outcomes
 
 
@@ -159,11 +171,12 @@ def pooled_accuracy_ci(counts: dict[str, tuple[float, int]], *, resamples: int =
             "pairs": int(sum(counts[p][1] for p in problems))}
 
 
-def ranking_difference_ci(candidates: list[dict], a: str, b: str, *, resamples: int = 2000, seed: int = 0) -> dict:
+def ranking_difference_ci(candidates: list[dict], a: str, b: str, *, keys: dict[str, str] | None = None,
+                          resamples: int = 2000, seed: int = 0) -> dict:
     """Ranking accuracy of ranker `a` minus that of ranker `b` over the problems both rank, with a 95%
     interval that resamples problems: {"difference", "ci_low", "ci_high", "n_problems", "pairs",
-    "accuracy": {a:, b:}}."""
-    key = {m.name: m.key for m in RANKERS}
+    "accuracy": {a:, b:}}. `keys` names the candidate field each ranker ranks by (default: RANKERS')."""
+    key = keys or {m.name: m.key for m in RANKERS}
     counts_a, counts_b = ranking_counts(candidates, key[a]), ranking_counts(candidates, key[b])
     common = sorted(set(counts_a) & set(counts_b))
     if not common:

@@ -64,6 +64,11 @@ def _split(candidates: list[dict]) -> tuple[list[Verdict], list[Verdict]]:
     return positives, negatives
 
 
+def problems_with_both_verdicts(candidates: list[dict]) -> set[str]:
+    """Problems whose candidates include a positive and a negative (by execution or manual label)."""
+    return {problem for problem, rows in by_problem(candidates).items() if all(_split(rows))}
+
+
 def _kind(chosen: Verdict, rejected: Verdict, automatic_kind: str) -> str:
     return "manual" if chosen.manual or rejected.manual else automatic_kind
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lab.languages import display_name
-from lab.measures import HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, RANKERS
+from lab.measures import HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, PREVIOUS_RERANKER, RANKERS
 
 PAPER_LANGUAGE_ORDER = ("py", "cpp", "java", "php", "ts", "cs", "sh", "js")
 CSV_FIELDS = ("iteration", "benchmark", "language", "method", "pass_at_1", "ci_low", "ci_high", "n_problems")
@@ -110,7 +110,8 @@ def _by_set(measurements: list[dict]) -> dict[tuple[int, str], dict[str, dict]]:
 def ranking_markdown(measurements: list[dict], eval_sets: list[str] | None = None) -> str:
     """Per (iteration, eval set): each ranker's ranking accuracy over the (passing, failing) sample
     pairs within problems, and the correlation of its score with completion length next to that of
-    passing. `measurements` are Store.measurements rows."""
+    passing, and (from iteration 1) the reranker's ranking accuracy minus that of the reward model before
+    it on the same candidates. `measurements` are Store.measurements rows."""
     grouped = {key: values for key, values in _by_set(measurements).items()
                if eval_sets is None or key[1] in eval_sets}
     if not grouped:
@@ -118,22 +119,24 @@ def ranking_markdown(measurements: list[dict], eval_sets: list[str] | None = Non
     rankers = [r.name for r in RANKERS]
     lines = ["Ranking accuracy: of a problem's (passing, failing) sample pairs, the fraction each ranker orders "
              "right (ties half; 50 is chance), with a 95% interval that resamples problems; the difference is "
-             "over the problems both rank. corr(·, length): Pearson correlation with completion length.", "",
+             "over the problems both rank; rm-k − rm-(k−1) compares the reranker with the reward model before it "
+             "on the same candidates. corr(·, length): Pearson correlation with completion length.", "",
              "| iteration | eval set | problems | pairs | " + " | ".join(METHOD_TITLES[r] for r in rankers)
-             + " | reranker − log-prob, points | corr(passed, length) | "
+             + " | reranker − log-prob, points | rm-k − rm-(k−1), points | corr(passed, length) | "
              + " | ".join(f"corr({r}, length)" for r in rankers) + " |",
-             "|" + "---|" * (6 + 2 * len(rankers))]
+             "|" + "---|" * (7 + 2 * len(rankers))]
     for (iteration, eval_set), values in sorted(grouped.items()):
         first = values.get(f"ranking_accuracy/{rankers[0]}")
         if first is None:
             continue
         problems = values.get("ranking_problems", {}).get("value")
         accuracies = [percent_with_interval(values.get(f"ranking_accuracy/{r}")) for r in rankers]
-        difference = points_with_interval(values.get("ranking_difference/reranker-logprob"))
+        differences = [points_with_interval(values.get(f"ranking_difference/reranker-{other}"))
+                       for other in ("logprob", PREVIOUS_RERANKER)]
         correlations = [_signed(values.get(f"length_correlation/{name}", {}).get("value"))
                         for name in ["passed", *rankers]]
         lines.append(f"| {iteration} | {eval_set} | {'–' if problems is None else int(problems)} | {first['count']} | "
-                     + " | ".join(accuracies) + f" | {difference} | " + " | ".join(correlations) + " |")
+                     + " | ".join(accuracies + differences + correlations) + " |")
     return "\n".join(lines) + "\n"
 
 

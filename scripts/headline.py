@@ -25,15 +25,15 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lab.config import make_config, repo_root  # noqa: E402
-from lab.evaluation import (eval_problems, heldout_lambda, heldout_measurements, iteration_candidates,  # noqa: E402
-                            with_combined_score)
+from lab.evaluation import (eval_pool, eval_problems, heldout_lambda, heldout_measurements,  # noqa: E402
+                            iteration_candidates, previous_reranker_measurements, with_combined_score)
 from lab.launcher import stored_run_config  # noqa: E402
-from lab.measures import (METHOD_NAMES, METHOD_TITLES, PASS_COMPARISONS, RANKING_COMPARISONS, bootstrap_ci,  # noqa: E402
-                          length_correlation, paired_difference_ci, problem_outcomes, ranking_accuracy,
-                          ranking_difference_ci)
+from lab.measures import (METHOD_NAMES, METHOD_TITLES, PASS_COMPARISONS, PREVIOUS_RERANKER, RANKING_COMPARISONS,  # noqa: E402
+                          bootstrap_ci, length_correlation, paired_difference_ci, problem_outcomes,
+                          ranking_accuracy, ranking_difference_ci)
 from lab.models import SAMPLING_WEIGHTS  # noqa: E402
 from lab.reports import percent_with_interval, points_with_interval  # noqa: E402
-from lab.stages import ModelCache, RunContext, execute_candidates, reward_model_version, sample_candidates  # noqa: E402
+from lab.stages import ModelCache, RunContext, execute_candidates, sample_candidates  # noqa: E402
 from lab.store import Store  # noqa: E402
 
 
@@ -71,10 +71,8 @@ def main() -> int:
         if not evaluated:
             raise SystemExit(f"run {args.run!r} has no evaluation yet: run `python -m lab run` / `eval` first")
         k = args.iteration if args.iteration is not None else evaluated[-1]
-        small, _ = run.generator_at(k)
-        candidates = with_combined_score(
-            iteration_candidates(store, run.run_id, k, small, problem_ids, reward_model_version(run.name, k)),
-            heldout_lambda(store, run.run_id, k))
+        candidates = with_combined_score(eval_pool(run, k, problem_ids, k), heldout_lambda(store, run.run_id, k))
+        previous = previous_reranker_measurements(candidates, eval_pool(run, k, problem_ids, k - 1)) if k >= 1 else {}
         ours = problem_outcomes(candidates)
         answers = {m: ours[m] for m in METHOD_NAMES}
         if args.big:
@@ -100,6 +98,7 @@ def main() -> int:
         "ranking_pairs": ranking["reranker"]["pairs"],
         "ranking_problems": ranking["reranker"]["problems"],
         "ranking_differences": {f"{a} - {b}": ranking_difference_ci(candidates, a, b) for a, b in RANKING_COMPARISONS},
+        "previous_reranker": {name: _measurement(value) for name, value in previous.items()},
         "heldout_pair_accuracy": heldout.get("pair_accuracy/reranker", (None,))[0],
         "heldout": {name: value for name, (value, *_) in heldout.items()},
         "heldout_ci": {name: interval for name, (_, _, *interval) in heldout.items() if interval},
@@ -121,6 +120,13 @@ def main() -> int:
     (config.run_dir / "headline.md").write_text(text + "\n", encoding="utf-8")
     print(f"wrote {out} and {config.run_dir / 'headline.md'}")
     return 0
+
+
+def _measurement(value: tuple) -> dict:
+    """A (value, count[, ci_low, ci_high]) measurement as a dict."""
+    number, count, *interval = value
+    return {"value": number, "count": count, "ci_low": interval[0] if interval else None,
+            "ci_high": interval[1] if interval else None}
 
 
 def _mean(outcome: dict[str, float]) -> float | None:
@@ -146,6 +152,19 @@ def _heldout_line(result: dict) -> str:
     return "; ".join(part for part in parts if part) or "not measured"
 
 
+def _previous_line(result: dict) -> list[str]:
+    """rm-k against rm-(k-1) on the same HumanEval candidates, when k >= 1."""
+    measures, k = result["previous_reranker"], result["iteration"]
+    if not measures:
+        return []
+    ranking, top1 = (measures.get(f"{kind}_difference/reranker-{PREVIOUS_RERANKER}") for kind in ("ranking", "top1"))
+    return [f"rm-{k} against rm-{k - 1} on the same candidates: ranking accuracy "
+            f"{percent_with_interval(measures.get(f'ranking_accuracy/{PREVIOUS_RERANKER}'))} for rm-{k - 1}, "
+            f"difference {points_with_interval(ranking)} points; top-1 "
+            f"{percent_with_interval(measures.get(f'top1/{PREVIOUS_RERANKER}'))} for rm-{k - 1}, "
+            f"difference {points_with_interval(top1)} points"]
+
+
 def format_headline(result: dict, big: str | None) -> str:
     lines = [f"# Headline, run {result['run']!r}, iteration {result['iteration']}: HumanEval-py (MultiPL-E), "
              f"{result['problems']} problems, N={result['num_samples']}, commit {result['commit'][:10]}", "",
@@ -164,7 +183,8 @@ def format_headline(result: dict, big: str | None) -> str:
                           for name, d in result["ranking_differences"].items() if d["n_problems"]),
               "correlation with completion length: "
               + ", ".join(f"{m} {'–' if v is None else f'{v:+.2f}'}" for m, v in result["length_correlation"].items()),
-              f"held-out MBPP-validation (rm-{result['iteration']}): " + _heldout_line(result), "",
+              f"held-out MBPP-validation (rm-{result['iteration']}): " + _heldout_line(result),
+              *_previous_line(result), "",
               "| paired difference (same problems) | mean, points | 95% CI | problems |", "|---|---|---|---|"]
     for name, d in result["paired_differences"].items():
         lines.append(f"| {name} | {100 * d['difference']:+.1f} | {100 * d['ci_low']:+.1f} to {100 * d['ci_high']:+.1f} "

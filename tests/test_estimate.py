@@ -67,6 +67,11 @@ def test_sizes_move_the_estimate_as_the_unit_costs_say(converted_cache):
     assert no_ppo.seconds(1, "ppo") == 0 and no_ppo.seconds(1, "validate") < estimate_job(base).seconds(1, "validate")
     more_languages = base.override(**{"data.eval_languages": "py,cpp"})
     assert estimate_job(more_languages).seconds(1, "evaluate") > 1.9 * estimate_job(base).seconds(1, "evaluate")
+    # PPO off: iteration 2 evaluates the samples iteration 1 drew from the same generator, so it only scores
+    two = base.override(**{"ppo.enabled": False, "loop.iterations": 2})
+    assert estimate_job(two).seconds(2, "evaluate") < 0.5 * estimate_job(two).seconds(1, "evaluate")
+    assert estimate_job(base.override(**{"loop.iterations": 2})).seconds(2, "evaluate") == pytest.approx(
+        estimate_job(base).seconds(1, "evaluate"))
 
 
 def test_a_user_evaluation_file_counts_its_rows(tmp_path, converted_cache):

@@ -162,3 +162,21 @@ def test_pooled_accuracy_interval_spans_the_problems_not_the_pairs():
     pooled = pooled_accuracy_ci(ranking_counts(CANDIDATES, "reward"))
     assert pooled["accuracy"] == ranking_accuracy(CANDIDATES)["reranker"]["accuracy"]
     assert pooled["ci_low"] <= pooled["accuracy"] <= pooled["ci_high"]
+
+
+def test_the_reward_model_before_is_compared_on_the_same_candidates():
+    from lab.evaluation import previous_reranker_measurements
+
+    # rm-k orders every problem right; rm-(k-1) gets problem a wrong and leaves problem d unscored
+    now = [dict(c, id=i) for i, c in enumerate(CANDIDATES + [sample("d", 1, -0.1, 1.0), sample("d", 0, -0.2, 0.0)])]
+    now = [dict(c, reward=(1.0 if c["passed"] else 0.0) if c["origin"] == "sample" else None) for c in now]
+    before = [dict(c, reward={"a": (0.0 if c["passed"] else 1.0), "d": None}.get(c["problem_id"], c["reward"]))
+              for c in now]
+    values = previous_reranker_measurements(now, before)
+    # ranked by both: a (3 pairs, rm-(k-1) 0 right) and c (2 pairs, 2 right); b has no passing sample
+    assert values["ranking_accuracy/previous_reranker"][:2] == (pytest.approx(2 / 5), 5)
+    difference, problems, low, high = values["ranking_difference/reranker-previous_reranker"]
+    assert (difference, problems) == (pytest.approx(1 - 2 / 5), 2) and low <= difference <= high
+    assert values["top1/previous_reranker"][:2] == (pytest.approx((0 + 0 + 1) / 3), 3)
+    assert values["top1_difference/reranker-previous_reranker"][:2] == (pytest.approx(1 / 3), 3)
+    assert previous_reranker_measurements(now, [dict(c, reward=None) for c in now]) == {}

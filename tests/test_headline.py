@@ -7,7 +7,7 @@ import sys
 
 from lab import loop
 from lab.config import make_config, repo_root
-from lab.measures import HELDOUT_SET
+from lab.measures import HELDOUT_SET, PREVIOUS_RERANKER
 from lab.store import Store
 
 SMALL = {"data.max_train_problems": "2", "data.max_validation_problems": "2", "data.max_eval_problems": "3",
@@ -37,8 +37,13 @@ def test_headline_of_an_evaluated_run(tmp_path):
         assert difference["n_problems"] <= result["problems"]
     assert f"{result['problems']} problems" in done.stdout and "ranking accuracy, paired" in done.stdout
     with Store(config.store_path) as store:
-        stored = {m["name"]: m for m in store.measurements(store.run_id(config.run_name), HELDOUT_SET)
-                  if m["iteration"] == result["iteration"]}
+        run_id = store.run_id(config.run_name)
+        stored = {m["name"]: m for m in store.measurements(run_id, HELDOUT_SET) if m["iteration"] == result["iteration"]}
+        evaluated = {m["name"]: m["value"] for m in store.measurements(run_id, "humaneval-py")
+                     if m["iteration"] == result["iteration"] and PREVIOUS_RERANKER in m["name"]}
+    # rm-(k-1) on the same HumanEval candidates, as the evaluate stage measured it
+    assert result["iteration"] == 1 and evaluated
+    assert {name: row["value"] for name, row in result["previous_reranker"].items()} == evaluated
     assert stored and set(result["heldout"]) == set(stored)
     for name, value in result["heldout"].items():
         assert value == stored[name]["value"] and result["heldout_counts"][name] == stored[name]["count"], name

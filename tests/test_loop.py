@@ -241,6 +241,89 @@ def test_the_reward_model_is_measured_on_validation_problems_it_never_trained_on
     assert per_iteration == {k: len(held_out) * int(SMALL["sampling.num_samples"]) for k in (0, 1)}
 
 
+def coin_flip_problems(path, count, training_allowed=False):
+    """Problems on which a random tiny model both passes and fails: the completion is the inside of a
+    raw string, and the test passes when its length is even."""
+    import json
+
+    rows = [{"id": f"coin/{i}", "language": "py", "prompt": f"text_{i} = r\"\"\"", "stop_tokens": ['\"\"\"'],
+             "tests": f'\"\"\"\nassert len(text_{i}) % 2 == 0\n', "reference": "abc",
+             "training_allowed": training_allowed}
+            for i in range(count)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return f"jsonl:{path}"
+
+
+def test_resample_mixed_samples_again_only_where_both_verdicts_were_seen(tmp_path):
+    from lab import loop
+
+    coins = coin_flip_problems(tmp_path / "coins.jsonl", 8, training_allowed=True).removeprefix("jsonl:")
+    config = make_config("tiny", lab_dir=str(tmp_path / "lab"), **{
+        **SMALL, "data.train_splits": "", "data.extra_problems": coins, "data.max_train_problems": "8",
+        "sampling.num_samples": "2", "reward.reference_pairs": "false", "ppo.enabled": "false",
+        "loop.resample": "mixed"})
+    loop.run_loop(config, until=(1, "execute"), progress=False, log=lambda line: None)
+    with Store(config.store_path) as store:
+        samples = [c for c in store.candidates(store.run_id(config.run_name), role="train") if c["origin"] == "sample"]
+    verdicts = {}
+    for c in samples:
+        if c["iteration"] == 0:
+            verdicts.setdefault(c["problem_id"], set()).add(c["passed"])
+    mixed = {problem for problem, seen in verdicts.items() if seen == {0, 1}}
+    assert len(verdicts) == 8 and 0 < len(mixed) < 8, "two coin flips per problem should give both kinds of problem"
+    assert {c["problem_id"] for c in samples if c["iteration"] == 1} == mixed
+
+
+def test_an_unchanged_generator_is_evaluated_once_and_each_reward_model_on_its_samples(tmp_path):
+    from lab import evaluation, loop
+
+    eval_set = coin_flip_problems(tmp_path / "coin.jsonl", 6)
+    config = make_config("tiny", lab_dir=str(tmp_path / "lab"), **{
+        **SMALL, "ppo.enabled": "false", "loop.iterations": "0", "data.eval_benchmarks": eval_set,
+        "data.max_eval_problems": "6", "sampling.num_samples": "4"})
+    loop.run_loop(config, progress=False, log=lambda line: None)
+    evaluation.evaluate_run(config, progress=False, log=lambda line: None)  # what `python -m lab run` does next
+    with Store(config.store_path) as store:
+        run_id = store.run_id(config.run_name)
+        evaluated_before = sorted(c["id"] for c in store.candidates(run_id, role="eval"))
+    loop.run_loop(config, iterations=1, progress=False, log=lambda line: None)
+    with Store(config.store_path) as store:
+        run_id = store.run_id(config.run_name)
+        evaluated = store.candidates(run_id, role="eval")
+        scored_by = {version: {c["id"] for c in store.candidates(run_id, role="eval", reward_model=version)
+                               if c["reward"] is not None} for version in ("default/rm-0", "default/rm-1")}
+        measured = {(m["iteration"], m["name"]): m["value"]
+                    for m in store.measurements(run_id, evaluation.eval_set_name(eval_set, "py"))}
+        evaluations = {(r["iteration"], r["method"]): r["pass_at_1"] for r in store.evaluations(run_id)}
+    # PPO off: gen-0 made both iterations' candidates, so iteration 1 draws none and both RMs score the same ones
+    assert evaluated_before and sorted(c["id"] for c in evaluated) == evaluated_before
+    assert scored_by["default/rm-0"] == scored_by["default/rm-1"] == set(evaluated_before)
+    assert {k for k, _ in evaluations} == {0, 1}
+    assert {0, 1} <= {c["passed"] for c in evaluated}, "the coin-flip set should give both verdicts"
+    # rm-1's record of rm-0 is rm-0's own measurement of iteration 0: the very same candidates and scores
+    assert measured[(1, "ranking_accuracy/previous_reranker")] == measured[(0, "ranking_accuracy/reranker")] is not None
+    assert measured[(1, "top1/previous_reranker")] == pytest.approx(evaluations[(0, "reranker")])
+    assert not {name for k, name in measured if k == 0 and "previous" in name}
+
+
+def test_evaluation_candidates_stored_under_their_own_iteration_stay_there(tmp_path):
+    from lab.evaluation import sampled_in
+    from lab.problems import Problem
+
+    config = make_config("tiny", lab_dir=str(tmp_path), **SMALL)
+    problem = Problem("e/1", "py", "def f():\n", "assert f() == 1\n", ("\ndef",), "f", "humaneval", "test", False)
+    with Store(config.store_path) as store:
+        run = RunContext.open(config, store, log=lambda line: None)
+        store.add_problems([problem], run.run_id, "eval")
+        assert sampled_in(run, 1, "eval", {problem.id}) == 0  # no generator checkpoint: the base model's, sampled in 0
+        # a store written before samples were shared holds iteration 1's evaluation candidates under 1
+        store.ensure_iteration(run.run_id, 1)
+        store.add_candidates(run.run_id, 1, [{"problem_id": problem.id, "origin": "sample", "model": config.model.generator,
+                                             "sample_index": 0, "completion": "    return 1\n"}])
+        assert sampled_in(run, 1, "eval", {problem.id}) == 1
+        assert sampled_in(run, 1, "validation", {problem.id}) == 0
+
+
 def load_problems_by_id(config, ids):
     from lab.evaluation import heldout_problems
 

@@ -1,6 +1,7 @@
 """Mining and pair building on pure data: labels win over execution, the hard-negative rules hold."""
 from lab.config import MiningConfig
-from lab.mining import execution_pairs, hard_negative_pairs, hard_negatives, length_balance, pair_is_consistent, verdict
+from lab.mining import (execution_pairs, hard_negative_pairs, hard_negatives, length_balance, pair_is_consistent,
+                         problems_with_both_verdicts, verdict)
 
 
 def candidate(id, passed, reward=None, label=None, problem="mbpp/700"):
@@ -43,6 +44,14 @@ def test_execution_pairs_cover_distinct_candidates_without_duplicates():
 def test_no_pairs_for_problems_without_both_sides_and_never_across_problems():
     rows = [candidate(1, 1, problem="a"), candidate(2, 0, problem="b"), candidate(3, 1, problem="c"), candidate(4, 0, problem="c")]
     assert execution_pairs(rows, 4) == [(3, 4, "execution")]
+
+
+def test_problems_with_both_verdicts_count_labels_and_skip_unexecuted_and_excluded_candidates():
+    rows = [candidate(1, 1, problem="both"), candidate(2, 0, problem="both"),
+            candidate(3, 1, problem="all pass"), candidate(4, None, problem="all pass"),  # never executed
+            candidate(5, 0, problem="labelled"), candidate(6, 0, label="positive", problem="labelled"),
+            candidate(7, 1, problem="excluded"), candidate(8, 0, label="exclude", problem="excluded")]
+    assert problems_with_both_verdicts(rows) == {"both", "labelled"}
 
 
 def test_hard_negative_only_when_at_or_above_best_passing_minus_margin_or_in_top_k():
