@@ -109,12 +109,12 @@ class ModelConfig:
     """torch CPU threads; None leaves torch's default."""
     sampling_weights: str = "auto"
     """Weights of the copy of the generator that samples and evaluates (its LoRA adapter merged in):
-    'int8' (per-channel int8, activations quantized per batch, torch.ao quantize_dynamic with fbgemm
-    kernels), 'float16' (fp16 weights, fp32 arithmetic), or 'none' (as loaded, in `dtype`). 'auto' =
-    int8 on CPU (unless 4-bit), none on CUDA. Measured on 2 AVX2 cores with the 0.5B model, batch 16:
-    int8 decodes ~2x faster than float16 and 3-4x faster than fp32 (the lm_head alone is 136M
-    weights), for +8 % mean loss on MBPP reference solutions (per-tensor int8 was +15 %); float16 is
-    lossless. Training and reward-model scoring stay in `dtype`."""
+    'auto' = the precision the model runs in (`dtype`'s auto: bf16 on CUDA and on CPUs with native bf16,
+    else fp32), 'bfloat16', 'float32', or a dynamic quantization of its linear layers: 'int8'
+    (per-channel int8 weights, activations quantized per batch) or 'float16' (fp16 weights, fp32
+    arithmetic). Quantized sampling is never chosen for you: what each precision costs in pass@1 and
+    gains in speed is measured by scripts/bench_precision.py (docs/benchmarks.md), and the job prints
+    int8's measured cost when it is asked for. Training and reward-model scoring stay in `dtype`."""
     report_to: str = "none"
     """Experiment trackers the SFT, reward-model and PPO trainers also log to (transformers' report_to,
     comma-separated): 'none', 'tensorboard' (works offline; event files under each training stage's
@@ -163,8 +163,10 @@ class ExecutionConfig:
 
 @dataclass
 class SFTConfig:
-    enabled: bool = True
-    """Run SFT of the generator in the first iteration."""
+    keep: str = "auto"
+    """Whether the SFT'd model becomes gen-0 (lab/generators.py): 'auto' when it beats the base model on the
+    held-out MBPP validation problems (sampled pass@1 above, greedy pass@1 not below; else gen-0 is the
+    base model and the run says so), 'always' (the paper's loop; still measured), 'never' (no SFT)."""
     max_steps: int = 30
     learning_rate: float = 1e-4
     batch_size: int = 4
@@ -299,6 +301,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, object]] = {
         "execution.timeout_s": 5.0,
         "sft.max_steps": 4,
         "sft.max_length": 256,
+        "sft.keep": "always",  # a random tiny model passes nothing, so the gate would always reject it
         "reward.max_steps": 4,
         "reward.max_length": 256,
         "reward.trainable_layers": 1,  # of the tiny model's 2: the tests and notebooks take the cached path

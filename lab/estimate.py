@@ -156,9 +156,13 @@ def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimat
     for (_, language), count in eval_sets.items():
         eval_programs[language] = eval_programs.get(language, 0) + count * (n + 1)
 
+    gated = sft.keep != "never" and heldout > 0
+    gate_candidates = 2 * _validation_problem_count(config) * (n + 1)  # base and SFT'd model: greedy + N each
+
     def validate(k: int) -> StageEstimate:
-        """Held-out samples from each new generator, scored by rm-k (and, k >= 1, by rm-(k-1))."""
-        new_generator = k == 0 or ppo.enabled
+        """Held-out samples from each new generator (gen-0's drawn by the SFT gate), scored by rm-k (and,
+        k >= 1, by rm-(k-1))."""
+        new_generator = (k == 0 and not gated) or (k >= 1 and ppo.enabled)
         seconds = load(1 + new_generator) + scoring(heldout * (1 + (k >= 1 and new_generator)))
         if new_generator:
             seconds += sampling(heldout) + executing({"py": heldout})
@@ -175,9 +179,13 @@ def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimat
             f"{benchmark}-{language} {count} problems" for (benchmark, language), count in eval_sets.items())
             + f" x (greedy + {n} samples)" + ("" if new_generator else ", sampled before"))
 
+    sft_seconds = load() + sft.max_steps * sft_step
+    if gated:
+        sft_seconds += load(2) + sampling(gate_candidates) + executing({"py": gate_candidates})
     stages = [
-        StageEstimate(0, "sft", load() + sft.max_steps * sft_step if sft.enabled else 0.0,
-                      f"{sft.max_steps} steps" if sft.enabled else "off"),
+        StageEstimate(0, "sft", sft_seconds if sft.keep != "never" else 0.0,
+                      (f"{sft.max_steps} steps" + (f", gate on {gate_candidates} held-out candidates" if gated else ""))
+                      if sft.keep != "never" else "off"),
         StageEstimate(0, "sample", load() + sampling(train_candidates), f"{train_candidates} candidates"),
         StageEstimate(0, "execute", executing({"py": train_candidates + references}),
                       f"{train_candidates + references} programs"),

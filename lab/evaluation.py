@@ -109,10 +109,11 @@ def scoring_iterations(iteration: int) -> list[int]:
 
 
 def iteration_candidates(store: Store, run_id: int, iteration: int, generator: str, problem_ids: set[str],
-                         reward_model: str | None = None, role: str = "eval") -> list[dict]:
+                         reward_model: str | None = None, role: str = "eval", origin: str | None = None) -> list[dict]:
     """The candidates of one generator in one iteration on these problems (other models' candidates
-    on the same problems, such as a bigger model's greedy answers, are kept apart)."""
-    return [c for c in store.candidates(run_id, iteration=iteration, role=role, model=generator, reward_model=reward_model)
+    on the same problems, such as a bigger model's greedy answers, are kept apart), of one origin if given."""
+    return [c for c in store.candidates(run_id, iteration=iteration, role=role, model=generator, reward_model=reward_model,
+                                        origin=origin)
             if c["problem_id"] in problem_ids]
 
 
@@ -219,7 +220,7 @@ def measure_heldout(run: RunContext, iteration: int) -> dict:
     stored_in, generator, ids = _heldout_pool_of(run, iteration)
     sample_candidates(run, stored_in, problems)
     execute_candidates(run, stored_in, ids)
-    pool = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, role="validation")
+    pool = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, role="validation", origin="sample")
     for scored_by in scoring_iterations(iteration):
         score_candidates(run, scored_by, pool)
     values = heldout_measurements(run, iteration)
@@ -239,7 +240,8 @@ def heldout_measurements(run: RunContext, iteration: int) -> dict[str, tuple]:
     scored by `measure_heldout`): the values it stores, each (value, count[, ci_low, ci_high])."""
     stored_in, generator, ids = _heldout_pool_of(run, iteration)
     version = reward_model_version(run.name, iteration)
-    candidates = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, version, role="validation")
+    candidates = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, version, role="validation",
+                                      origin="sample")
     weight = fit_lambda(candidates)
     candidates = with_combined_score(candidates, weight)
     problem_of = {c["id"]: c["problem_id"] for c in candidates}
@@ -253,7 +255,8 @@ def heldout_measurements(run: RunContext, iteration: int) -> dict[str, tuple]:
         values[f"pair_accuracy/{ranker.name}"] = _pair_accuracy(pairs, score_of, problem_of)
     if iteration >= 1:
         previous = reward_model_version(run.name, iteration - 1)
-        before = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, previous, role="validation")
+        before = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, previous, role="validation",
+                                      origin="sample")
         values.update(previous_reranker_measurements(candidates, before))
         hard = mining.hard_negative_pairs(before, run.config.mining, balance_lengths=run.config.reward.balance_lengths)
         values["hard_negative_accuracy/before"] = _pair_accuracy(hard, {c["id"]: c["reward"] for c in before}, problem_of)

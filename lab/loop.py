@@ -45,7 +45,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from lab import evaluation, mining
+from lab import evaluation, generators, mining
 from lab.config import LabConfig, UsageError
 from lab.console import JobConsole
 from lab.estimate import JobEstimate, estimate_job
@@ -183,15 +183,35 @@ def _fresh_dir(path: Path) -> Path:
 
 
 def _train_sft(run: RunContext) -> dict:
-    if not run.config.sft.enabled:
-        return {"skipped": "sft.enabled is false"}
+    """SFT, then the gate (lab/generators.py): the SFT'd model is measured against the base model on the
+    held-out validation problems and becomes gen-0 only as `sft.keep` says."""
+    keep = run.config.sft.keep
+    if keep not in generators.SFT_KEEP:
+        raise UsageError(f"sft.keep={keep!r}: choose one of {', '.join(generators.SFT_KEEP)}")
+    if keep == "never":
+        return {"skipped": "sft.keep is never: gen-0 is the base model"}
     examples = [(p.prompt, p.reference) for p in run.problems("train") if p.reference]
     run.models.release()
     out = _fresh_dir(run.checkpoint_dir(0, "generator"))
     metrics = train_sft(run.config, examples, str(out), on_log=run.on_log(0, "sft"),
                         on_step=run.on_step("sft steps"))
-    run.store.add_checkpoint(run.run_id, 0, "generator", generator_version(run.name, 0), str(out), metrics)
-    return {"examples": len(examples), **_numbers(metrics)}
+    version = generator_version(run.name, 0)
+    info = {"examples": len(examples), **_numbers(metrics)}
+    validation = run.problems("validation")
+    if not validation and keep == "always":
+        run.store.add_checkpoint(run.run_id, 0, "generator", version, str(out), metrics)
+        return info
+    if not validation:
+        raise UsageError("the SFT gate measures the SFT'd model on the run's held-out validation problems and this "
+                         "run has none (data.validation_splits, data.max_validation_problems); set sft.keep=always "
+                         "to keep SFT unmeasured")
+    comparison = generators.compare(generators.generator_outcomes(run, 0, (version, str(out)), validation),
+                                    generators.generator_outcomes(run, 0, (run.config.model.generator, None), validation))
+    decision = generators.decide(keep, comparison)
+    run.log(decision.reason)
+    if decision.keep:
+        run.store.add_checkpoint(run.run_id, 0, "generator", version, str(out), metrics)
+    return {**info, **generators.gate_info(comparison, decision)}
 
 
 RESAMPLE_CHOICES = ("all", "mixed")
@@ -367,6 +387,8 @@ def format_summary(summary: dict) -> str:
         for r in summary["pairs"]) or "none"))
     for stage in summary["stages"]:
         info = stage["info"]
+        if stage["name"] == "sft" and stage["status"] == "done" and "kept" in info:
+            lines.append(f"generator: {info['gate']}")
         if stage["name"] == "mine" and stage["status"] == "done":
             lines.append(f"hard negatives, iteration {stage['iteration']}: {info.get('hard_negatives')} found in "
                          f"{info.get('problems_with_hard_negatives')} of {info.get('problems')} problems")

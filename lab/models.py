@@ -220,15 +220,20 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
+"""The values of `model.dtype` besides 'auto'."""
+SAMPLER_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+"""The values of `model.sampling_weights` that cast the sampler to a dtype; the others quantize it."""
+
+
 def resolve_dtype(model_config: ModelConfig) -> torch.dtype:
     """'auto': bf16 on CUDA and on CPUs with native bf16, else fp32."""
-    names = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
     if model_config.dtype == "auto":
         fast_bf16 = resolve_device(model_config) == "cuda" or cpu_has_fast_bf16()
         return torch.bfloat16 if fast_bf16 else torch.float32
-    if model_config.dtype not in names:
-        raise ValueError(f"model.dtype {model_config.dtype!r}: choose auto or one of {', '.join(names)}")
-    return names[model_config.dtype]
+    if model_config.dtype not in DTYPES:
+        raise ValueError(f"model.dtype {model_config.dtype!r}: choose auto or one of {', '.join(DTYPES)}")
+    return DTYPES[model_config.dtype]
 
 
 def uses_4bit(model_config: ModelConfig) -> bool:
@@ -237,17 +242,22 @@ def uses_4bit(model_config: ModelConfig) -> bool:
     return model_config.load_in_4bit
 
 
-SAMPLING_WEIGHTS = ("int8", "float16", "none")
+SAMPLING_WEIGHTS = ("bfloat16", "float32", "int8", "float16")
+"""What `model.sampling_weights` may name besides 'auto': a dtype the sampler's weights and arithmetic
+use ('bfloat16', 'float32'), or a torch.ao dynamic quantization of its linear layers ('int8': per-channel
+int8 weights with activations quantized per batch; 'float16': fp16 weights, fp32 arithmetic)."""
 
 
 def sampling_weights(model_config: ModelConfig) -> str:
-    """ModelConfig.sampling_weights with 'auto' resolved: int8 on CPU (unless 4-bit), else none."""
-    if model_config.sampling_weights == "auto":
-        return "int8" if resolve_device(model_config) == "cpu" and not uses_4bit(model_config) else "none"
-    if model_config.sampling_weights not in SAMPLING_WEIGHTS:
-        raise ValueError(f"model.sampling_weights {model_config.sampling_weights!r}: choose auto or one of "
-                         f"{', '.join(SAMPLING_WEIGHTS)}")
-    return model_config.sampling_weights
+    """ModelConfig.sampling_weights with 'auto' resolved to the dtype the model runs in (`resolve_dtype`:
+    bf16 on CUDA and on CPUs with native bf16, else fp32). int8 and float16 are never chosen for you: the
+    cost of each precision in pass@1 is measured by scripts/bench_precision.py (`precision_cost`)."""
+    choice = model_config.sampling_weights
+    if choice in ("auto", "none"):  # 'none' (as loaded, in model.dtype): what stores written before 'auto' hold
+        return "bfloat16" if resolve_dtype(model_config) == torch.bfloat16 else "float32"
+    if choice not in SAMPLING_WEIGHTS:
+        raise ValueError(f"model.sampling_weights {choice!r}: choose auto or one of {', '.join(SAMPLING_WEIGHTS)}")
+    return choice
 
 
 def uses_gradient_checkpointing(model_config: ModelConfig) -> bool:
@@ -366,8 +376,8 @@ def load_sampler(model_config: ModelConfig, adapter_dir: str | None = None):
     if adapter_dir:
         model = model.merge_and_unload()
     weights = sampling_weights(model_config)
-    if weights == "none":
-        model = model.to(resolve_dtype(model_config))
+    if weights in SAMPLER_DTYPES:
+        model = model.to(SAMPLER_DTYPES[weights])
     else:  # torch.ao's dynamic quantization reads fp32 weights (it refuses bf16, the CPU default with AVX512-BF16)
         from torch.ao.quantization import float16_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
         qconfig = per_channel_dynamic_qconfig if weights == "int8" else float16_dynamic_qconfig

@@ -170,7 +170,7 @@ def test_until_stops_the_loop_after_the_named_stage(tmp_path):
 
     assert list(loop.stage_work(None, 0)) == list(loop.BOOTSTRAP_STAGES)
     assert list(loop.stage_work(None, 1)) == list(loop.ITERATION_STAGES)
-    config = make_config("tiny", lab_dir=str(tmp_path), **{**SMALL, "sft.enabled": "false"})
+    config = make_config("tiny", lab_dir=str(tmp_path), **{**SMALL, "sft.keep": "never"})
     with pytest.raises(ValueError, match="the stages of iteration 1 are ppo"):
         loop.run_loop(config, until=(1, "pairs"))
     summary = loop.run_loop(config, until=(0, "sample"), progress=False, log=lambda line: None)
