@@ -6,13 +6,12 @@ depend on what else shared its batch, and resuming gives the same samples), the 
 sampled token under the untempered model (the mean is the classic reranking baseline), one prefill
 per distinct prompt (a problem's N samples share it), and continuous batching: a finished row
 leaves the KV cache at once and a waiting sample takes its place, so the batch stays full instead
-of waiting for its longest sequence (runaway samples are ~10% and run to max_new_tokens).
+of waiting for its longest sequence (a runaway sample runs to max_new_tokens).
 
-Throughput on 2 AVX2 cores, 0.5B model, HumanEval prompts with their stop tokens, batch 16: ~20-25
-tok/s in fp32 with fixed batches; ~55 tok/s with the int8 sampler (models.load_sampler); ~80-115
-tok/s with int8 and continuous batching. With int8 weights the activations are quantized per batch,
-so a sample can differ slightly with what shared its batch (fp32 keeps them independent up to
-rounding; `model.sampling_weights=float16` keeps that and loses nothing, at about half int8's speed).
+With int8 weights (models.load_sampler) the activations are quantized per batch, so a sample can
+differ slightly with what shared its batch (fp32 keeps them independent up to rounding;
+`model.sampling_weights=float16` keeps that and loses nothing, but is slower than int8). Throughput,
+measured with its command: docs/benchmarks.md.
 
 On CUDA, `model` may instead be a vLLM engine (lab/vllm_backend.py, sampling.backend 'vllm' or
 'auto'): each candidate is then one request with its seed and stop strings, and `candidate_fields`
@@ -316,8 +315,8 @@ def finish(tokenizer, tokens: list[int], stops: tuple[str, ...], eos_ids: set[in
 def pick_tokens(logits: torch.Tensor, temperature: float, top_p: float, generators: list) -> torch.Tensor:
     """Greedy (temperature 0) or temperature + top-p sampling, one generator per row.
 
-    Top-p works on the NUCLEUS_CANDIDATES most likely tokens (a full-vocabulary sort costs ~20 ms a
-    row on CPU); rows whose nucleus is larger fall back to the full sort.
+    Top-p works on the NUCLEUS_CANDIDATES most likely tokens (a full-vocabulary sort is slow on CPU);
+    rows whose nucleus is larger fall back to the full sort.
     """
     if temperature == 0:
         return logits.argmax(-1)

@@ -22,7 +22,7 @@ from lab.config import UsageError
 HELPERS_DIR = Path(__file__).resolve().parent / "exec_helpers"
 JAVATUPLES = "/usr/share/java/javatuples.jar"
 GOLD_LINKER = ("-fuse-ld=gold",) if shutil.which("ld.gold") else ()
-"""gold links a test program in ~25 ms where ld.bfd takes ~80 (binutils ships both on Debian)."""
+"""gold links a test program faster than ld.bfd (binutils ships both on Debian)."""
 JVM_FAST_START = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-XX:-UsePerfData")
 STATUSES = ("OK", "SyntaxError", "Exception", "Timeout")
 
@@ -51,7 +51,7 @@ class Language:
     stderr_is_failure: bool = False
     """Any stderr output at all is a failure (test libraries that report but exit 0)."""
     startup_allowance_s: float = 0.0
-    """Added to the timeout for toolchains whose fixed start-up alone nears it (scalac: ~5 s)."""
+    """Added to the timeout for toolchains whose fixed start-up alone nears it (scalac)."""
     lexer: str = ""
     """Pygments lexer and Markdown fence name; empty = the code itself."""
 
@@ -195,7 +195,8 @@ def _build_java_server(target: Path) -> None:
 
 
 def _build_go_cache_template(target: Path) -> None:
-    """A GOCACHE warmed by one trivial test; each run gets a private copy (3.9 s cold -> ~0.4 s)."""
+    """A GOCACHE warmed by one trivial test; each run gets a private copy (a cold cache makes every
+    test's build many times slower: docs/benchmarks.md)."""
     work = Path(tempfile.mkdtemp())
     (work / "main_test.go").write_text(
         'package main_test\n\nimport (\n    "testing"\n    "fmt"\n)\n\n'

@@ -3,7 +3,7 @@ an empty lab directory. It sees the empty state, launches the tiny pipeline from
 and follows it to completion, opens a problem, labels candidates with keyboard shortcuts (checked
 in the database, with undo, and with keys ignored while typing a note), checks that hostile
 content is shown as text, and takes a screenshot of the main view (RR_REFRESH_ASSETS=1 writes it
-to assets/app_main.png, the README's picture). A second app, on a store filled through the API,
+to assets/app_main.png, the picture in docs/app.md). A second app, on a store filled through the API,
 puts two runs side by side in the Metrics tab's comparison view.
 
 Runs in the default suite when /usr/bin/chromium exists; under CI=true a missing Chromium fails.
