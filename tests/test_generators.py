@@ -9,6 +9,8 @@ from lab import benchmarks, evaluation, generators, loop
 from lab.config import UsageError, make_config
 from lab.measures import paired_difference_ci
 from lab.models import load_generator, load_sampler, sampling_weights
+from lab.sft_choice import choose_sft_recipe, parse_recipe, recipe_label
+from lab.stages import ModelCache
 from lab.store import Store
 
 
@@ -140,3 +142,21 @@ def test_generator_comparison_is_paired_over_problems():
     assert result.differences["greedy"] == paired_difference_ci(tuned["greedy"], base["greedy"])
     assert result.differences["greedy"]["n_problems"] == 2 and result.baseline["greedy"] == pytest.approx(1 / 3)
     assert result.tuned["random"] == 0.5 and result.differences["random"]["difference"] == pytest.approx(0.25)
+
+
+def test_sft_recipe_choice_measures_each_recipe_against_the_base_model(tmp_path, tiny_config, knowing_base):
+    config = gate_config(tmp_path, tiny_config, knowing_base, "auto")
+    recipes = [parse_recipe("sft.learning_rate=0.05,sft.max_steps=12"), parse_recipe("sft.learning_rate=1e-6,sft.max_steps=1")]
+    with Store(config.store_path) as store, ModelCache(config) as models:
+        run = loop.open_run(config, store, models, progress=False, log=lambda line: None)
+        result = choose_sft_recipe(run, recipes)
+        again = choose_sft_recipe(run, recipes[:1])  # resumes: nothing trained or sampled twice
+        models_sampled = {c["model"] for c in store.candidates(run.run_id, role="validation")}
+    harmful, harmless = (recipe_label(r) for r in recipes)
+    assert result["base"]["greedy"] == 1.0 and result["recipes"][harmful].tuned["greedy"] < 1.0
+    assert harmful not in result["kept"] and result["chosen"] in (None, harmless)
+    assert again["recipes"][harmful] == result["recipes"][harmful]
+    assert models_sampled == {config.model.generator, f"{config.run_name}/sft[{harmful}]",
+                              f"{config.run_name}/sft[{harmless}]"}
+    with pytest.raises(UsageError, match="recipe 'sft.max_steps'"):
+        parse_recipe("sft.max_steps")
