@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from lab.models import cpu_has_fast_bf16
+from lab.config import ModelConfig
+from lab.models import SAMPLER_DTYPES, cpu_has_fast_bf16, resolve_device, sampling_weights
 
 BENCHMARKS_PATH = Path(__file__).with_name("benchmarks.json")
 
@@ -80,3 +81,19 @@ def precision_cost(weights: str) -> str | None:
             f"95% CI {100 * difference['ci_low']:+.1f} to {100 * difference['ci_high']:+.1f}) on "
             f"{figures['problems']} MBPP validation problems, at {measured['tokens_per_s'] / baseline['tokens_per_s']:.2f}x "
             f"its speed ({section['machine']}, {section['date']}: {section['command']})")
+
+
+def sampling_note(model_config: ModelConfig) -> str:
+    """The sampler's precision in one line for the job's start, with the measured cost of a quantized one."""
+    weights = sampling_weights(model_config)
+    if weights in SAMPLER_DTYPES:
+        if model_config.sampling_weights not in ("auto", "none"):
+            why = "as asked"
+        elif model_config.device == "cuda" or resolve_device(model_config) == "cuda":
+            why = "auto: the training precision on CUDA"
+        else:
+            why = f"auto: this CPU {'multiplies' if cpu_has_fast_bf16() else 'has no native'} bf16"
+            why += " natively" if cpu_has_fast_bf16() else ""
+        return f"sampling weights: {weights} ({why})"
+    cost = precision_cost(weights) or "its pass@1 cost is not measured on this checkout (scripts/bench_precision.py)"
+    return f"sampling weights: {weights}, as asked; {cost}"

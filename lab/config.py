@@ -90,8 +90,8 @@ class ModelConfig:
     """'auto' (cuda when available), 'cpu' or 'cuda'."""
     dtype: str = "auto"
     """'auto', 'bfloat16', 'float32' or 'float16'. 'auto' picks bfloat16 on CUDA and on CPUs with native
-    bf16 arithmetic (AVX512-BF16 or AMX), else float32: on an AVX2-only CPU torch emulates bf16 matmuls
-    at ~6 GFLOPS on 2 cores, 5-10x slower than fp32 for training and prefill (lab.models.resolve_dtype)."""
+    bf16 arithmetic (AVX512-BF16 or AMX), else float32: elsewhere torch emulates bf16 matmuls, several
+    times slower than fp32 for training and prefill (lab.models.resolve_dtype, docs/benchmarks.md)."""
     load_in_4bit: bool | None = None
     """4-bit nf4 weights via bitsandbytes (QLoRA). None = on when CUDA is used."""
     lora_r: int = 16
@@ -100,8 +100,8 @@ class ModelConfig:
     lora_target_modules: str = "all-linear"
     """peft target_modules: 'all-linear' or a comma-separated list of module names."""
     gradient_checkpointing: bool | None = None
-    """Recompute activations in the backward pass instead of keeping them: ~1/3 more compute per
-    training step for much less memory. None = on with CUDA (GPU memory is scarce), off on CPU
+    """Recompute activations in the backward pass instead of keeping them: more compute per training
+    step for much less memory. None = on with CUDA (GPU memory is scarce), off on CPU
     (a 0.5B model's LoRA step on a few hundred tokens fits in a few GB of RAM)."""
     cache_dir: str = field(default_factory=default_cache_dir)
     """Converted checkpoints (GGUF -> safetensors) and other caches, outside the repo."""
@@ -132,7 +132,7 @@ class SamplingConfig:
     batch_size: int = 16
     """Sequences decoded together (KV cache, left padding)."""
     prompt_style: str = "completion"
-    """'completion' (continue the prompt; measured better for the 0.5B model) or 'chat'."""
+    """'completion' (continue the prompt; the better of the two for the 0.5B model, docs/models.md) or 'chat'."""
     seed: int = 0
     backend: str = "auto"
     """'hf' (the hand-written decoder of lab/generation.py, CPU or CUDA), 'vllm' (CUDA only: a vLLM
@@ -311,33 +311,25 @@ _PRESET_OVERRIDES: dict[str, dict[str, object]] = {
         "ppo.mini_batch_size": 1,
         "ppo.response_length": 16,
     },
-    # Sized so that `python -m lab run` takes about 15 minutes on 2 quiet AVX2 cores (fp32 training,
-    # int8 sampling). What each unit costs there, measured on the 0.5B model (see the commit log):
-    #   SFT step (4 MBPP examples, ~100 tokens each)             ~11 s
-    #   reward-model step (2 pairs = 4 sequences)                 ~7-8 s
-    #   PPO step (4 rollouts of up to 96 tokens, 2 mini-batches)  ~75 s (rollouts end at the stop
-    #     strings; ~87 s when they end only at an end token: scripts/bench_ppo.py)
-    #   sampling, continuous batch of 16, int8                    ~100 tok/s, ~2.3 HumanEval candidates/s
-    #   reward-model scoring (prompt prefill shared)              ~1.2-2 candidates/s
-    #   each stage's model load (and int8 conversion)             ~8-20 s
-    # Executing is cheap (~40 programs/s, plus execution.timeout_s for each one that hangs). The run is
-    # small but complete: SFT, RM, two PPO steps, hard-negative mining, a second RM, and HumanEval-py
-    # evaluation of all 5 methods.
+    # Sized so that the main job is small but complete on 2 CPU cores (SFT and its gate, RM, PPO steps,
+    # hard-negative mining, a second RM, HumanEval-py evaluation of every method) and finishes in minutes;
+    # the unit costs behind that are in lab/benchmarks.json (docs/benchmarks.md), and `python -m lab run`
+    # prints its estimate before it starts.
     "cpu": {
         "data.max_train_problems": 12,
         "data.max_validation_problems": 16,
         "data.max_eval_problems": 16,
         "sampling.num_samples": 8,
-        "sampling.max_new_tokens": 160,  # covers ~97% of MBPP/HumanEval references; runaway samples (~10%) stop sooner
+        "sampling.max_new_tokens": 160,  # covers nearly every MBPP/HumanEval reference; runaway samples stop sooner
         "loop.train_samples": 6,
-        "sft.max_steps": 8,  # ~2.7 epochs over the 12 reference solutions
+        "sft.max_steps": 8,  # a few epochs over the 12 reference solutions
         "reward.max_steps": 8,
         "reward.batch_size": 2,
-        # of 24 (scripts/bench_reward.py, 78 MBPP pairs, 113 held-out pairs): K=4 retrains 8x and rescores 6.7x
-        # faster than all layers at the same held-out accuracy (0.726 vs 0.712); K=8 rescores only 3.1x faster
+        # of 24: retrains and rescores several times faster than all layers at the same held-out accuracy
+        # (scripts/bench_reward.py, docs/benchmarks.md)
         "reward.trainable_layers": 4,
         "ppo.total_episodes": 8,
-        "ppo.response_length": 96,  # MBPP reference solutions: median 43 tokens, 90th percentile 112
+        "ppo.response_length": 96,  # most MBPP reference solutions fit (docs/benchmarks.md)
     },
     "gpu": {
         # offline like the others (GPU machines here reach no hub): the 1.5B from its PyPI packages

@@ -3,10 +3,11 @@ sft, sample, execute, pairs, train_rm, validate; each iteration's ppo, sample, e
 train_rm, validate, evaluate), from the sizes the config asks for and measured unit costs, and the "this job will: ...
 estimated ~N min" text the job prints when it starts.
 
-Unit costs (UnitCosts) come from measurements: CPU_0_5B is the comment above the `cpu` preset in
-lab/config.py (the 0.5B model on 2 AVX2 cores) and the README's execution benchmark; TINY is the tiny
-preset measured on the same machine. Other model sizes on CPU scale with their parameter count read
-from the model name (e.g. '1.5b'). No GPU has been measured: on CUDA the estimate is marked
+Unit costs (UnitCosts) are measurements recorded in lab/benchmarks.json with the machine, date and
+command of each (lab/benchmarks.py): CPU_0_5B for the 0.5B model on 2 CPU cores, TINY for the tiny
+preset; the sampler's speed is the one scripts/bench_precision.py recorded for the precision the job
+samples in, where it has. Other model sizes on CPU scale with their parameter count read from the
+model name (e.g. '1.5b'). No GPU has been measured: on CUDA the estimate is marked
 uncalibrated and the text says so instead of giving a time.
 
 Not covered here: running or timing anything (the loop records real stage times in the store), the
@@ -20,14 +21,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab import benchmarks
+from lab.benchmarks import sampling_note
 from lab.config import LabConfig
 from lab.console import format_duration
+from lab.models import sampling_weights
 from lab.problems import MBPP_SPLITS
 
 EVAL_BENCHMARK_SIZES = {"humaneval": 161,  # MultiPL-E's HumanEval (3 of the 164 are not translated)
                          "mbpp": len(MBPP_SPLITS["test"])}
-GGUF_CONVERSION_S = 150
-"""The one-time conversion of a package-shipped GGUF model to safetensors (issue 14: ~2.5 min)."""
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,12 @@ class UnitCosts:
     """One reward-model step of 2 pairs (4 sequences), LoRA on every layer."""
     rm_top_layers_step_s: float
     """The same step with reward.trainable_layers=4 (top layers over cached lower-layer states); other
-    layer counts scale it in proportion (full3: 8 layers took 1.63 s/step where 4 took 0.48)."""
+    layer counts scale it in proportion."""
     ppo_step_s: float
     """One PPO step: 4 rollouts of up to 96 tokens, one PPO epoch."""
     sampled_tokens_per_s: float
-    """Continuous batch of 16."""
+    """Continuous batch of 16, int8 weights; a precision that scripts/bench_precision.py measured on this
+    checkout uses its own figure instead (`sampling_rate`)."""
     typical_completion_tokens: float
     """Tokens of a completion that ends at a stop string; the runaway ones run to max_new_tokens."""
     runaway_fraction: float
@@ -54,37 +57,25 @@ class UnitCosts:
     """Executing one program (compile + run) on one worker, per language; 'default' for the others."""
     model_load_s: float
     """Loading one model for a stage (and its int8 conversion for sampling)."""
+    imports_s: float
+    """Importing torch, transformers, peft, datasets and TRL, once per job."""
+    gguf_conversion_s: float
+    """The one-time conversion of a package-shipped GGUF model to safetensors."""
 
 
-CPU_0_5B = UnitCosts(
-    basis="unit costs of the 0.5B model measured on 2 AVX2 CPU cores",
-    sft_step_s=11.0, rm_step_s=7.5, ppo_step_s=75.0,
-    # the 'full' run of issue 12 (bf16, 4 of 24 layers, cache filling as it went): 400 steps in 200 s
-    rm_top_layers_step_s=0.5,
-    # ~100 tok/s and ~2.3 HumanEval candidates/s at max_new_tokens=160, ~10% of samples running away:
-    # 100 / 2.3 = 43.5 tokens per candidate = 0.9 * 30.5 + 0.1 * 160.
-    sampled_tokens_per_s=100.0, typical_completion_tokens=30.5, runaway_fraction=0.1,
-    # issue 12's full5 run (8 of 24 layers trained, packed prefixes): 1,520 new training candidates
-    # scored in 3.5 min and 672 held-out ones in 2.0 min, model load included (HumanEval's longer
-    # prompts score at ~3.3/s the first time, ~12/s once their lower layers are cached).
-    scores_per_s=6.0,
-    # Python ~40 programs/s on 2 workers; the README's benchmark medians for the compiled languages.
-    seconds_per_program={"default": 0.05, "cpp": 0.44, "java": 0.17, "ts": 0.06},
-    model_load_s=14.0,
-)
-TINY = UnitCosts(
-    # The tiny preset's loop on the same 2 cores (4 problems x 4 samples of 24 tokens, which the random
-    # model never ends early): SFT 0.13 s/step, RM 0.13 s per step of 4 pairs, PPO 0.1 s per step of
-    # 2 rollouts of 16 tokens, 16 candidates sampled in ~0.4 s, 20 scored in ~0.4 s.
-    basis="unit costs of the tiny random models measured on 2 CPU cores",
-    sft_step_s=0.13, rm_step_s=0.065, rm_top_layers_step_s=0.065, ppo_step_s=1.2,
-    sampled_tokens_per_s=1000.0, typical_completion_tokens=24.0, runaway_fraction=1.0,
-    scores_per_s=100.0,
-    seconds_per_program=CPU_0_5B.seconds_per_program,
-    model_load_s=0.2,
-)
-IMPORTS_S = 8.0
-"""Importing torch, transformers, peft, datasets and TRL, once per job (8-10 s measured on 2 cores)."""
+def recorded_unit_costs(section: str) -> UnitCosts:
+    """Unit costs recorded in lab/benchmarks.json (with the machine, date and command they come from)."""
+    recorded = benchmarks.read(section)
+    if recorded is None:
+        raise RuntimeError(f"lab/benchmarks.json has no {section!r} section: the package's data file is missing "
+                           "or damaged; reinstall the package (pip install -e .) or restore it from git")
+    return UnitCosts(**{"basis": f"unit costs {recorded['machine']} measured ({recorded['date']})",
+                        **recorded["figures"]})
+
+
+CPU_0_5B = recorded_unit_costs("unit_costs_cpu_0.5b")
+TINY = recorded_unit_costs("unit_costs_tiny")
+IMPORTS_S = CPU_0_5B.imports_s
 BASELINE_PARAMETERS_B = 0.5
 
 
@@ -131,10 +122,12 @@ def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimat
     def load(count: int = 1) -> float:
         return count * costs.model_load_s * scale
 
+    rate = sampling_rate(config, costs)
+
     def sampling(candidates: int) -> float:
         tokens = (1 - costs.runaway_fraction) * costs.typical_completion_tokens + \
             costs.runaway_fraction * config.sampling.max_new_tokens
-        return candidates * min(tokens, config.sampling.max_new_tokens) / costs.sampled_tokens_per_s * scale
+        return candidates * min(tokens, config.sampling.max_new_tokens) / rate * scale
 
     def executing(programs_by_language: dict[str, int]) -> float:
         workers = config.execution.workers or os.cpu_count() or 1
@@ -208,7 +201,16 @@ def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimat
             evaluate(k),
         ]
     return JobEstimate(tuple(stages), calibrated, basis,
-                       IMPORTS_S + (GGUF_CONVERSION_S * scale if _needs_conversion(config) else 0.0))
+                       IMPORTS_S + (CPU_0_5B.gguf_conversion_s * scale if _needs_conversion(config) else 0.0))
+
+
+def sampling_rate(config: LabConfig, costs: UnitCosts) -> float:
+    """Sampled tokens/s: what scripts/bench_precision.py recorded for the job's sampling precision, else
+    the unit cost (the tiny preset always uses its own)."""
+    recorded = benchmarks.read("precision")
+    precisions = recorded["figures"]["precisions"] if recorded and costs is not TINY else {}
+    weights = sampling_weights(config.model)
+    return precisions[weights]["tokens_per_s"] if weights in precisions else costs.sampled_tokens_per_s
 
 
 def format_estimate(config: LabConfig, estimate: JobEstimate) -> str:
@@ -217,7 +219,8 @@ def format_estimate(config: LabConfig, estimate: JobEstimate) -> str:
     samples = config.loop.train_samples or config.sampling.num_samples
     iterations = max((s.iteration for s in estimate.stages), default=0)
     lines = [f"this job will: bootstrap (iteration 0) and {iterations} self-training iteration(s) on {problems} "
-             f"training problems x {samples} samples, with {config.model.generator} (preset {config.preset})"]
+             f"training problems x {samples} samples, with {config.model.generator} (preset {config.preset})",
+             f"  {sampling_note(config.model)}"]
     if estimate.startup_s > IMPORTS_S:
         conversion = f" (~{format_duration(estimate.startup_s - IMPORTS_S)})" if estimate.calibrated else ""
         lines.append(f"  first: convert the model to safetensors, once{conversion}")

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Callable
 
 from lab import evaluation, generators, mining
+from lab.benchmarks import sampling_note
 from lab.config import LabConfig, UsageError
 from lab.console import JobConsole
 from lab.estimate import JobEstimate, estimate_job
@@ -109,6 +110,7 @@ def run_loop(config: LabConfig, iterations: int | None = None, *, progress: bool
         log(f"run {config.run_name!r}: {len(run.problems('train'))} training problems, "
             f"{len(run.problems('validation'))} held-out validation problems, "
             f"{len(done)} iteration(s) done, target {target}{stop}; artefacts in {config.run_dir}")
+        log(sampling_note(config.model))
         estimate = estimate_job(config, iterations=target) if console else None
         for k in range(target + 1):
             for name, work in stage_work(run, k).items():

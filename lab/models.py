@@ -13,7 +13,8 @@ Precision follows the hardware: on CUDA 4-bit nf4 weights (bitsandbytes) with bf
 adapters (QLoRA), with gradient checkpointing; on CPU bf16 where the CPU has native bf16, else fp32,
 with LoRA and without gradient checkpointing. `load_in_4bit=True` forces the 4-bit path on CPU too.
 Sampling uses its own copy of the generator (`load_sampler`): never 4-bit, the adapter merged in fp32,
-then int8 linear layers on CPU; or a vLLM engine on CUDA (lab/vllm_backend.py).
+then cast to the precision the model runs in (or quantized, when asked: `sampling_weights`); or a vLLM
+engine on CUDA (lab/vllm_backend.py).
 
 Also here, because sft.py, reward.py and ppo.py share it: the hardware half of their trainer
 arguments, and the callback that forwards trainer logs to the caller.
@@ -210,9 +211,9 @@ def resolve_device(model_config: ModelConfig) -> str:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """True when the CPU multiplies bf16 natively (AVX512-BF16 or AMX). Without it (e.g. AVX2-only
-    EPYC) torch's bf16 matmuls run at ~6 GFLOPS on 2 cores whatever the shape, 5-20x slower than fp32
-    for the 16-400-row products of decoding, prefill and training, so fp32 is chosen."""
+    """True when the CPU multiplies bf16 natively (AVX512-BF16 or AMX). Without it torch emulates bf16
+    matmuls, several times slower than fp32 for the small products of decoding, prefill and training
+    (docs/benchmarks.md), so fp32 is chosen."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
