@@ -31,6 +31,6 @@ def test_the_wheel_carries_the_sandbox_helpers(tmp_path):
     [wheel] = (tmp_path / "wheel").glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     helpers = {f"lab/exec_helpers/{p.name}" for p in (REPO / "lab" / "exec_helpers").iterdir() if p.is_file()}
-    assert helpers and helpers <= names and "lab/console.py" in names
+    assert helpers and helpers <= names and "lab/console.py" in names and "lab/sandbox/runner.py" in names
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "Requires-Dist: torch==2.13.0" in metadata  # the pins of requirements.txt
