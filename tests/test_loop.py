@@ -236,9 +236,14 @@ def test_the_reward_model_is_measured_on_validation_problems_it_never_trained_on
         assert {(iteration, "problems"), (iteration, "top1/random"), (iteration, "pair_accuracy/reranker"),
                 (iteration, "ranking_accuracy/reranker"), (iteration, "length_correlation/passed")} <= measured
     assert (1, "hard_negative_accuracy/after") in measured and (0, "hard_negative_accuracy/after") not in measured
-    # sampled once per generator: PPO made gen-1, so iterations 0 and 1 each hold one set of samples
-    per_iteration = {k: sum(c["iteration"] == k for c in validation_samples) for k in (0, 1)}
-    assert per_iteration == {k: len(held_out) * int(SMALL["sampling.num_samples"]) for k in (0, 1)}
+    # sampled once per generator: PPO made gen-1, so iterations 0 and 1 each hold one pool of samples (and
+    # iteration 0 the SFT gate's: the base model's pool and both models' greedy answers)
+    pools = {k: sum(c["iteration"] == k and c["origin"] == "sample" and c["model"] == f"{config.run_name}/gen-{k}"
+                    for c in validation_samples) for k in (0, 1)}
+    assert pools == {k: len(held_out) * int(SMALL["sampling.num_samples"]) for k in (0, 1)}
+    assert {c["model"] for c in validation_samples if c["iteration"] == 0} == {f"{config.run_name}/gen-0",
+                                                                               config.model.generator}
+    assert all(c["iteration"] == 0 for c in validation_samples if c["model"] == config.model.generator)
 
 
 def coin_flip_problems(path, count, training_allowed=False):
@@ -387,8 +392,9 @@ def test_every_long_stage_moves_one_console_bar_to_its_end(tmp_path):
     with RecordingConsole(tmp_path / "log.txt") as console:
         loop.run_loop(config, until=(1, "score"), progress=False, log=console.say, console=console)
     shown = {(stage, desc.split(" (")[0]) for stage, desc, _ in console.bars_by_stage}
-    assert {("0:sft", "sft steps"), ("0:sample", "sample"), ("0:execute", "execute"),
-            ("0:train_rm", "reward-model steps"), ("0:validate", "sample"), ("0:validate", "score"),
+    # the SFT gate samples and executes the held-out pool that validate then scores
+    assert {("0:sft", "sft steps"), ("0:sft", "sample"), ("0:sft", "execute"), ("0:sample", "sample"),
+            ("0:execute", "execute"), ("0:train_rm", "reward-model steps"), ("0:validate", "score"),
             ("1:ppo", "ppo batches"), ("1:sample", "sample"), ("1:execute", "execute"), ("1:score", "score")} <= shown
     for stage, desc, bar in console.bars_by_stage:
         assert bar.total and bar.n == bar.total, (stage, desc, bar.n, bar.total)
