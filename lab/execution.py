@@ -10,7 +10,7 @@ the status is OK and the exit code is 0. Each worker is its own process (a fresh
 no fork of the caller) with its own sandbox uid; compilers that pay for a warm process (javac,
 the TypeScript checker) live on in a sandbox beside each worker.
 
-Not covered here: the isolation itself (sandbox.py) and the per-language table (languages.py).
+Not covered here: the isolation itself (the lab.sandbox package) and the per-language table (languages.py).
 """
 from __future__ import annotations
 

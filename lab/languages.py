@@ -6,7 +6,7 @@ Argument templates use {src} (the source file), {work} (the job directory), {too
 (build artefacts made once: C++ precompiled header, Go cache template), {helpers}
 (lab/exec_helpers) and {rust} (the Rust sysroot), all as the sandboxed program sees them.
 
-Not covered here: sandboxing (sandbox.py) or scheduling and caching (execution.py).
+Not covered here: sandboxing (the lab.sandbox package) or scheduling and caching (execution.py).
 """
 from __future__ import annotations
 

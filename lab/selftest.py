@@ -10,7 +10,7 @@ exec_check(): per language, a known-correct completion must pass and a wrong one
 with full=True also every HumanEval reference solution (HumanEval.jsonl and the MultiPL-E
 Python file), listing the known upstream quirks apart.
 
-Not covered here: the sandbox implementation (sandbox.py) or the language table (languages.py).
+Not covered here: the sandbox implementation (the lab.sandbox package) or the language table (languages.py).
 """
 from __future__ import annotations
 

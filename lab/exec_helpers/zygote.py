@@ -12,7 +12,7 @@ own /proc, its job directory at /work, /tmp and /dev/shm; the init drops every c
 sets no_new_privs and loads the seccomp filter before it spawns the program. The zygote itself
 is not dumpable, so a program of the same uid cannot read or write its memory.
 
-Not covered here: limits enforced from outside (cgroups, timeouts, output caps: lab/sandbox.py).
+Not covered here: limits enforced from outside (cgroups, timeouts, output caps: the lab.sandbox package).
 """
 import ctypes
 import json
