@@ -39,6 +39,7 @@ from lab import app_views as views
 from lab import compare, plots
 from lab.config import PRESETS, UsageError, default_lab_dir
 from lab.launcher import JobStatus, LaunchRefused, Launcher, iterate_command, run_overrides
+from lab.records import RunRow
 from lab.store import Store, StoreError
 
 KEYS = {"j": "next-candidate", "k": "prev-candidate", "]": "next-problem", "[": "prev-problem",
@@ -101,7 +102,7 @@ class Lab:
     def reader(self) -> Store:
         return self.store.reader()
 
-    def runs(self) -> dict[str, dict]:
+    def runs(self) -> dict[str, RunRow]:
         return {row["name"]: row for row in self.reader.runs()}
 
     def iterations(self, run_name: str | None) -> list[int]:

@@ -44,6 +44,7 @@ from pygments.util import ClassNotFound
 from lab.config import MiningConfig, UsageError
 from lab.languages import lexer_name
 from lab.mining import hard_negatives
+from lab.records import EvaluationRow, MeasurementRow, PairRow, RankingRow, StageRow
 from lab.reports import measurement_text
 from lab.store import Store
 
@@ -92,18 +93,18 @@ def scope_of(store: Store, run_name: str | None, iteration: int | None) -> Scope
 
 # ------------------------------------------------------------------ ranking and flags (pure)
 
-def rank_problem(rows: list[dict], mining: MiningConfig) -> list[dict]:
+def rank_problem(rows: list[RankingRow], mining: MiningConfig) -> list[dict]:
     """One problem's `Store.ranking_rows`, best first, each with rank, rank_key (the score it is
     ranked by) and suspected (see the module docstring)."""
     picked = set(hard_negatives(rows, mining))
-    ranked = []
+    ranked: list[dict] = []
     for row in rows:
         rank_key = row["reward"] if row["ranked_by"] is not None else row["mean_logprob"]
         ranked.append({**row, "rank_key": rank_key, "mined": bool(row["mined"]),
                        "suspected": row["id"] in picked or bool(row["mined"])})
     ranked.sort(key=lambda r: (r["rank_key"] is None, -(r["rank_key"] or 0.0), r["passed"] == 1, r["id"]))
-    for rank, row in enumerate(ranked, start=1):
-        row["rank"] = rank
+    for rank, ranked_row in enumerate(ranked, start=1):
+        ranked_row["rank"] = rank
     return ranked
 
 
@@ -170,9 +171,9 @@ def ranked_candidates(store: Store, scope: Scope, problem_id: str) -> list[dict]
     flags = {r["id"]: r for r in ranked}
     rows = store.reader().candidates(scope.run_id, iteration=scope.iteration, problem_id=problem_id,
                                      reward_model=ranked[0]["ranked_by"])
-    rows = [{**row, **{key: flags[row["id"]][key] for key in ("rank", "rank_key", "suspected", "mined")}}
-            for row in rows if row["id"] in flags]
-    return sorted(rows, key=lambda r: r["rank"])
+    flagged = [{**row, **{key: flags[row["id"]][key] for key in ("rank", "rank_key", "suspected", "mined")}}
+               for row in rows if row["id"] in flags]
+    return sorted(flagged, key=lambda r: r["rank"])
 
 
 def ranking_note(summary: dict, iteration: int) -> str:
@@ -198,14 +199,14 @@ def filter_choices(store: Store, scope: Scope) -> dict[str, list[str]]:
     return {"language": sorted({r["language"] for r in rows}), "split": sorted({r["split"] for r in rows})}
 
 
-def problem_pairs(store: Store, run_id: int, problem_id: str) -> list[dict]:
+def problem_pairs(store: Store, run_id: int, problem_id: str) -> list[PairRow]:
     """The preference pairs built on one problem (any iteration), newest first."""
     return store.reader().pairs(run_id, problem_ids=[problem_id])[::-1]
 
 
 # ------------------------------------------------------------------ metrics tables
 
-def pass_at_1_table(evaluations: list[dict]) -> pd.DataFrame:
+def pass_at_1_table(evaluations: list[EvaluationRow]) -> pd.DataFrame:
     """Rows benchmark / language / method, one pass@1 column per iteration."""
     if not evaluations:
         return pd.DataFrame(columns=["benchmark", "language", "method"])
@@ -215,12 +216,12 @@ def pass_at_1_table(evaluations: list[dict]) -> pd.DataFrame:
     return table.round(3).reset_index()
 
 
-def heldout_table(measurements: list[dict]) -> pd.DataFrame:
-    """Rows eval set / measure, one column per iteration: value [95% interval] (n=count) of
-    `Store.measurements` rows."""
+def heldout_table(measurements: list[MeasurementRow]) -> pd.DataFrame:
+    """Rows eval set / measure (its label, measure/subject), one column per iteration: value [95%
+    interval] (n=count) of `Store.measurements` rows."""
     if not measurements:
         return pd.DataFrame(columns=["eval set", "measure"])
-    cells = {}
+    cells: dict[tuple[str, str], dict[str, str]] = {}
     for m in measurements:
         cells.setdefault((m["eval_set"], m["name"]), {})[f"iter {m['iteration']}"] = measurement_text(m)
     iterations = sorted({m["iteration"] for m in measurements})
@@ -234,12 +235,12 @@ def hard_negatives_per_iteration(store: Store, run_id: int) -> pd.DataFrame:
     return pd.DataFrame(store.reader().hard_negative_counts(run_id), columns=columns)
 
 
-def uses_reference(pair: dict) -> bool:
+def uses_reference(pair: PairRow) -> bool:
     """Whether a pair has a human-written reference solution on either side (not on-policy)."""
     return "reference" in (pair["chosen_origin"], pair["rejected_origin"])
 
 
-def pairs_table(pairs: list[dict]) -> pd.DataFrame:
+def pairs_table(pairs: list[PairRow]) -> pd.DataFrame:
     """Per iteration and kind: pairs, and how many of them have a reference solution on a side."""
     counts = Counter((p["iteration"], p["kind"], uses_reference(p)) for p in pairs)
     keys = sorted({(iteration, kind) for iteration, kind, _ in counts})
@@ -367,7 +368,7 @@ def origin_badge(origin: str) -> str:
     return '<span class="badge ref">reference solution</span>' if origin == "reference" else esc(origin)
 
 
-def pairs_html(pairs: list[dict]) -> str:
+def pairs_html(pairs: list[PairRow]) -> str:
     """The preference pairs built on a problem (`problem_pairs`), folded, with the ones that have a
     reference solution on a side marked: those are not on-policy."""
     if not pairs:
@@ -387,7 +388,7 @@ def pairs_html(pairs: list[dict]) -> str:
             f'{more}</details>')
 
 
-def problem_html(summary: dict, ranking_text: str, pairs: list[dict]) -> str:
+def problem_html(summary: dict, ranking_text: str, pairs: list[PairRow]) -> str:
     """Header (id, counts, ranking basis, mistake banner, pairs) and the highlighted prompt of a
     `problem_summary` row."""
     if summary["mistake"]:
@@ -438,7 +439,7 @@ def problems_table(rows: list[dict]) -> pd.DataFrame:
     )
 
 
-def stages_html(stages: list[dict]) -> str:
+def stages_html(stages: list[StageRow]) -> str:
     """The stages of a run's newest iteration with their status, from the store's stage table."""
     if not stages:
         return ""

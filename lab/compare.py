@@ -6,8 +6,8 @@ RUN RUN...` and the app's Metrics tab.
   comparison_markdown  a Comparison as Markdown tables
 
 Everything shown is read as the evaluation stored it (nothing is recomputed): pass@1 from
-`evaluations` and ranking accuracy from the `ranking_accuracy/<ranker>` measurements of each eval
-set, both of each run's latest evaluated iteration (the heading names it); the held-out set's
+`evaluations` and ranking accuracy from the `ranking_accuracy` measurements (one per ranker) of each
+eval set, both of each run's latest evaluated iteration (the heading names it); the held-out set's
 measurements (`heldout_set`, MBPP validation: what each reward model measured after its training)
 for every iteration. The config difference lists the fields (dotted, as `--set` takes them) whose
 values are not the same in every run; where each run's directory and name are set is left out.
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from lab.config import UsageError, config_difference
 from lab.measures import HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, RANKERS
+from lab.records import EvaluationRow, MeasurementRow
 from lab.reports import measurement_text, percent_with_interval
 from lab.store import Store
 
@@ -34,7 +35,8 @@ class Comparison:
     """{"eval_set", "ranker", "by_run": {run: measurements row (value = accuracy, count = pairs)}}."""
     heldout_set: str
     heldout: list[dict]
-    """{"eval_set", "name", "iteration", "by_run": {run: measurements row}}, the held-out set's rows."""
+    """{"eval_set", "name" (the measurement's label), "iteration", "by_run": {run: measurements row}}, the
+    held-out set's rows."""
     config_diff: list[dict]
     """{"field", "by_run": {run: value, or the string '(not set)'}}, only fields that differ."""
 
@@ -49,22 +51,24 @@ def compare_runs(store: Store, run_names: list[str], heldout_set: str = HELDOUT_
     configs = {row["name"]: row["config_json"] for row in reader.runs() if row["name"] in ids}
     evaluations = {name: reader.evaluations(ids[name]) for name in names}
     latest = {name: max((r["iteration"] for r in rows), default=None) for name, rows in evaluations.items()}
-    pass_at_1 = []
+    pass_at_1: list[dict] = []
     for name in names:
         for row in evaluations[name]:
             if row["iteration"] == latest[name]:
-                _cell(pass_at_1, {key: row[key] for key in ("benchmark", "language", "method")})[name] = row
+                key = {"benchmark": row["benchmark"], "language": row["language"], "method": row["method"]}
+                _cell(pass_at_1, key)[name] = row
     pass_at_1.sort(key=lambda row: (row["benchmark"], row["language"], _method_rank(row["method"])))
     rankers = [ranker.name for ranker in RANKERS]
-    ranking, heldout = [], []
+    ranking: list[dict] = []
+    heldout: list[dict] = []
     for name in names:
-        for row in reader.measurements(ids[name]):
-            measure, _, ranker = row["name"].partition("/")
-            if row["eval_set"] == heldout_set:
-                _cell(heldout, {key: row[key] for key in ("eval_set", "name", "iteration")})[name] = row
-            elif (measure == "ranking_accuracy" and ranker in rankers and row["iteration"] == latest[name]
-                  and row["value"] is not None):
-                _cell(ranking, {"eval_set": row["eval_set"], "ranker": ranker})[name] = row
+        for measured in reader.measurements(ids[name]):
+            if measured["eval_set"] == heldout_set:
+                row_key = {"eval_set": heldout_set, "name": measured["name"], "iteration": measured["iteration"]}
+                _cell(heldout, row_key)[name] = measured
+            elif (measured["measure"] == "ranking_accuracy" and measured["subject"] in rankers
+                  and measured["iteration"] == latest[name] and measured["value"] is not None):
+                _cell(ranking, {"eval_set": measured["eval_set"], "ranker": measured["subject"]})[name] = measured
     ranking.sort(key=lambda row: (row["eval_set"], rankers.index(row["ranker"])))
     heldout.sort(key=lambda row: (row["name"], row["iteration"]))
     return Comparison(names, latest, pass_at_1, ranking, heldout_set, heldout, config_difference(configs))
@@ -98,15 +102,15 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
-def _pass_cell(row: dict | None) -> str:
+def _pass_cell(row: EvaluationRow | None) -> str:
     if row is None:
         return "–"
-    interval = (f" ({100 * row['ci_low']:.0f}–{100 * row['ci_high']:.0f})"
-                if row.get("ci_low") is not None and row.get("ci_high") is not None else "")
+    low, high = row.get("ci_low"), row.get("ci_high")
+    interval = f" ({100 * low:.0f}–{100 * high:.0f})" if low is not None and high is not None else ""
     return f"{_percent(row['pass_at_1'])}{interval}"
 
 
-def _ranking_cell(row: dict | None) -> str:
+def _ranking_cell(row: MeasurementRow | None) -> str:
     return "–" if row is None else f"{percent_with_interval(row)} (n={row['count']})"
 
 

@@ -4,8 +4,9 @@ Two measurements, both stored (evaluations and measurements tables) and written 
 
 Held-out (`measure_heldout`, after every reward-model training, the loop's 'validate' stage). MBPP
 validation problems (`data.validation_splits`, never trained on) are sampled (N per problem) and
-executed once per generator and scored by rm-k. Recorded on eval set 'mbpp-validation' (accuracies
-and differences with a 95% interval that resamples problems, `heldout_measurements`):
+executed once per generator and scored by rm-k. Recorded on eval set 'mbpp-validation' as
+measure/subject (records.MeasureKey; accuracies and differences with a 95% interval that resamples
+problems, `heldout_measurements`):
   pair_accuracy/<ranker>      on pairs built from them exactly as training pairs are (mining.py)
   ranking_accuracy/<ranker>   over every (passing, failing) sample pair within a problem
   ranking_difference/<a>-<b>  ranking accuracy of a minus b over the problems both rank
@@ -42,6 +43,7 @@ from lab.measures import (HELDOUT_SET, PASS_COMPARISONS, PREVIOUS_RERANKER, RANK
                           pooled_accuracy_ci, problem_outcomes, ranking_accuracy, ranking_counts,
                           ranking_difference_ci, top_pick_outcomes)
 from lab.problems import Problem, load_problems
+from lab.records import CandidateRow, MeasureKey, Measurement, PassAt1Row, RankerKey, measurement_key
 from lab.reports import heldout_markdown, ranking_markdown, table_markdown, write_csv
 from lab.stages import (ModelCache, RunContext, execute_candidates, reward_model_version, sample_candidates,
                         score_candidates)
@@ -109,7 +111,8 @@ def scoring_iterations(iteration: int) -> list[int]:
 
 
 def iteration_candidates(store: Store, run_id: int, iteration: int, generator: str, problem_ids: set[str],
-                         reward_model: str | None = None, role: str = "eval", origin: str | None = None) -> list[dict]:
+                         reward_model: str | None = None, role: str = "eval",
+                         origin: str | None = None) -> list[CandidateRow]:
     """The candidates of one generator in one iteration on these problems (other models' candidates
     on the same problems, such as a bigger model's greedy answers, are kept apart), of one origin if given."""
     return [c for c in store.candidates(run_id, iteration=iteration, role=role, model=generator, reward_model=reward_model,
@@ -117,16 +120,17 @@ def iteration_candidates(store: Store, run_id: int, iteration: int, generator: s
             if c["problem_id"] in problem_ids]
 
 
-def with_combined_score(candidates: list[dict], weight: float | None) -> list[dict]:
+def with_combined_score(candidates: list[CandidateRow], weight: float | None) -> list[CandidateRow]:
     """The rows with `reward_plus_logprob` = reward + weight * mean_logprob (None without a weight)."""
-    def combined(c: dict) -> float | None:
-        if weight is None or c.get("reward") is None or c.get("mean_logprob") is None:
+    def combined(c: CandidateRow) -> float | None:
+        reward, logprob = c.get("reward"), c.get("mean_logprob")
+        if weight is None or reward is None or logprob is None:
             return None
-        return c["reward"] + weight * c["mean_logprob"]
+        return reward + weight * logprob
     return [{**c, "reward_plus_logprob": combined(c)} for c in candidates]
 
 
-def fit_lambda(candidates: list[dict]) -> float | None:
+def fit_lambda(candidates: list[CandidateRow]) -> float | None:
     """The LAMBDA_GRID weight whose combined ranker has the best ranking accuracy (the smallest on a tie)."""
     best = None
     for weight in LAMBDA_GRID:
@@ -136,71 +140,84 @@ def fit_lambda(candidates: list[dict]) -> float | None:
     return None if best is None else best[1]
 
 
-def ranking_measurements(candidates: list[dict]) -> dict[str, tuple]:
+def ranking_measurements(candidates: list[CandidateRow]) -> dict[MeasureKey, Measurement]:
     """Ranking accuracy of each ranker and the paired differences of RANKING_COMPARISONS (95% intervals
-    over problems), and the length correlations, as Store.add_measurements values."""
+    over problems), and the length correlations, as Store.add_measurements takes them."""
     counts = {ranker.name: ranking_counts(candidates, ranker.key) for ranker in RANKERS}
-    values: dict[str, tuple] = {f"ranking_accuracy/{name}": _accuracy_value(pooled_accuracy_ci(per_problem))
-                                for name, per_problem in counts.items()}
-    values["ranking_problems"] = (len(counts[RANKERS[0].name]), None)
+    values = {MeasureKey("ranking_accuracy", name): _accuracy_value(pooled_accuracy_ci(per_problem))
+              for name, per_problem in counts.items()}
+    values[MeasureKey("ranking_problems")] = Measurement(len(counts[RANKERS[0].name]))
     for a, b in RANKING_COMPARISONS:
         difference = ranking_difference_ci(candidates, a, b)
         if difference["n_problems"]:
-            values[f"ranking_difference/{a}-{b}"] = _difference_value(difference)
+            values[MeasureKey("ranking_difference", f"{a}-{b}")] = _difference_value(difference)
     samples = sum(c["origin"] == "sample" and c.get("passed") is not None for c in candidates)
     for name, correlation in length_correlation(candidates).items():
-        values[f"length_correlation/{name}"] = (correlation, samples)
+        values[MeasureKey("length_correlation", name)] = Measurement(correlation, samples)
     return values
 
 
-def previous_reranker_measurements(candidates: list[dict], previous: list[dict]) -> dict[str, tuple]:
+def previous_reranker_measurements(candidates: list[CandidateRow],
+                                   previous: list[CandidateRow]) -> dict[MeasureKey, Measurement]:
     """rm-k (the `reward` of `candidates`) against rm-(k-1) (the `reward` of `previous`, the same
     candidates' rows under rm-(k-1)): rm-(k-1)'s ranking accuracy and top-1 pass, and rm-k minus
     rm-(k-1) for both, paired over the same problems with 95% intervals. Empty for k = 0."""
     earlier = {c["id"]: c["reward"] for c in previous}
-    rows = [{**c, "previous_reward": earlier.get(c["id"])} for c in candidates]
+    rows: list[CandidateRow] = [{**c, "previous_reward": earlier.get(c["id"])} for c in candidates]
     values = {}
     counts = ranking_counts(rows, "previous_reward")
     if counts:
-        values[f"ranking_accuracy/{PREVIOUS_RERANKER}"] = _accuracy_value(pooled_accuracy_ci(counts))
+        values[MeasureKey("ranking_accuracy", PREVIOUS_RERANKER)] = _accuracy_value(pooled_accuracy_ci(counts))
         difference = ranking_difference_ci(rows, "reranker", PREVIOUS_RERANKER,
                                            keys={"reranker": "reward", PREVIOUS_RERANKER: "previous_reward"})
         if difference["n_problems"]:
-            values[f"ranking_difference/reranker-{PREVIOUS_RERANKER}"] = _difference_value(difference)
+            values[MeasureKey("ranking_difference", f"reranker-{PREVIOUS_RERANKER}")] = _difference_value(difference)
     now, before = top_pick_outcomes(rows, "reward"), top_pick_outcomes(rows, "previous_reward")
     if before:
-        values[f"top1/{PREVIOUS_RERANKER}"] = (sum(before.values()) / len(before), len(before),
-                                              *bootstrap_ci(list(before.values())))
+        values[MeasureKey("top1", PREVIOUS_RERANKER)] = _mean_value(before)
         if now:
-            values[f"top1_difference/reranker-{PREVIOUS_RERANKER}"] = _difference_value(paired_difference_ci(now, before))
+            values[MeasureKey("top1_difference", f"reranker-{PREVIOUS_RERANKER}")] = _difference_value(
+                paired_difference_ci(now, before))
     return values
 
 
-def _accuracy_value(result: dict) -> tuple:
-    return result["accuracy"], result["pairs"], result["ci_low"], result["ci_high"]
+def _accuracy_value(result: dict) -> Measurement:
+    return Measurement(result["accuracy"], result["pairs"], result["ci_low"], result["ci_high"])
 
 
-def _difference_value(result: dict) -> tuple:
-    return result["difference"], result["n_problems"], result["ci_low"], result["ci_high"]
+def _difference_value(result: dict) -> Measurement:
+    return Measurement(result["difference"], result["n_problems"], result["ci_low"], result["ci_high"])
 
 
-def _top1(candidates: list[dict]) -> dict[str, tuple]:
+def _mean_value(per_problem: dict[str, float]) -> Measurement:
+    """The mean over problems with its 95% bootstrap interval."""
+    return Measurement(sum(per_problem.values()) / len(per_problem), len(per_problem),
+                       *bootstrap_ci(list(per_problem.values())))
+
+
+def _top1(candidates: list[CandidateRow]) -> dict[MeasureKey, Measurement]:
     """Top-1 pass of each method and the paired differences of PASS_COMPARISONS (95% intervals over problems)."""
     values = {}
     outcomes = problem_outcomes(candidates)
     for method, per_problem in outcomes.items():
         if per_problem:
-            values[f"top1/{method}"] = (sum(per_problem.values()) / len(per_problem), len(per_problem),
-                                        *bootstrap_ci(list(per_problem.values())))
+            values[MeasureKey("top1", method)] = _mean_value(per_problem)
     for a, b in PASS_COMPARISONS:
         if outcomes.get(a) and outcomes.get(b):
-            values[f"top1_difference/{a}-{b}"] = _difference_value(paired_difference_ci(outcomes[a], outcomes[b]))
+            values[MeasureKey("top1_difference", f"{a}-{b}")] = _difference_value(
+                paired_difference_ci(outcomes[a], outcomes[b]))
     return values
 
 
-def _pair_accuracy(pairs: list[tuple[int, int, str]], score_of: dict[int, float], problem_of: dict[int, str]) -> tuple:
-    """(accuracy, pairs, ci_low, ci_high) over the pairs both of whose sides have a score; the interval
-    resamples problems."""
+def _scores_by_id(candidates: list[CandidateRow], key: RankerKey) -> dict[int, float]:
+    """candidate id -> its score by `key`, for the candidates that have one."""
+    return {c["id"]: score for c in candidates if (score := c.get(key)) is not None}
+
+
+def _pair_accuracy(pairs: list[tuple[int, int, str]], score_of: dict[int, float],
+                   problem_of: dict[int, str]) -> Measurement:
+    """Accuracy over the pairs both of whose sides have a score, with their count and a 95% interval
+    that resamples problems."""
     counts: dict[str, tuple[float, int]] = {}
     for chosen, rejected, _ in pairs:
         if chosen in score_of and rejected in score_of:
@@ -213,7 +230,8 @@ def _pair_accuracy(pairs: list[tuple[int, int, str]], score_of: dict[int, float]
 
 def measure_heldout(run: RunContext, iteration: int) -> dict:
     """Sample/execute (once per generator), score with rm-`iteration` (and rm-(iteration-1)), measure
-    (`heldout_measurements`), store; returns the values."""
+    (`heldout_measurements`), store; returns the values as stage info: the measures without a subject
+    (problems, lambda) by name, the others under 'measurements' by label."""
     problems = run.problems("validation")
     if not problems:
         return {"skipped": "no validation problems (data.validation_splits / data.max_validation_problems)"}
@@ -225,7 +243,8 @@ def measure_heldout(run: RunContext, iteration: int) -> dict:
         score_candidates(run, scored_by, pool)
     values = heldout_measurements(run, iteration)
     run.store.add_measurements(run.run_id, iteration, HELDOUT_SET, values)
-    return {name: value for name, (value, *_) in values.items()}
+    counts = {key.measure: m.value for key, m in values.items() if not key.subject}
+    return {**counts, "measurements": {key.label: m.value for key, m in values.items() if key.subject}}
 
 
 def _heldout_pool_of(run: RunContext, iteration: int) -> tuple[int, str, set[str]]:
@@ -235,9 +254,9 @@ def _heldout_pool_of(run: RunContext, iteration: int) -> tuple[int, str, set[str
     return sampled_in(run, iteration, "validation", ids), generator, ids
 
 
-def heldout_measurements(run: RunContext, iteration: int) -> dict[str, tuple]:
+def heldout_measurements(run: RunContext, iteration: int) -> dict[MeasureKey, Measurement]:
     """rm-`iteration`'s measures on the held-out pool, from what the store holds (sampled, executed and
-    scored by `measure_heldout`): the values it stores, each (value, count[, ci_low, ci_high])."""
+    scored by `measure_heldout`): the values it stores."""
     stored_in, generator, ids = _heldout_pool_of(run, iteration)
     version = reward_model_version(run.name, iteration)
     candidates = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, version, role="validation",
@@ -246,34 +265,36 @@ def heldout_measurements(run: RunContext, iteration: int) -> dict[str, tuple]:
     candidates = with_combined_score(candidates, weight)
     problem_of = {c["id"]: c["problem_id"] for c in candidates}
 
-    values = {"problems": (len(ids), None), "lambda": (weight, None),
+    values = {MeasureKey("problems"): Measurement(len(ids)), MeasureKey("lambda"): Measurement(weight),
               **ranking_measurements(candidates), **_top1(candidates)}
     pairs = mining.execution_pairs(candidates, run.config.reward.max_pairs_per_problem,
                                    balance_lengths=run.config.reward.balance_lengths)
     for ranker in RANKERS:
-        score_of = {c["id"]: c[ranker.key] for c in candidates if c.get(ranker.key) is not None}
-        values[f"pair_accuracy/{ranker.name}"] = _pair_accuracy(pairs, score_of, problem_of)
+        values[MeasureKey("pair_accuracy", ranker.name)] = _pair_accuracy(pairs, _scores_by_id(candidates, ranker.key),
+                                                                          problem_of)
     if iteration >= 1:
         previous = reward_model_version(run.name, iteration - 1)
         before = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, previous, role="validation",
                                       origin="sample")
         values.update(previous_reranker_measurements(candidates, before))
         hard = mining.hard_negative_pairs(before, run.config.mining, balance_lengths=run.config.reward.balance_lengths)
-        values["hard_negative_accuracy/before"] = _pair_accuracy(hard, {c["id"]: c["reward"] for c in before}, problem_of)
-        values["hard_negative_accuracy/after"] = _pair_accuracy(hard, {c["id"]: c["reward"] for c in candidates},
-                                                                problem_of)
+        values[MeasureKey("hard_negative_accuracy", "before")] = _pair_accuracy(
+            hard, _scores_by_id(before, "reward"), problem_of)
+        values[MeasureKey("hard_negative_accuracy", "after")] = _pair_accuracy(
+            hard, _scores_by_id(candidates, "reward"), problem_of)
     return values
 
 
 def heldout_lambda(store: Store, run_id: int, iteration: int) -> float | None:
     found = [m["value"] for m in store.measurements(run_id, HELDOUT_SET)
-             if m["iteration"] == iteration and m["name"] == "lambda"]
+             if m["iteration"] == iteration and measurement_key(m) == MeasureKey("lambda")]
     return found[0] if found else None
 
 
 # ---------------------------------------------------------------- evaluation benchmarks
 
-def eval_pool(run: RunContext, iteration: int, problem_ids: set[str], reward_model: int | None = None) -> list[dict]:
+def eval_pool(run: RunContext, iteration: int, problem_ids: set[str],
+              reward_model: int | None = None) -> list[CandidateRow]:
     """The evaluation candidates iteration `iteration` is measured on (its generator's greedy answer and
     samples, wherever `sampled_in` stores them), with their scores under rm-`reward_model`, if given."""
     generator, _ = run.generator_at(iteration)
@@ -282,11 +303,11 @@ def eval_pool(run: RunContext, iteration: int, problem_ids: set[str], reward_mod
                                 problem_ids, version)
 
 
-def evaluate_iteration(run: RunContext, iteration: int) -> list[dict]:
+def evaluate_iteration(run: RunContext, iteration: int) -> list[PassAt1Row]:
     """Sample (greedy + N, once per generator), execute and score the evaluation problems for one
     iteration; store its pass@1 rows and ranking measurements (with rm-(k-1)'s on the same
     candidates); returns the rows."""
-    rows = []
+    rows: list[PassAt1Row] = []
     weight = heldout_lambda(run.store, run.run_id, iteration)
     with Executor(run.config.execution) as executor:
         runnable = executor.available_languages()
@@ -316,7 +337,7 @@ def write_reports(run: RunContext) -> dict:
     """evaluation.md / evaluation.csv and the plots over every evaluated iteration, under the run dir."""
     rows = run.store.evaluations(run.run_id)
     measurements = run.store.measurements(run.run_id)
-    latest_candidates: list[dict] = []
+    latest_candidates: list[CandidateRow] = []
     if rows:
         latest = max(r["iteration"] for r in rows)
         ids = {p.id for problems in eval_problems(run.config).values() for p in problems}

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.config import LabConfig, flatten_config, make_config, parse_assignments, repo_root
+from lab.records import RunRow
 
 LOCK_NAME = "iterate.lock"
 INHERITED_LOCK_ENV = "RR_JOB_LOCK"
@@ -76,7 +77,7 @@ def iterate_command(lab_dir: str | Path, run_name: str, preset: str, assignments
     return command
 
 
-def stored_run_config(stored_run: dict, assignments: list[str] | tuple[str, ...] = (), **location) -> LabConfig:
+def stored_run_config(stored_run: RunRow, assignments: list[str] | tuple[str, ...] = (), **location) -> LabConfig:
     """The config a stored run (Store.run's row) runs with, `assignments` (--set) on top."""
     return make_config(stored_run["preset"], **location, **parse_assignments(
         run_overrides(stored_run["config_json"], stored_run["preset"]) + list(assignments)))

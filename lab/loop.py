@@ -53,6 +53,7 @@ from lab.estimate import JobEstimate, estimate_job
 from lab.execution import Executor, build_program
 from lab.ppo import train_ppo
 from lab.problems import Problem, load_problems
+from lab.records import CandidateRow, StageRow
 from lab.reports import heldout_markdown, ranking_markdown, table_markdown
 from lab.reward import PreferencePair, train_reward_model
 from lab.sft import train_sft
@@ -63,6 +64,9 @@ from lab.store import Store
 BOOTSTRAP_STAGES = ("sft", "sample", "execute", "pairs", "train_rm", "validate")
 ITERATION_STAGES = ("ppo", "sample", "execute", "score", "mine", "train_rm", "validate", "evaluate")
 REFERENCE_CHECKS = 8
+DETAIL_INFO = ("seconds", "measurements", "pass_at_1")
+"""Stage info that is stored but left off a stage's one-line summary: its time (shown apart), and the
+validate and evaluate stages' values per measure and method (the reports' tables show them)."""
 
 
 def select_train_problems(config: LabConfig) -> list[Problem]:
@@ -136,7 +140,7 @@ def _stage(run: RunContext, iteration: int, name: str, work: Callable[[], dict],
         return
     with console.stage(iteration, name, estimate.seconds(iteration, name) if estimate else None) as shown:
         info = _record_stage(run, iteration, name, work)
-        shown.summary = _format_info({k: v for k, v in info.items() if k != "seconds" and "/" not in k})
+        shown.summary = _format_info(_summary_info(info))
 
 
 def _record_stage(run: RunContext, iteration: int, name: str, work: Callable[[], dict]) -> dict:
@@ -256,7 +260,7 @@ def _execute_bootstrap(run: RunContext) -> dict:
     return execute_candidates(run, 0)
 
 
-def candidate_pool(store: Store, run_id: int, k: int, reward_model: str | None) -> list[dict]:
+def candidate_pool(store: Store, run_id: int, k: int, reward_model: str | None) -> list[CandidateRow]:
     """The candidates pairs are built from in iteration k (with their score under `reward_model`):
     its training samples, the reference solutions (when stored), and every manually labelled
     training candidate (whatever its iteration)."""
@@ -332,8 +336,11 @@ def _train_ppo(run: RunContext, k: int) -> dict:
 
 
 def _evaluate(run: RunContext, k: int) -> dict:
-    rows = evaluation.evaluate_iteration(run, k)
-    return {f"{r['benchmark']}-{r['language']}/{r['method']}": round(r["pass_at_1"], 4) for r in rows}
+    pass_at_1: dict[str, dict[str, float]] = {}
+    for row in evaluation.evaluate_iteration(run, k):
+        eval_set = evaluation.eval_set_name(row["benchmark"], row["language"])
+        pass_at_1.setdefault(eval_set, {})[row["method"]] = round(row["pass_at_1"], 4)
+    return {"pass_at_1": pass_at_1}
 
 
 # ---------------------------------------------------------------- summary
@@ -342,13 +349,17 @@ def _numbers(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
 
 
+def _summary_info(info: dict) -> dict:
+    return {k: v for k, v in info.items() if k not in DETAIL_INFO}
+
+
 def _format_info(info: dict) -> str:
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items())
 
 
 def summarize(store: Store, run_id: int, config: LabConfig) -> dict:
     """Stages with timings and info, counts per iteration, the held-out and evaluation numbers."""
-    def position(row: dict) -> tuple[int, int]:
+    def position(row: StageRow) -> tuple[int, int]:
         names = BOOTSTRAP_STAGES if row["iteration"] == 0 else ITERATION_STAGES
         return row["iteration"], names.index(row["name"]) if row["name"] in names else len(names)
 
@@ -375,7 +386,7 @@ def format_summary(summary: dict) -> str:
              f"{len(summary['iterations_done'])} iteration(s) done, store {summary['store']}", "", "stages:"]
     for stage in summary["stages"]:
         seconds = f"{stage['seconds']:7.1f}s" if stage["seconds"] is not None else "      - "
-        info = {k: v for k, v in stage["info"].items() if k != "seconds" and "/" not in k}
+        info = _summary_info(stage["info"])
         lines.append(f"  iter {stage['iteration']} {stage['name']:9s} {stage['status']:7s} {seconds}  {_format_info(info)}")
     total = sum(stage["seconds"] or 0 for stage in summary["stages"])
     lines.append(f"  all stages               {total:7.1f}s  ({total / 60:.1f} min)")

@@ -10,9 +10,9 @@
   length_correlation  Pearson correlation of a value (passing, a ranker's score) with completion length
   bootstrap_ci, paired_difference_ci   95% intervals over problems
 
-A candidate row is a dict as `Store.candidates` returns it; the keys used here are `problem_id`,
-`origin`, `passed` (1/0, None = not executed), `completion`, `mean_logprob`, `reward` and, for
-the combined ranker, `reward_plus_logprob` (added by the caller, see evaluation.py).
+A candidate row is a records.CandidateRow as `Store.candidates` returns it; the keys used here are
+`problem_id`, `origin`, `passed` (1/0, None = not executed), `completion`, `mean_logprob`, `reward`
+and, for the combined ranker, `reward_plus_logprob` (added by the caller, see evaluation.py).
 
 Not covered here: reading the store, sampling or scoring (evaluation.py, stages.py), tables and
 plots (reports.py, plots.py).
@@ -25,6 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
+from lab.records import CandidateRow, PassAt1Row, RankerKey
+
 
 HELDOUT_SET = "mbpp-validation"
 """The eval set under which a reward model's held-out measurements are stored (evaluation.py)."""
@@ -36,21 +38,26 @@ PREVIOUS_RERANKER = "previous_reranker"
 class Method:
     name: str
     title: str
-    key: str | None = None
+    key: RankerKey | None = None
     """For a ranker: the candidate field it ranks samples by (its top sample is its answer)."""
+
+
+@dataclass(frozen=True)
+class Ranker(Method):
+    key: RankerKey
 
 
 METHODS: tuple[Method, ...] = (
     Method("greedy", "greedy"),
     Method("random", "random pick of N"),
-    Method("logprob", "mean-log-prob rerank", "mean_logprob"),
-    Method("reranker", "trained reranker top-1", "reward"),
-    Method("reranker+logprob", "reranker + λ·log-prob top-1", "reward_plus_logprob"),
+    Ranker("logprob", "mean-log-prob rerank", "mean_logprob"),
+    Ranker("reranker", "trained reranker top-1", "reward"),
+    Ranker("reranker+logprob", "reranker + λ·log-prob top-1", "reward_plus_logprob"),
     Method("oracle", "oracle pass@N"),
 )
 METHOD_NAMES = tuple(m.name for m in METHODS)
 METHOD_TITLES = {m.name: m.title for m in METHODS}
-RANKERS: tuple[Method, ...] = tuple(m for m in METHODS if m.key is not None)
+RANKERS: tuple[Ranker, ...] = tuple(m for m in METHODS if isinstance(m, Ranker))
 
 PASS_COMPARISONS = (("reranker", "random"), ("reranker", "logprob"), ("reranker", "greedy"),
                     ("reranker+logprob", "logprob"), ("reranker+logprob", "reranker"))
@@ -59,17 +66,23 @@ RANKING_COMPARISONS = (("reranker", "logprob"), ("reranker+logprob", "logprob"),
 """(a, b) ranker pairs whose ranking-accuracy difference over the same problems is reported the same way."""
 
 
-def _top_pick_pass_rate(samples: list[dict], key: str) -> float | None:
+def scores(rows: Sequence[CandidateRow], key: RankerKey) -> list[float] | None:
+    """Each row's score by `key`, in order; None when any row lacks one."""
+    found = [score for row in rows if (score := row.get(key)) is not None]
+    return found if len(found) == len(rows) else None
+
+
+def _top_pick_pass_rate(samples: list[CandidateRow], key: RankerKey) -> float | None:
     """Pass rate among the samples tied at the highest `key`; None when any sample lacks it."""
-    values = [s.get(key) for s in samples]
-    if not samples or any(v is None for v in values):
+    values = scores(samples, key)
+    if not samples or values is None:
         return None
     best = max(values)
-    tied = [s for s in samples if s[key] == best]
+    tied = [s for s, value in zip(samples, values) if value == best]
     return sum(bool(s["passed"]) for s in tied) / len(tied)
 
 
-def top_pick_outcomes(candidates: list[dict], key: str) -> dict[str, float]:
+def top_pick_outcomes(candidates: list[CandidateRow], key: RankerKey) -> dict[str, float]:
     """problem_id -> expected pass of the executed sample ranked first by `key` (ties: a random pick
     among them); a problem with a sample lacking `key` is left out."""
     outcomes = {}
@@ -80,15 +93,15 @@ def top_pick_outcomes(candidates: list[dict], key: str) -> dict[str, float]:
     return outcomes
 
 
-def executed_samples_by_problem(candidates: list[dict]) -> dict[str, list[dict]]:
-    grouped = defaultdict(list)
+def executed_samples_by_problem(candidates: list[CandidateRow]) -> dict[str, list[CandidateRow]]:
+    grouped: dict[str, list[CandidateRow]] = defaultdict(list)
     for candidate in candidates:
         if candidate["origin"] == "sample" and candidate.get("passed") is not None:
             grouped[candidate["problem_id"]].append(candidate)
     return dict(grouped)
 
 
-def problem_outcomes(candidates: list[dict]) -> dict[str, dict[str, float]]:
+def problem_outcomes(candidates: list[CandidateRow]) -> dict[str, dict[str, float]]:
     """method -> {problem_id: expected pass (0..1)} from executed candidate rows. Ties among a
     ranker's top samples count as a random pick among them. A problem missing what a method needs
     (no greedy candidate, unscored samples) is left out of that method only."""
@@ -116,24 +129,26 @@ def pairwise_accuracy(chosen: Sequence[float], rejected: Sequence[float]) -> flo
     return wins / len(chosen)
 
 
-def ranking_counts(candidates: list[dict], key: str) -> dict[str, tuple[float, int]]:
+def ranking_counts(candidates: list[CandidateRow], key: RankerKey) -> dict[str, tuple[float, int]]:
     """problem_id -> (pairs ordered right, ties counting half; pairs) over every (passing, failing)
     pair of that problem's executed samples, ranked by `key`. Problems without such a pair, or with
     a sample lacking `key`, are left out."""
     counts = {}
     for problem_id, rows in executed_samples_by_problem(candidates).items():
-        if any(r.get(key) is None for r in rows):
+        values = scores(rows, key)
+        if values is None:
             continue
-        passing = [r[key] for r in rows if r["passed"]]
-        failing = [r[key] for r in rows if not r["passed"]]
+        passing = [value for r, value in zip(rows, values) if r["passed"]]
+        failing = [value for r, value in zip(rows, values) if not r["passed"]]
         chosen = [good for good in passing for _ in failing]
         rejected = [bad for _ in passing for bad in failing]
-        if chosen:
-            counts[problem_id] = (pairwise_accuracy(chosen, rejected) * len(chosen), len(chosen))
+        accuracy = pairwise_accuracy(chosen, rejected)
+        if accuracy is not None:
+            counts[problem_id] = (accuracy * len(chosen), len(chosen))
     return counts
 
 
-def ranking_accuracy(candidates: list[dict]) -> dict[str, dict]:
+def ranking_accuracy(candidates: list[CandidateRow]) -> dict[str, dict]:
     """How well each ranker orders a problem's samples: `pairwise_accuracy` over every (passing,
     failing) pair of samples of one problem (`ranking_counts`), pooled over problems. Top-1 pass@1
     hangs on one pick per problem; this uses every pair, so it is the steadier signal. ranker name ->
@@ -171,7 +186,7 @@ def pooled_accuracy_ci(counts: dict[str, tuple[float, int]], *, resamples: int =
             "pairs": int(sum(counts[p][1] for p in problems))}
 
 
-def ranking_difference_ci(candidates: list[dict], a: str, b: str, *, keys: dict[str, str] | None = None,
+def ranking_difference_ci(candidates: list[CandidateRow], a: str, b: str, *, keys: dict[str, RankerKey] | None = None,
                           resamples: int = 2000, seed: int = 0) -> dict:
     """Ranking accuracy of ranker `a` minus that of ranker `b` over the problems both rank, with a 95%
     interval that resamples problems: {"difference", "ci_low", "ci_high", "n_problems", "pairs",
@@ -199,7 +214,7 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def length_correlation(candidates: list[dict]) -> dict[str, float | None]:
+def length_correlation(candidates: list[CandidateRow]) -> dict[str, float | None]:
     """Over executed samples: corr(passed, length) and, per ranker, corr(score, length), with length
     in characters of the completion. A ranker that follows length where passing does not is
     rewarding length. Keys: 'passed' and each ranker name."""
@@ -207,7 +222,7 @@ def length_correlation(candidates: list[dict]) -> dict[str, float | None]:
     lengths = [len(s["completion"]) for s in samples]
     result = {"passed": pearson([float(bool(s["passed"])) for s in samples], lengths)}
     for ranker in RANKERS:
-        scored = [(s[ranker.key], n) for s, n in zip(samples, lengths) if s.get(ranker.key) is not None]
+        scored = [(score, n) for s, n in zip(samples, lengths) if (score := s.get(ranker.key)) is not None]
         result[ranker.name] = pearson([v for v, _ in scored], [n for _, n in scored]) if scored else None
     return result
 
@@ -224,9 +239,9 @@ def bootstrap_ci(values: Sequence[float], *, resamples: int = 2000, confidence: 
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
-def pass_at_1_rows(candidates: list[dict], benchmark: str, language: str) -> list[dict]:
+def pass_at_1_rows(candidates: list[CandidateRow], benchmark: str, language: str) -> list[PassAt1Row]:
     """One row per method with pass_at_1, ci_low, ci_high, n_problems (the store's evaluations schema)."""
-    rows = []
+    rows: list[PassAt1Row] = []
     for method, per_problem in problem_outcomes(candidates).items():
         if not per_problem:
             continue

@@ -1,8 +1,9 @@
 """Preference pairs for the reward model, and hard-negative mining: pure functions over candidate rows.
 
-A candidate row is a dict as `Store.candidates` returns it; the keys used here are
-`id`, `problem_id`, `passed` (1/0, None = not executed), `reward` (None = not scored) and
-`label` (the current manual label: 'positive', 'hard_negative', 'exclude' or None).
+A candidate row is a records.CandidateRow as `Store.candidates` returns it (or the app's shorter
+RankingRow); the keys used here are `id`, `problem_id`, `passed` (1/0, None = not executed), `reward`
+(None = not scored) and `label` (the current manual label: 'positive', 'hard_negative', 'exclude' or
+None).
 
 Verdicts. A manual label wins over execution: 'exclude' drops the candidate from every pair,
 'positive' makes it a chosen side even when its tests fail, 'hard_negative' makes it a rejected
@@ -23,8 +24,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Sequence
 
 from lab.config import MiningConfig
+from lab.records import CandidateRow, PairRow, RankingRow
+
+Candidate = CandidateRow | RankingRow
 
 
 @dataclass(frozen=True)
@@ -37,10 +42,16 @@ class Verdict:
     """Characters of the completion."""
 
 
-def verdict(candidate: dict) -> Verdict | None:
+def completion_length(candidate: Candidate) -> int:
+    """Characters of the completion; 0 for a row without one (the app's RankingRow)."""
+    completion = candidate.get("completion")
+    return len(completion) if isinstance(completion, str) else 0
+
+
+def verdict(candidate: Candidate) -> Verdict | None:
     """The candidate's side in pairs, or None when it takes no part (excluded, or unexecuted and unlabelled)."""
     label = candidate.get("label")
-    length = len(candidate.get("completion") or "")
+    length = completion_length(candidate)
     if label == "exclude":
         return None
     if label in ("positive", "hard_negative"):
@@ -50,21 +61,21 @@ def verdict(candidate: dict) -> Verdict | None:
     return Verdict(candidate["id"], bool(candidate["passed"]), False, candidate.get("reward"), length)
 
 
-def by_problem(candidates: list[dict]) -> dict[str, list[dict]]:
-    grouped = defaultdict(list)
+def by_problem(candidates: Sequence[Candidate]) -> dict[str, list[Candidate]]:
+    grouped: dict[str, list[Candidate]] = defaultdict(list)
     for candidate in candidates:
         grouped[candidate["problem_id"]].append(candidate)
     return dict(grouped)
 
 
-def _split(candidates: list[dict]) -> tuple[list[Verdict], list[Verdict]]:
+def _split(candidates: Sequence[Candidate]) -> tuple[list[Verdict], list[Verdict]]:
     verdicts = [v for v in map(verdict, candidates) if v is not None]
     positives = sorted((v for v in verdicts if v.positive), key=lambda v: (not v.manual, v.candidate_id))
     negatives = sorted((v for v in verdicts if not v.positive), key=lambda v: (not v.manual, v.candidate_id))
     return positives, negatives
 
 
-def problems_with_both_verdicts(candidates: list[dict]) -> set[str]:
+def problems_with_both_verdicts(candidates: Sequence[Candidate]) -> set[str]:
     """Problems whose candidates include a positive and a negative (by execution or manual label)."""
     return {problem for problem, rows in by_problem(candidates).items() if all(_split(rows))}
 
@@ -73,7 +84,7 @@ def _kind(chosen: Verdict, rejected: Verdict, automatic_kind: str) -> str:
     return "manual" if chosen.manual or rejected.manual else automatic_kind
 
 
-def execution_pairs(candidates: list[dict], max_pairs_per_problem: int, *,
+def execution_pairs(candidates: Sequence[Candidate], max_pairs_per_problem: int, *,
                     balance_lengths: bool = False) -> list[tuple[int, int, str]]:
     """Pairs from pass/fail (+ labels), up to `max_pairs_per_problem` per problem, no pair twice.
     Each next pair of a problem is the one whose two candidates have been used least (so the first
@@ -114,10 +125,10 @@ def _length_gap(chosen: Verdict, rejected: Verdict) -> float:
     return abs(chosen.length - rejected.length) / max(chosen.length, rejected.length, 1)
 
 
-def length_balance(pairs: list[tuple[int, int, str]], candidates: list[dict]) -> dict:
+def length_balance(pairs: list[tuple[int, int, str]], candidates: Sequence[Candidate]) -> dict:
     """How length relates to the pairs' sides: the fraction whose chosen side is longer, shorter,
     and the mean chosen - rejected length in characters."""
-    length_of = {c["id"]: len(c.get("completion") or "") for c in candidates}
+    length_of = {c["id"]: completion_length(c) for c in candidates}
     differences = [length_of[c] - length_of[r] for c, r, _ in pairs]
     if not differences:
         return {"chosen_longer": None, "chosen_shorter": None, "mean_length_difference": None}
@@ -126,7 +137,7 @@ def length_balance(pairs: list[tuple[int, int, str]], candidates: list[dict]) ->
             "mean_length_difference": sum(differences) / len(differences)}
 
 
-def hard_negatives(candidates: list[dict], mining: MiningConfig) -> list[int]:
+def hard_negatives(candidates: Sequence[Candidate], mining: MiningConfig) -> list[int]:
     """Ids of one problem's hard negatives (rules in the module docstring), hardest first."""
     positives, negatives = _split(candidates)
     scored = [v for v in positives + negatives if v.reward is not None]
@@ -143,7 +154,7 @@ def hard_negatives(candidates: list[dict], mining: MiningConfig) -> list[int]:
     return manual + [v.candidate_id for v in automatic[:room]]
 
 
-def hard_negative_pairs(candidates: list[dict], mining: MiningConfig, *,
+def hard_negative_pairs(candidates: Sequence[Candidate], mining: MiningConfig, *,
                         balance_lengths: bool = False) -> list[tuple[int, int, str]]:
     """Each hard negative paired with up to `positives_per_hard_negative` positives: manual ones first,
     then the lowest-rewarded (the ones the reward model most needs to lift above it).
@@ -171,7 +182,7 @@ def hard_negative_pairs(candidates: list[dict], mining: MiningConfig, *,
     return pairs
 
 
-def pair_is_consistent(pair: dict, labels: dict[int, str]) -> bool:
+def pair_is_consistent(pair: PairRow, labels: dict[int, str | None]) -> bool:
     """False when a label given after the pair was built contradicts it: either side excluded,
     a chosen side later labelled hard negative, or a rejected side later labelled positive."""
     chosen, rejected = labels.get(pair["chosen_id"]), labels.get(pair["rejected_id"])

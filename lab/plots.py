@@ -21,11 +21,13 @@ numbers (measures.py, evaluation.py), tables (reports.py) or reading the store (
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from lab.measures import METHOD_NAMES, METHOD_TITLES
+from lab.records import CandidateRow, EvaluationRow, HardNegativeCountRow, MeasurementRow, MetricRow, RewardScoreRow
 from lab.reports import column_of
 
 PASSING_COLOR, FAILING_COLOR = "tab:green", "tab:red"
@@ -42,25 +44,26 @@ def save(figure: Figure | None, path: Path) -> list[Path]:
     return [path]
 
 
-def _methods(rows: list[dict]) -> list[str]:
+def _methods(rows: Sequence[EvaluationRow]) -> list[str]:
     """The methods present, in the order of measures.METHODS (others, from an older store, after)."""
     present = {r["method"] for r in rows}
     return [m for m in METHOD_NAMES if m in present] + sorted(present - set(METHOD_NAMES))
 
 
-def _error_bars(points: list[dict]) -> list[list[float]]:
+def _error_bars(points: list[EvaluationRow]) -> list[list[float]]:
     """Distances from pass@1 to its interval's ends (0 where a row has no interval)."""
-    low = [r["pass_at_1"] - (r["pass_at_1"] if r.get("ci_low") is None else r["ci_low"]) for r in points]
-    high = [(r["pass_at_1"] if r.get("ci_high") is None else r["ci_high"]) - r["pass_at_1"] for r in points]
-    return [low, high]
+    def end(row: EvaluationRow, value: float | None) -> float:
+        return row["pass_at_1"] if value is None else value
+    return [[r["pass_at_1"] - end(r, r.get("ci_low")) for r in points],
+            [end(r, r.get("ci_high")) - r["pass_at_1"] for r in points]]
 
 
-def _panel_rows(rows: list[dict], method: str, column: str) -> list[dict]:
+def _panel_rows(rows: Sequence[EvaluationRow], method: str, column: str) -> list[EvaluationRow]:
     """One method's pass@1 rows in one benchmark/language panel, by iteration."""
     return sorted((r for r in rows if r["method"] == method and column_of(r) == column), key=lambda r: r["iteration"])
 
 
-def pass_at_1_figure(rows: list[dict]) -> Figure | None:
+def pass_at_1_figure(rows: Sequence[EvaluationRow]) -> Figure | None:
     """One panel per benchmark/language: x = iteration, a line per method with its 95% interval.
     Rows: iteration, benchmark, language, method, pass_at_1, ci_low, ci_high (Store.evaluations)."""
     if not rows:
@@ -85,7 +88,7 @@ def pass_at_1_figure(rows: list[dict]) -> Figure | None:
     return figure
 
 
-def pass_at_1_bars_figure(rows: list[dict]) -> Figure | None:
+def pass_at_1_bars_figure(rows: Sequence[EvaluationRow]) -> Figure | None:
     """One panel per benchmark/language: a group of bars per iteration, a bar per method, with the
     95% intervals. Rows as for `pass_at_1_figure`."""
     if not rows:
@@ -112,22 +115,24 @@ def pass_at_1_bars_figure(rows: list[dict]) -> Figure | None:
     return figure
 
 
-def reward_histogram_figure(candidates: list[dict], title: str = "candidates") -> Figure | None:
+def reward_histogram_figure(candidates: Sequence[CandidateRow | RewardScoreRow],
+                            title: str = "candidates") -> Figure | None:
     """Histogram of `reward` for passing vs failing candidates (rows with reward and passed; those
     lacking either are left out), a panel per `reward_model` when rows carry one, most rows first.
     A reranker that works separates the two."""
-    scored = [c for c in candidates if c.get("reward") is not None and c.get("passed") is not None]
+    scored = [(reward, bool(passed), c.get("reward_model")) for c in candidates
+              if (reward := c.get("reward")) is not None and (passed := c.get("passed")) is not None]
     if not scored:
         return None
-    versions = sorted({c.get("reward_model") for c in scored},
-                      key=lambda v: (-sum(c.get("reward_model") == v for c in scored), str(v)))
+    versions = sorted({version for _, _, version in scored},
+                      key=lambda v: (-sum(version == v for _, _, version in scored), str(v)))
     figure = Figure(figsize=(6 if len(versions) == 1 else 4.6 * len(versions), 3.8), layout="constrained")
     for axis, version in zip(figure.subplots(1, len(versions), squeeze=False)[0], versions):
-        rewards = [c for c in scored if c.get("reward_model") == version]
-        low, high = min(c["reward"] for c in rewards), max(c["reward"] for c in rewards)
+        rewards = [(reward, passed) for reward, passed, scored_by in scored if scored_by == version]
+        low, high = min(reward for reward, _ in rewards), max(reward for reward, _ in rewards)
         bins = [low + (high - low) * i / 30 for i in range(31)] if high > low else 10
-        for passed, name, color in ((0, "failing", FAILING_COLOR), (1, "passing", PASSING_COLOR)):
-            values = [c["reward"] for c in rewards if bool(c["passed"]) == passed]
+        for passed, name, color in ((False, "failing", FAILING_COLOR), (True, "passing", PASSING_COLOR)):
+            values = [reward for reward, verdict in rewards if verdict == passed]
             axis.hist(values, bins=bins, alpha=0.6, label=f"{name} (n={len(values)})", color=color)
         axis.set(xlabel="reward model score", ylabel="candidates",
                  title=f"Reward of passing vs failing {title}" + (f"\n{version}" if version else ""))
@@ -136,7 +141,8 @@ def reward_histogram_figure(candidates: list[dict], title: str = "candidates") -
     return figure
 
 
-def training_curves_figure(metrics: list[dict], names: tuple[str, ...] = ("loss", "reward", "kl")) -> Figure | None:
+def training_curves_figure(metrics: Sequence[MetricRow],
+                           names: tuple[str, ...] = ("loss", "reward", "kl")) -> Figure | None:
     """A panel per (stage, metric name) among `names`, x = step, a line per iteration; rows with
     iteration, stage, name, step, value (Store.metrics)."""
     wanted = [m for m in metrics if m["name"] in names]
@@ -164,7 +170,7 @@ def training_curves_figure(metrics: list[dict], names: tuple[str, ...] = ("loss"
     return figure
 
 
-def hard_negatives_figure(per_iteration: list[dict]) -> Figure | None:
+def hard_negatives_figure(per_iteration: Sequence[HardNegativeCountRow]) -> Figure | None:
     """Per iteration: candidates mined as hard negatives and candidates labelled so by hand."""
     if not per_iteration:
         return None
@@ -181,31 +187,30 @@ def hard_negatives_figure(per_iteration: list[dict]) -> Figure | None:
     return figure
 
 
-def heldout_figure(measurements: list[dict]) -> Figure | None:
+def heldout_figure(measurements: Sequence[MeasurementRow]) -> Figure | None:
     """A panel per measure ('pair_accuracy', 'ranking_accuracy', 'top1', 'length_correlation', ...),
-    x = iteration, a line per what it measures (the part of the name after '/': reranker, logprob,
-    random, passed), with error bars where the row has a 95% interval. Rows: iteration, eval_set, name,
-    value, count[, ci_low, ci_high] (Store.measurements); rows without a value, and bookkeeping names
-    without a '/' (problems, lambda), are left out. Accuracies show chance (0.5) as a dashed line,
-    differences ('*_difference') zero."""
-    rows = [m for m in measurements if m.get("value") is not None and "/" in m["name"]]
+    x = iteration, a line per subject (reranker, logprob, random, passed), with error bars where the
+    row has a 95% interval. Rows: Store.measurements; rows without a value, and bookkeeping
+    measures without a subject (problems, lambda), are left out. Accuracies show chance (0.5) as a
+    dashed line, differences ('*_difference') zero."""
+    rows = [m for m in measurements if m.get("value") is not None and m["subject"]]
     if not rows:
         return None
-    panels = list(dict.fromkeys((m["eval_set"], m["name"].partition("/")[0]) for m in rows))
+    panels = list(dict.fromkeys((m["eval_set"], m["measure"]) for m in rows))
     iterations = sorted({m["iteration"] for m in rows})
     columns = min(len(panels), 4)
     rows_needed = -(-len(panels) // columns)
     figure = Figure(figsize=(3.6 * columns + 0.4, 3.0 * rows_needed), layout="constrained")
     axes = figure.subplots(rows_needed, columns, squeeze=False)
     for axis, (eval_set, measure) in zip(axes.flat, panels):
-        lines = [m for m in rows if m["eval_set"] == eval_set and m["name"].partition("/")[0] == measure]
-        for what in dict.fromkeys(m["name"].partition("/")[2] for m in lines):
-            points = sorted((m["iteration"], m["value"], m.get("ci_low"), m.get("ci_high"))
-                            for m in lines if m["name"].partition("/")[2] == what)
+        lines = [m for m in rows if m["eval_set"] == eval_set and m["measure"] == measure]
+        for what in dict.fromkeys(m["subject"] for m in lines):
+            points = sorted((m["iteration"], value, m.get("ci_low"), m.get("ci_high"))
+                            for m in lines if m["subject"] == what and (value := m["value"]) is not None)
             errors = [[v - low if low is not None else 0 for _, v, low, _ in points],
                       [high - v if high is not None else 0 for _, v, _, high in points]]
             axis.errorbar([p[0] for p in points], [p[1] for p in points], yerr=errors, marker="o", capsize=3,
-                          label=what or measure)
+                          label=what)
         if measure.endswith("accuracy"):
             axis.axhline(0.5, color="grey", linestyle="--", linewidth=1)
         if measure.endswith("difference"):
@@ -221,18 +226,19 @@ def heldout_figure(measurements: list[dict]) -> Figure | None:
     return figure
 
 
-def plot_pass_at_1(rows: list[dict], path: Path) -> list[Path]:
+def plot_pass_at_1(rows: Sequence[EvaluationRow], path: Path) -> list[Path]:
     return save(pass_at_1_figure(rows), path)
 
 
-def plot_pass_at_1_bars(rows: list[dict], path: Path) -> list[Path]:
+def plot_pass_at_1_bars(rows: Sequence[EvaluationRow], path: Path) -> list[Path]:
     return save(pass_at_1_bars_figure(rows), path)
 
 
-def plot_reward_histograms(candidates: list[dict], path: Path, title: str = "evaluation candidates") -> list[Path]:
+def plot_reward_histograms(candidates: Sequence[CandidateRow | RewardScoreRow], path: Path,
+                           title: str = "evaluation candidates") -> list[Path]:
     return save(reward_histogram_figure(candidates, title), path)
 
 
-def plot_training_curves(metrics: list[dict], path: Path,
+def plot_training_curves(metrics: Sequence[MetricRow], path: Path,
                          names: tuple[str, ...] = ("loss", "reward", "kl")) -> list[Path]:
     return save(training_curves_figure(metrics, names), path)

@@ -24,7 +24,7 @@ User problems: a JSONL file, one object per line, with the fields
 A program is run as prompt + completion + "\\n" + tests; exit code 0 means pass.
 
 Loading is all-or-nothing: any bad row raises `ProblemLoadError` naming file, line and field.
-Not covered here: running programs (execution.py) or storing problems (store.py).
+Not covered here: running programs (execution.py) or storing problems (lab/store/problems.py).
 """
 from __future__ import annotations
 

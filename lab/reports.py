@@ -16,24 +16,26 @@ from __future__ import annotations
 import csv
 from collections import defaultdict
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from lab.languages import display_name
 from lab.measures import HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, PREVIOUS_RERANKER, RANKERS
+from lab.records import EvaluationRow, MeasureKey, MeasurementRow, PassAt1Row, measurement_key
 
 PAPER_LANGUAGE_ORDER = ("py", "cpp", "java", "php", "ts", "cs", "sh", "js")
 CSV_FIELDS = ("iteration", "benchmark", "language", "method", "pass_at_1", "ci_low", "ci_high", "n_problems")
 
 
-def column_of(row: dict) -> str:
+def column_of(row: PassAt1Row) -> str:
     language, benchmark = display_name(row["language"]), row["benchmark"]
     if benchmark.startswith("jsonl:"):
         return f"{Path(benchmark.removeprefix('jsonl:')).name} {language}"
     return f"HumanEval {language}" if benchmark == "humaneval" else f"{benchmark.upper()} {language}"
 
 
-def _column_order(rows: list[dict]) -> list[str]:
+def _column_order(rows: Sequence[EvaluationRow]) -> list[str]:
     def key(row):
         language_rank = PAPER_LANGUAGE_ORDER.index(row["language"]) if row["language"] in PAPER_LANGUAGE_ORDER else 99
         return (row["benchmark"] != "humaneval", language_rank, row["language"])
@@ -44,7 +46,7 @@ def _percent(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{100 * value:.{digits}f}"
 
 
-def percent_with_interval(row: dict | None) -> str:
+def percent_with_interval(row: Mapping[str, Any] | None) -> str:
     """A measurement row's value as a percentage with its 95% interval, e.g. '73.9 (68.2–79.0)'."""
     if row is None or row.get("value") is None:
         return "–"
@@ -53,7 +55,7 @@ def percent_with_interval(row: dict | None) -> str:
     return f"{_percent(row['value'])} ({_percent(row['ci_low'])}–{_percent(row['ci_high'])})"
 
 
-def measurement_text(row: dict | None) -> str:
+def measurement_text(row: Mapping[str, Any] | None) -> str:
     """A Store.measurements row as one cell: value [95% interval] (n=count), the parts it has."""
     if row is None:
         return "–"
@@ -63,7 +65,7 @@ def measurement_text(row: dict | None) -> str:
     return text if row["count"] is None else f"{text} (n={row['count']})"
 
 
-def points_with_interval(row: dict | None) -> str:
+def points_with_interval(row: Mapping[str, Any] | None) -> str:
     """A difference row in percentage points with its 95% interval, e.g. '-8.2 (-14.6 to -1.8)'."""
     if row is None or row.get("value") is None:
         return "–"
@@ -71,7 +73,7 @@ def points_with_interval(row: dict | None) -> str:
     return text if row.get("ci_low") is None else f"{text} ({100 * row['ci_low']:+.1f} to {100 * row['ci_high']:+.1f})"
 
 
-def table_markdown(rows: list[dict]) -> str:
+def table_markdown(rows: Sequence[EvaluationRow]) -> str:
     """Table 1 layout: a row per (iteration, method), a column per benchmark/language (pass@1 in %,
     95% CI and number of problems), plus the average over HumanEval languages when there are several."""
     if not rows:
@@ -88,7 +90,8 @@ def table_markdown(rows: list[dict]) -> str:
             if not any(found):
                 continue
             cells = [
-                f"{100 * r['pass_at_1']:.1f} ({100 * r['ci_low']:.0f}–{100 * r['ci_high']:.0f}, n={r['n_problems']})"
+                f"{100 * r['pass_at_1']:.1f} ({_percent(r.get('ci_low'), 0)}–{_percent(r.get('ci_high'), 0)}, "
+                f"n={r['n_problems']})"
                 if r else "–" for r in found
             ]
             if with_average:
@@ -100,14 +103,14 @@ def table_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _by_set(measurements: list[dict]) -> dict[tuple[int, str], dict[str, dict]]:
-    grouped: dict[tuple[int, str], dict[str, dict]] = defaultdict(dict)
+def _by_set(measurements: Sequence[MeasurementRow]) -> dict[tuple[int, str], dict[MeasureKey, MeasurementRow]]:
+    grouped: dict[tuple[int, str], dict[MeasureKey, MeasurementRow]] = defaultdict(dict)
     for m in measurements:
-        grouped[(m["iteration"], m["eval_set"])][m["name"]] = m
+        grouped[(m["iteration"], m["eval_set"])][measurement_key(m)] = m
     return dict(grouped)
 
 
-def ranking_markdown(measurements: list[dict], eval_sets: list[str] | None = None) -> str:
+def ranking_markdown(measurements: Sequence[MeasurementRow], eval_sets: list[str] | None = None) -> str:
     """Per (iteration, eval set): each ranker's ranking accuracy over the (passing, failing) sample
     pairs within problems, and the correlation of its score with completion length next to that of
     passing, and (from iteration 1) the reranker's ranking accuracy minus that of the reward model before
@@ -126,25 +129,30 @@ def ranking_markdown(measurements: list[dict], eval_sets: list[str] | None = Non
              + " | ".join(f"corr({r}, length)" for r in rankers) + " |",
              "|" + "---|" * (7 + 2 * len(rankers))]
     for (iteration, eval_set), values in sorted(grouped.items()):
-        first = values.get(f"ranking_accuracy/{rankers[0]}")
+        first = values.get(MeasureKey("ranking_accuracy", rankers[0]))
         if first is None:
             continue
-        problems = values.get("ranking_problems", {}).get("value")
-        accuracies = [percent_with_interval(values.get(f"ranking_accuracy/{r}")) for r in rankers]
-        differences = [points_with_interval(values.get(f"ranking_difference/reranker-{other}"))
+        problems = _value(values, MeasureKey("ranking_problems"))
+        accuracies = [percent_with_interval(values.get(MeasureKey("ranking_accuracy", r))) for r in rankers]
+        differences = [points_with_interval(values.get(MeasureKey("ranking_difference", f"reranker-{other}")))
                        for other in ("logprob", PREVIOUS_RERANKER)]
-        correlations = [_signed(values.get(f"length_correlation/{name}", {}).get("value"))
+        correlations = [_signed(_value(values, MeasureKey("length_correlation", name)))
                         for name in ["passed", *rankers]]
         lines.append(f"| {iteration} | {eval_set} | {'–' if problems is None else int(problems)} | {first['count']} | "
                      + " | ".join(accuracies + differences + correlations) + " |")
     return "\n".join(lines) + "\n"
 
 
+def _value(values: dict[MeasureKey, MeasurementRow], key: MeasureKey) -> float | None:
+    row = values.get(key)
+    return None if row is None else row["value"]
+
+
 def _signed(value: float | None) -> str:
     return "–" if value is None else f"{value:+.2f}"
 
 
-def heldout_markdown(measurements: list[dict], eval_set: str = HELDOUT_SET) -> str:
+def heldout_markdown(measurements: Sequence[MeasurementRow], eval_set: str = HELDOUT_SET) -> str:
     """After each reward-model training: on held-out problems, its pairwise accuracy on pairs built
     as training pairs are, top-1 pass of the rankers vs random, and its accuracy on held-out hard
     negatives before and after retraining."""
@@ -157,27 +165,30 @@ def heldout_markdown(measurements: list[dict], eval_set: str = HELDOUT_SET) -> s
              "reranker − random | reranker − log-prob | top-1 reranker+λ·lp (λ) | hard negatives before → after (pairs) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for (iteration, _), values in sorted(grouped.items()):
-        def value(name):
-            return values.get(name, {}).get("value")
+        def value(measure: str, subject: str = "") -> float | None:
+            return _value(values, MeasureKey(measure, subject))
 
-        def count(name):
-            return values.get(name, {}).get("count")
-        pair = f"{percent_with_interval(values.get('pair_accuracy/reranker'))} ({count('pair_accuracy/reranker') or 0})"
+        def count(measure: str, subject: str) -> int | None:
+            row = values.get(MeasureKey(measure, subject))
+            return None if row is None else row["count"]
+        pair = (f"{percent_with_interval(values.get(MeasureKey('pair_accuracy', 'reranker')))} "
+                f"({count('pair_accuracy', 'reranker') or 0})")
         lam = value("lambda")
-        combined = f"{_percent(value('top1/reranker+logprob'))} (λ={lam:g})" if lam is not None else "–"
-        before, after = value("hard_negative_accuracy/before"), value("hard_negative_accuracy/after")
-        hard = (f"{_percent(before)} → {_percent(after)} ({count('hard_negative_accuracy/after')})"
+        combined = f"{_percent(value('top1', 'reranker+logprob'))} (λ={lam:g})" if lam is not None else "–"
+        before, after = value("hard_negative_accuracy", "before"), value("hard_negative_accuracy", "after")
+        hard = (f"{_percent(before)} → {_percent(after)} ({count('hard_negative_accuracy', 'after')})"
                 if after is not None else "–")
         problems = value("problems")
         lines.append(f"| rm-{iteration} | {'–' if problems is None else int(problems)} | {pair} | "
-                     f"{_percent(value('top1/random'))} | {_percent(value('top1/logprob'))} | "
-                     f"{_percent(value('top1/reranker'))} | "
-                     f"{points_with_interval(values.get('top1_difference/reranker-random'))} | "
-                     f"{points_with_interval(values.get('top1_difference/reranker-logprob'))} | {combined} | {hard} |")
+                     f"{_percent(value('top1', 'random'))} | {_percent(value('top1', 'logprob'))} | "
+                     f"{_percent(value('top1', 'reranker'))} | "
+                     f"{points_with_interval(values.get(MeasureKey('top1_difference', 'reranker-random')))} | "
+                     f"{points_with_interval(values.get(MeasureKey('top1_difference', 'reranker-logprob')))} | "
+                     f"{combined} | {hard} |")
     return "\n".join(lines) + "\n"
 
 
-def write_csv(rows: list[dict], path: Path) -> Path:
+def write_csv(rows: Sequence[PassAt1Row], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, extrasaction="ignore")

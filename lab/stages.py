@@ -19,7 +19,7 @@ import dataclasses
 import gc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
@@ -29,6 +29,7 @@ from lab.execution import Executor, build_program
 from lab.hidden_states import HiddenStateCache
 from lab.models import load_reward_model
 from lab.problems import Problem
+from lab.records import CandidateRow
 from lab.store import Store
 from lab.vllm_backend import load_backend_sampler
 
@@ -256,7 +257,7 @@ def execute_candidates(run: RunContext, iteration: int, problem_ids: set[str] | 
     return {"executed": len(pending)}
 
 
-def score_candidates(run: RunContext, iteration: int, candidates: list[dict]) -> int:
+def score_candidates(run: RunContext, iteration: int, candidates: Sequence[CandidateRow]) -> int:
     """Score the given candidate rows that have no score under rm-`iteration` yet, a chunk at a time.
     Returns how many were scored."""
     version = reward_model_version(run.name, iteration)

@@ -33,6 +33,7 @@ from lab.config import UsageError
 from lab.evaluation import iteration_candidates
 from lab.measures import paired_difference_ci, pass_at_1_rows, problem_outcomes
 from lab.problems import Problem
+from lab.records import CandidateRow, MeasureKey, Measurement, PassAt1Row
 from lab.stages import RunContext, execute_candidates, sample_candidates
 
 TEMPERATURE_SET = "mbpp-validation-temperature"
@@ -59,7 +60,7 @@ def validation_problems(run: RunContext) -> list[Problem]:
 
 
 def temperature_candidates(run: RunContext, iteration: int, temperature: float,
-                           problems: list[Problem]) -> list[dict]:
+                           problems: list[Problem]) -> list[CandidateRow]:
     """Sample (what is missing) and execute N candidates per problem at `temperature` from the
     iteration's generator; returns their rows, executed."""
     generator, adapter_dir = run.generator_at(iteration)
@@ -71,9 +72,9 @@ def temperature_candidates(run: RunContext, iteration: int, temperature: float,
     return iteration_candidates(run.store, run.run_id, iteration, model_name, ids, role="validation")
 
 
-def pick_temperature(by_temperature: dict[float, dict[str, dict]], current: float) -> float:
+def pick_temperature(by_temperature: dict[float, dict[str, PassAt1Row]], current: float) -> float:
     """The temperature with the best log-prob top-1; ties: higher oracle pass@N, then `current`, then the lowest."""
-    def value(rows: dict[str, dict], method: str) -> float:
+    def value(rows: dict[str, PassAt1Row], method: str) -> float:
         return rows[method]["pass_at_1"] if method in rows else -1.0
 
     measured = {t: rows for t, rows in by_temperature.items() if "logprob" in rows}
@@ -107,14 +108,15 @@ def choose_temperature(run: RunContext, iteration: int = 0,
     chosen = pick_temperature(by_temperature, current)
     gain = paired_difference_ci(logprob[chosen], logprob[current]) if current in logprob and chosen != current else None
 
-    values: dict[str, tuple[float | None, int | None]] = {
-        "problems": (len(problems), None), "num_samples": (run.config.sampling.num_samples, None),
-        "top_p": (run.config.sampling.top_p, None), "chosen_temperature": (chosen, None)}
+    values = {
+        MeasureKey("problems"): Measurement(len(problems)),
+        MeasureKey("num_samples"): Measurement(run.config.sampling.num_samples),
+        MeasureKey("top_p"): Measurement(run.config.sampling.top_p), MeasureKey("chosen_temperature"): Measurement(chosen)}
     for t, rows in by_temperature.items():
         for method, row in rows.items():
-            values[f"top1/{method}@t={t:g}"] = (row["pass_at_1"], row["n_problems"])
+            values[MeasureKey("top1", f"{method}@t={t:g}")] = Measurement(row["pass_at_1"], row["n_problems"])
     if gain is not None:
-        values["chosen_minus_current/logprob"] = (gain["difference"], gain["n_problems"])
+        values[MeasureKey("chosen_minus_current", "logprob")] = Measurement(gain["difference"], gain["n_problems"])
     run.store.add_measurements(run.run_id, iteration, TEMPERATURE_SET, values)
     generator, _ = run.generator_at(iteration)
     return {"iteration": iteration, "generator": generator, "problems": len(problems),

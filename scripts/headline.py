@@ -16,6 +16,7 @@ Not covered here: training or evaluating the run itself (python -m lab run / eva
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -32,6 +33,7 @@ from lab.measures import (METHOD_NAMES, METHOD_TITLES, PASS_COMPARISONS, PREVIOU
                           bootstrap_ci, length_correlation, paired_difference_ci, problem_outcomes,
                           ranking_accuracy, ranking_difference_ci)
 from lab.models import SAMPLING_WEIGHTS  # noqa: E402
+from lab.records import MeasureKey, Measurement  # noqa: E402
 from lab.reports import percent_with_interval, points_with_interval  # noqa: E402
 from lab.stages import ModelCache, RunContext, execute_candidates, sample_candidates  # noqa: E402
 from lab.store import Store  # noqa: E402
@@ -98,11 +100,11 @@ def main() -> int:
         "ranking_pairs": ranking["reranker"]["pairs"],
         "ranking_problems": ranking["reranker"]["problems"],
         "ranking_differences": {f"{a} - {b}": ranking_difference_ci(candidates, a, b) for a, b in RANKING_COMPARISONS},
-        "previous_reranker": {name: _measurement(value) for name, value in previous.items()},
-        "heldout_pair_accuracy": heldout.get("pair_accuracy/reranker", (None,))[0],
-        "heldout": {name: value for name, (value, *_) in heldout.items()},
-        "heldout_ci": {name: interval for name, (_, _, *interval) in heldout.items() if interval},
-        "heldout_counts": {name: count for name, (_, count, *_) in heldout.items()},
+        "previous_reranker": {key.label: dataclasses.asdict(m) for key, m in previous.items()},
+        "heldout_pair_accuracy": _value(heldout.get(MeasureKey("pair_accuracy", "reranker"))),
+        "heldout": {key.label: m.value for key, m in heldout.items()},
+        "heldout_ci": {key.label: [m.ci_low, m.ci_high] for key, m in heldout.items() if m.has_interval},
+        "heldout_counts": {key.label: m.count for key, m in heldout.items()},
         "length_correlation": length_correlation(candidates),
         "paired_differences": {},
         "config": stored_config,
@@ -122,11 +124,8 @@ def main() -> int:
     return 0
 
 
-def _measurement(value: tuple) -> dict:
-    """A (value, count[, ci_low, ci_high]) measurement as a dict."""
-    number, count, *interval = value
-    return {"value": number, "count": count, "ci_low": interval[0] if interval else None,
-            "ci_high": interval[1] if interval else None}
+def _value(measurement: Measurement | None) -> float | None:
+    return None if measurement is None else measurement.value
 
 
 def _mean(outcome: dict[str, float]) -> float | None:
@@ -138,17 +137,20 @@ def _percent(value: float | None) -> str:
 
 
 def _heldout_line(result: dict) -> str:
-    def measure(name: str, title: str, shown=percent_with_interval) -> str | None:
-        if result["heldout"].get(name) is None:
+    def measure(key: MeasureKey, title: str, shown=percent_with_interval) -> str | None:
+        if result["heldout"].get(key.label) is None:
             return None
-        low, high = result["heldout_ci"].get(name, (None, None))
-        row = {"value": result["heldout"][name], "ci_low": low, "ci_high": high}
-        return f"{title} {shown(row)}, n={result['heldout_counts'].get(name)}"
-    parts = [measure("pair_accuracy/reranker", "pair accuracy"), measure("pair_accuracy/logprob", "log-prob's"),
-             measure("ranking_difference/reranker-logprob", "ranking accuracy reranker − log-prob, points",
+        low, high = result["heldout_ci"].get(key.label, (None, None))
+        row = {"value": result["heldout"][key.label], "ci_low": low, "ci_high": high}
+        return f"{title} {shown(row)}, n={result['heldout_counts'].get(key.label)}"
+    parts = [measure(MeasureKey("pair_accuracy", "reranker"), "pair accuracy"),
+             measure(MeasureKey("pair_accuracy", "logprob"), "log-prob's"),
+             measure(MeasureKey("ranking_difference", "reranker-logprob"),
+                     "ranking accuracy reranker − log-prob, points", points_with_interval),
+             measure(MeasureKey("top1_difference", "reranker-random"), "top-1 reranker − random, points",
                      points_with_interval),
-             measure("top1_difference/reranker-random", "top-1 reranker − random, points", points_with_interval),
-             measure("top1_difference/reranker-logprob", "top-1 reranker − log-prob, points", points_with_interval)]
+             measure(MeasureKey("top1_difference", "reranker-logprob"), "top-1 reranker − log-prob, points",
+                     points_with_interval)]
     return "; ".join(part for part in parts if part) or "not measured"
 
 
@@ -157,12 +159,14 @@ def _previous_line(result: dict) -> list[str]:
     measures, k = result["previous_reranker"], result["iteration"]
     if not measures:
         return []
-    ranking, top1 = (measures.get(f"{kind}_difference/reranker-{PREVIOUS_RERANKER}") for kind in ("ranking", "top1"))
+    def shown(measure: str, subject: str) -> dict | None:
+        return measures.get(MeasureKey(measure, subject).label)
+    versus = f"reranker-{PREVIOUS_RERANKER}"
     return [f"rm-{k} against rm-{k - 1} on the same candidates: ranking accuracy "
-            f"{percent_with_interval(measures.get(f'ranking_accuracy/{PREVIOUS_RERANKER}'))} for rm-{k - 1}, "
-            f"difference {points_with_interval(ranking)} points; top-1 "
-            f"{percent_with_interval(measures.get(f'top1/{PREVIOUS_RERANKER}'))} for rm-{k - 1}, "
-            f"difference {points_with_interval(top1)} points"]
+            f"{percent_with_interval(shown('ranking_accuracy', PREVIOUS_RERANKER))} for rm-{k - 1}, "
+            f"difference {points_with_interval(shown('ranking_difference', versus))} points; top-1 "
+            f"{percent_with_interval(shown('top1', PREVIOUS_RERANKER))} for rm-{k - 1}, "
+            f"difference {points_with_interval(shown('top1_difference', versus))} points"]
 
 
 def format_headline(result: dict, big: str | None) -> str:

@@ -21,6 +21,15 @@ def execution_result(passed: bool, *, stderr: str = "", **fields):
     return ExecutionResult(passed=passed, stderr=stderr, **values)
 
 
+def measurement_row(measure: str, subject: str, value, *, iteration: int = 0, eval_set: str = "mbpp-validation",
+                    count=None, ci_low=None, ci_high=None) -> dict:
+    """A Store.measurements row (lab.records.MeasurementRow), for tests of what reads them."""
+    from lab.records import MeasureKey
+    return {"iteration": iteration, "eval_set": eval_set, "measure": measure, "subject": subject,
+            "name": MeasureKey(measure, subject).label, "value": value, "count": count, "ci_low": ci_low,
+            "ci_high": ci_high}
+
+
 @pytest.fixture(scope="session")
 def tiny_config(tmp_path_factory):
     """The `tiny` preset with its model cache in a session temp dir (the tiny model is built once)."""

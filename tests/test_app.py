@@ -15,6 +15,7 @@ from lab import app_views as views
 from lab.config import MiningConfig
 from lab.mining import hard_negatives
 from lab.problems import Problem
+from lab.records import MeasureKey, Measurement
 from lab.store import Store
 
 HOSTILE = ['<script>alert(1)</script>', '</pre><img src=x onerror=alert(2)>']
@@ -290,8 +291,10 @@ def test_metrics_tables(store):
     store.add_label(candidate_of(store, "mbpp/603", 0)["id"], None, "alice")
     assert views.hard_negatives_per_iteration(store, run_id).to_dict("records") == [
         {"iteration": 1, "mined_pairs": 1, "mined_candidates": 1, "labeled_hard_negatives": 1}]
-    store.add_measurements(run_id, 0, "mbpp-validation", {"pair_accuracy/reranker": (0.5, 10), "top1/random": (None, 0)})
-    store.add_measurements(run_id, 1, "mbpp-validation", {"pair_accuracy/reranker": (0.75, 12)})
+    store.add_measurements(run_id, 0, "mbpp-validation", {MeasureKey("pair_accuracy", "reranker"): Measurement(0.5, 10),
+                                                          MeasureKey("top1", "random"): Measurement(None, 0)})
+    store.add_measurements(run_id, 1, "mbpp-validation",
+                           {MeasureKey("pair_accuracy", "reranker"): Measurement(0.75, 12)})
     heldout = views.heldout_table(store.measurements(run_id)).to_dict("records")
     assert heldout == [
         {"eval set": "mbpp-validation", "measure": "pair_accuracy/reranker", "iter 0": "0.500 (n=10)", "iter 1": "0.750 (n=12)"},
@@ -407,8 +410,9 @@ def test_metrics_show_heldout_curves_pairs_and_plots(lab):
     lab.store.add_evaluations(run_id, 1, [{"benchmark": "humaneval", "language": "py", "method": m, "pass_at_1": 0.5,
                                            "ci_low": 0.25, "ci_high": 0.75, "n_problems": 4}
                                           for m in ("greedy", "reranker", "reranker+logprob")])
-    lab.store.add_measurements(run_id, 1, "mbpp-validation", {"pair_accuracy/reranker": (0.7, 20),
-                                                              "length_correlation/passed": (-0.2, 20)})
+    lab.store.add_measurements(run_id, 1, "mbpp-validation", {
+        MeasureKey("pair_accuracy", "reranker"): Measurement(0.7, 20),
+        MeasureKey("length_correlation", "passed"): Measurement(-0.2, 20)})
     values = app.metrics(lab, "demo", 1)
     assert set(values) == set(app.METRICS) and values["metrics_note"] == "No hard negatives mined or labeled yet."
     assert all(values[name] is not None for name in ("pass_plot", "heldout_plot", "reward_plot"))

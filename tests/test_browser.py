@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from lab.records import MeasureKey, Measurement
 from lab.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -91,7 +92,8 @@ def add_evaluated_run(store: Store, name: str, temperature: float, reranker: flo
     store.add_evaluations(run_id, 1, [
         {"benchmark": "humaneval", "language": "py", "method": method, "pass_at_1": value, "ci_low": 0.0,
          "ci_high": 1.0, "n_problems": 4} for method, value in (("greedy", 0.5), ("reranker", reranker))])
-    store.add_measurements(run_id, 1, "mbpp-validation", {"pair_accuracy/reranker": (reranker, 12)})
+    store.add_measurements(run_id, 1, "mbpp-validation",
+                           {MeasureKey("pair_accuracy", "reranker"): Measurement(reranker, 12)})
 
 
 def current_labels(lab_dir: Path) -> list[tuple]:

@@ -8,6 +8,7 @@ import pytest
 from lab import compare
 from lab.__main__ import main
 from lab.config import make_config
+from lab.records import MeasureKey, Measurement
 from lab.store import Store, StoreError
 
 
@@ -19,9 +20,12 @@ def add_run(store: Store, name: str, *, config: dict, iterations=(1,), reranker_
             {"benchmark": "humaneval", "language": "py", "method": method, "pass_at_1": value, "ci_low": 0.0,
              "ci_high": 1.0, "n_problems": 1} for method, value in (("reranker", 0.1 * k), ("greedy", 1.0))])
         store.add_measurements(run_id, k, "humaneval-py", {
-            "ranking_accuracy/logprob": (0.5, 2), "ranking_accuracy/reranker": (reranker_ranking / k, 2),
-            "ranking_accuracy/reranker+logprob": (None, 0), "length_correlation/passed": (0.1, 3)})
-        store.add_measurements(run_id, k, "mbpp-validation", {"pair_accuracy/reranker": (0.5 + 0.1 * k, 20)})
+            MeasureKey("ranking_accuracy", "logprob"): Measurement(0.5, 2),
+            MeasureKey("ranking_accuracy", "reranker"): Measurement(reranker_ranking / k, 2),
+            MeasureKey("ranking_accuracy", "reranker+logprob"): Measurement(None, 0),
+            MeasureKey("length_correlation", "passed"): Measurement(0.1, 3)})
+        store.add_measurements(run_id, k, "mbpp-validation",
+                               {MeasureKey("pair_accuracy", "reranker"): Measurement(0.5 + 0.1 * k, 20)})
     return run_id
 
 

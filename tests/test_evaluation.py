@@ -2,12 +2,14 @@
 import math
 
 import pytest
+from conftest import measurement_row
 
 from lab.measures import (bootstrap_ci, length_correlation, paired_difference_ci, pairwise_accuracy,
                           pass_at_1_rows as evaluation_rows, pooled_accuracy_ci, problem_outcomes, ranking_accuracy,
                           ranking_counts, ranking_difference_ci)
 from lab.reports import ranking_markdown, table_markdown, write_csv
 from lab.plots import plot_pass_at_1, plot_pass_at_1_bars, plot_reward_histograms, plot_training_curves
+from lab.records import MeasureKey
 
 
 def sample(problem, passed, logprob, reward, origin="sample", completion="x"):
@@ -54,10 +56,10 @@ def test_ranking_accuracy_counts_every_passing_failing_pair_within_a_problem():
     assert ranking_accuracy(unscored)["reranker"] == {"accuracy": 1.0, "pairs": 3, "problems": 1}  # c incomplete
     assert ranking_accuracy(unscored)["logprob"]["pairs"] == 6
     assert ranking_accuracy([sample("a", 1, -0.1, 1.0)])["reranker"] == {"accuracy": None, "pairs": 0, "problems": 0}
-    measurements = [{"iteration": 1, "eval_set": "humaneval-py", "name": f"ranking_accuracy/{name}",
-                     "value": value["accuracy"], "count": value["pairs"]} for name, value in ranking.items()]
-    table = ranking_markdown(measurements + [{"iteration": 1, "eval_set": "humaneval-py", "name": "ranking_problems",
-                                              "value": 2, "count": None}])
+    measurements = [measurement_row("ranking_accuracy", name, value["accuracy"], iteration=1, eval_set="humaneval-py",
+                                    count=value["pairs"]) for name, value in ranking.items()]
+    table = ranking_markdown(measurements + [measurement_row("ranking_problems", "", 2, iteration=1,
+                                                             eval_set="humaneval-py")])
     assert "| 1 | humaneval-py | 2 | 5 | 0.0 | 90.0 | – |" in table
 
 
@@ -174,9 +176,11 @@ def test_the_reward_model_before_is_compared_on_the_same_candidates():
               for c in now]
     values = previous_reranker_measurements(now, before)
     # ranked by both: a (3 pairs, rm-(k-1) 0 right) and c (2 pairs, 2 right); b has no passing sample
-    assert values["ranking_accuracy/previous_reranker"][:2] == (pytest.approx(2 / 5), 5)
-    difference, problems, low, high = values["ranking_difference/reranker-previous_reranker"]
-    assert (difference, problems) == (pytest.approx(1 - 2 / 5), 2) and low <= difference <= high
-    assert values["top1/previous_reranker"][:2] == (pytest.approx((0 + 0 + 1) / 3), 3)
-    assert values["top1_difference/reranker-previous_reranker"][:2] == (pytest.approx(1 / 3), 3)
+    value_and_count = {key.label: (m.value, m.count) for key, m in values.items()}
+    assert value_and_count["ranking_accuracy/previous_reranker"] == (pytest.approx(2 / 5), 5)
+    difference = values[MeasureKey("ranking_difference", "reranker-previous_reranker")]
+    assert (difference.value, difference.count) == (pytest.approx(1 - 2 / 5), 2)
+    assert difference.ci_low <= difference.value <= difference.ci_high
+    assert value_and_count["top1/previous_reranker"] == (pytest.approx((0 + 0 + 1) / 3), 3)
+    assert value_and_count["top1_difference/reranker-previous_reranker"] == (pytest.approx(1 / 3), 3)
     assert previous_reranker_measurements(now, [dict(c, reward=None) for c in now]) == {}

@@ -1,5 +1,6 @@
 """`lab` is an installed package (pyproject.toml, `pip install -e .` in scripts/setup.sh): it imports from
-any working directory without path hacks, and a built wheel carries the files run inside the sandbox."""
+any working directory without path hacks, and a built wheel carries every module of every subpackage
+and the files run inside the sandbox."""
 import shutil
 import subprocess
 import sys
@@ -32,5 +33,7 @@ def test_the_wheel_carries_the_sandbox_helpers(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     helpers = {f"lab/exec_helpers/{p.name}" for p in (REPO / "lab" / "exec_helpers").iterdir() if p.is_file()}
     assert helpers and helpers <= names and "lab/console.py" in names and "lab/sandbox/runner.py" in names
+    modules = {str(p.relative_to(source)) for p in (source / "lab").rglob("*.py")}
+    assert modules - names == set(), "add their packages to pyproject.toml's packages"
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "Requires-Dist: torch==2.13.0" in metadata  # the pins of requirements.txt

@@ -3,6 +3,7 @@ method list and titles from measures.py and the report's column titles."""
 import threading
 
 import pytest
+from conftest import measurement_row
 
 from lab import plots
 from lab.measures import METHOD_NAMES, METHOD_TITLES
@@ -14,10 +15,10 @@ def evaluation_rows(methods=METHOD_NAMES, languages=("py", "cpp"), iterations=(1
             for k in iterations for language in languages for method in methods]
 
 
-MEASUREMENTS = [{"iteration": k, "eval_set": "mbpp-validation", "name": name, "value": value, "count": 10}
-                for k in (0, 1) for name, value in (("pair_accuracy/reranker", 0.6), ("ranking_accuracy/logprob", 0.7),
-                                                    ("top1/random", 0.4), ("length_correlation/passed", -0.3),
-                                                    ("top1/logprob", None))]
+MEASUREMENTS = [measurement_row(measure, subject, value, iteration=k, count=10)
+                for k in (0, 1) for measure, subject, value in (
+                    ("pair_accuracy", "reranker", 0.6), ("ranking_accuracy", "logprob", 0.7), ("top1", "random", 0.4),
+                    ("length_correlation", "passed", -0.3), ("top1", "logprob", None))]
 
 
 def legend_texts(figure):
@@ -29,7 +30,7 @@ def legend_texts(figure):
     (plots.reward_histogram_figure, [{"reward": None, "passed": 1}, {"reward": 1.0, "passed": None}]),
     (plots.training_curves_figure, [{"iteration": 0, "stage": "sft", "name": "lr", "step": 1, "value": 1.0}]),
     (plots.hard_negatives_figure, []),
-    (plots.heldout_figure, [{"iteration": 0, "eval_set": "x", "name": "top1/random", "value": None, "count": 0}]),
+    (plots.heldout_figure, [measurement_row("top1", "random", None, eval_set="x", count=0)]),
 ])
 def test_nothing_to_draw_gives_no_figure_and_no_file(draw, rows, tmp_path):
     assert draw(rows) is None
@@ -67,11 +68,10 @@ def test_heldout_curves_have_a_panel_per_measure_and_skip_missing_values():
 
 
 def test_heldout_intervals_are_error_bars_differences_centre_on_zero_and_counts_are_not_plotted():
-    rows = [{"iteration": 0, "eval_set": "v", "name": "pair_accuracy/reranker", "value": 0.7, "count": 80,
-             "ci_low": 0.6, "ci_high": 0.78},
-            {"iteration": 0, "eval_set": "v", "name": "top1_difference/reranker-random", "value": -0.25, "count": 40,
-             "ci_low": -0.4, "ci_high": -0.1},
-            {"iteration": 0, "eval_set": "v", "name": "problems", "value": 84.0, "count": None}]
+    rows = [measurement_row("pair_accuracy", "reranker", 0.7, eval_set="v", count=80, ci_low=0.6, ci_high=0.78),
+            measurement_row("top1_difference", "reranker-random", -0.25, eval_set="v", count=40, ci_low=-0.4,
+                            ci_high=-0.1),
+            measurement_row("problems", "", 84.0, eval_set="v")]
     figure = plots.heldout_figure(rows)
     assert [axis.get_title() for axis in figure.axes if axis.get_visible()] == [
         "v: pair_accuracy", "v: top1_difference"]

@@ -13,6 +13,7 @@ import pytest
 from conftest import execution_result
 
 from lab.problems import LicenceError, Problem
+from lab.records import MeasureKey, Measurement
 from lab.store import MIGRATIONS, Store, StoreError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -161,24 +162,71 @@ def test_a_newer_schema_is_refused_and_an_old_one_upgraded(tmp_path):
     assert Store(fresh).schema_version == len(MIGRATIONS)
 
 
+def old_store(path: Path, version: int) -> sqlite3.Connection:
+    """A store with the schema as version `version` left it, written by older code."""
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:version]:
+        db.executescript(script)
+    db.execute(f"PRAGMA user_version = {version}")
+    return db
+
+
 def test_measurements_stored_before_intervals_existed_keep_their_values_and_gain_empty_intervals(tmp_path):
     path = tmp_path / "lab.sqlite"
-    with sqlite3.connect(path) as db:  # the schema as version 3 left it, with a measurement in it
-        for script in MIGRATIONS[:3]:
-            db.executescript(script)
-        db.execute("PRAGMA user_version = 3")
+    with old_store(path, 3) as db:  # with a measurement in it
         db.execute("INSERT INTO runs (name, preset, config_json, created_at) VALUES ('old', 'cpu', '{}', 'then')")
         db.execute("INSERT INTO measurements VALUES (1, 0, 'mbpp-validation', 'pair_accuracy/reranker', 0.7, 20, 'then')")
     with Store(path) as store:
         assert store.schema_version == len(MIGRATIONS)
         (old,) = store.measurements(1)
         assert (old["value"], old["count"], old["ci_low"], old["ci_high"]) == (0.7, 20, None, None)
-        store.add_measurements(1, 1, "mbpp-validation", {"pair_accuracy/reranker": (0.8, 30, 0.7, 0.9),
-                                                         "lambda": (4.0, None)})
+        store.add_measurements(1, 1, "mbpp-validation", {
+            MeasureKey("pair_accuracy", "reranker"): Measurement(0.8, 30, 0.7, 0.9), MeasureKey("lambda"): Measurement(4.0, None)})
         new = {m["name"]: m for m in store.measurements(1) if m["iteration"] == 1}
         assert (new["pair_accuracy/reranker"]["ci_low"], new["pair_accuracy/reranker"]["ci_high"]) == (0.7, 0.9)
         assert new["lambda"]["ci_low"] is None and new["lambda"]["count"] is None
 
+
+def test_measurement_names_of_an_old_store_become_measure_and_subject(tmp_path):
+    path = tmp_path / "lab.sqlite"
+    with old_store(path, 4) as db:  # version 4 keyed a measurement by one name, 'measure/subject'
+        db.execute("INSERT INTO runs (name, preset, config_json, created_at) VALUES ('old', 'cpu', '{}', 'then')")
+        db.executemany("INSERT INTO measurements VALUES (1, 0, 'mbpp-validation', ?, ?, ?, 'then', ?, ?)", [
+            ("pair_accuracy/reranker", 0.7, 20, 0.6, 0.8),
+            ("ranking_difference/reranker+logprob-logprob", -0.1, 5, None, None),
+            ("top1/random@t=0.5", 0.25, 4, None, None), ("lambda", 4.0, None, None, None)])
+    with Store(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        rows = {(m["measure"], m["subject"]): m for m in store.measurements(1)}
+        assert set(rows) == {("pair_accuracy", "reranker"), ("ranking_difference", "reranker+logprob-logprob"),
+                             ("top1", "random@t=0.5"), ("lambda", "")}
+        pair = rows[("pair_accuracy", "reranker")]
+        assert (pair["name"], pair["value"], pair["count"], pair["ci_low"], pair["ci_high"], pair["created_at"]) == (
+            "pair_accuracy/reranker", 0.7, 20, 0.6, 0.8, "then")
+        assert rows[("lambda", "")]["name"] == "lambda" and rows[("lambda", "")]["count"] is None
+        store.add_measurements(1, 0, "mbpp-validation", {MeasureKey("pair_accuracy", "reranker"): Measurement(0.75, 21)})
+        again = [m for m in store.measurements(1) if m["measure"] == "pair_accuracy"]
+        assert [(m["value"], m["count"], m["ci_low"]) for m in again] == [(0.75, 21, None)]  # replaced, not added
+
+
+def test_a_read_only_store_reads_refuses_writes_and_opens_only_a_current_store(tmp_path):
+    path = tmp_path / "lab.sqlite"
+    with pytest.raises(StoreError, match="no store at"):
+        Store(path, readonly=True)
+    assert not path.exists()
+    with Store(path) as store:
+        store.create_run("r", "tiny", "{}")
+    reader = Store(path, readonly=True)
+    assert reader.reader() is reader and reader.run("r")["preset"] == "tiny"
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.create_run("s", "tiny", "{}")
+    reader.close()
+    old = tmp_path / "old.sqlite"
+    old_store(old, 4).close()
+    with pytest.raises(StoreError, match="schema version 4.*open it writable once"):
+        Store(old, readonly=True)
+    Store(old).close()
+    assert Store(old, readonly=True).schema_version == len(MIGRATIONS)
 
 WRITER = r"""
 import sys, time
