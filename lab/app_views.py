@@ -45,7 +45,7 @@ from lab.config import MiningConfig, UsageError
 from lab.languages import lexer_name
 from lab.mining import hard_negatives
 from lab.records import EvaluationRow, MeasurementRow, PairRow, RankingRow, StageRow
-from lab.reports import measurement_text
+from lab.reports import generator_title, measurement_text, own_generators, series_key
 from lab.store import Store
 
 PAGE_SIZE = 25
@@ -207,11 +207,16 @@ def problem_pairs(store: Store, run_id: int, problem_id: str) -> list[PairRow]:
 # ------------------------------------------------------------------ metrics tables
 
 def pass_at_1_table(evaluations: list[EvaluationRow]) -> pd.DataFrame:
-    """Rows benchmark / language / method, one pass@1 column per iteration."""
+    """Rows benchmark / language / generator / method, one pass@1 column per iteration; the generator column
+    is empty for each iteration's own generator (reports.series_key), 'base model (no SFT)' and the like
+    for the others."""
     if not evaluations:
-        return pd.DataFrame(columns=["benchmark", "language", "method"])
-    frame = pd.DataFrame(evaluations)
-    table = frame.pivot_table(index=["benchmark", "language", "method"], columns="iteration", values="pass_at_1")
+        return pd.DataFrame(columns=["benchmark", "language", "generator", "method"])
+    own = own_generators(evaluations)
+    frame = pd.DataFrame([{**row, "generator": generator_title(generator) if generator else "", "method": method}
+                          for row in evaluations for generator, method in [series_key(row, own)]])
+    table = frame.pivot_table(index=["benchmark", "language", "generator", "method"], columns="iteration",
+                              values="pass_at_1")
     table.columns = [f"iter {i}" for i in table.columns]
     return table.round(3).reset_index()
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from lab.config import UsageError, config_difference
 from lab.measures import HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, RANKERS
 from lab.records import EvaluationRow, MeasurementRow
-from lab.reports import measurement_text, percent_with_interval
+from lab.reports import (generator_order, generator_title, measurement_text, own_generators, percent_with_interval,
+                         series_key)
 from lab.store import Store
 
 @dataclass
@@ -30,7 +31,8 @@ class Comparison:
     evaluated_iteration: dict[str, int | None]
     """Per run, its latest evaluated iteration (None: never evaluated)."""
     pass_at_1: list[dict]
-    """{"benchmark", "language", "method", "by_run": {run: evaluations row}} in METHODS order."""
+    """{"benchmark", "language", "generator", "method", "by_run": {run: evaluations row}} in METHODS order,
+    generator '' for each run's own generator (reports.series_key), then the others' ('base', ...)."""
     ranking: list[dict]
     """{"eval_set", "ranker", "by_run": {run: measurements row (value = accuracy, count = pairs)}}."""
     heldout_set: str
@@ -53,11 +55,16 @@ def compare_runs(store: Store, run_names: list[str], heldout_set: str = HELDOUT_
     latest = {name: max((r["iteration"] for r in rows), default=None) for name, rows in evaluations.items()}
     pass_at_1: list[dict] = []
     for name in names:
+        own = own_generators(evaluations[name])
         for row in evaluations[name]:
             if row["iteration"] == latest[name]:
-                key = {"benchmark": row["benchmark"], "language": row["language"], "method": row["method"]}
+                generator, method = series_key(row, own)
+                key = {"benchmark": row["benchmark"], "language": row["language"], "generator": generator,
+                       "method": method}
                 _cell(pass_at_1, key)[name] = row
-    pass_at_1.sort(key=lambda row: (row["benchmark"], row["language"], _method_rank(row["method"])))
+    order = generator_order({row["generator"] for row in pass_at_1} | {""})
+    pass_at_1.sort(key=lambda row: (row["benchmark"], row["language"], order.index(row["generator"]) if row["generator"]
+                                    else -1, _method_rank(row["method"])))
     rankers = [ranker.name for ranker in RANKERS]
     ranking: list[dict] = []
     heldout: list[dict] = []
@@ -130,7 +137,8 @@ def comparison_markdown(comparison: Comparison) -> str:
     rankers = {ranker.name: ranker.title for ranker in RANKERS}
     sections = [
         ("pass@1 (%, 95% bootstrap CI) of the latest evaluated iteration", ["benchmark", "language", "method"],
-         [([r["benchmark"], r["language"], METHOD_TITLES.get(r["method"], r["method"])],
+         [([r["benchmark"], r["language"], (f"{generator_title(r['generator'])}: " if r["generator"] else "")
+            + METHOD_TITLES.get(r["method"], r["method"])],
            [_pass_cell(r["by_run"].get(name)) for name in runs]) for r in comparison.pass_at_1],
          "No run has evaluations yet: `python -m lab eval --run RUN` writes them."),
         ("Ranking accuracy (%) of the same iteration: a problem's (passing, failing) sample pairs ordered right, "

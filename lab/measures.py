@@ -239,15 +239,23 @@ def bootstrap_ci(values: Sequence[float], *, resamples: int = 2000, confidence: 
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
-def pass_at_1_rows(candidates: list[CandidateRow], benchmark: str, language: str) -> list[PassAt1Row]:
-    """One row per method with pass_at_1, ci_low, ci_high, n_problems (the store's evaluations schema)."""
+def pass_at_1_rows(candidates: list[CandidateRow], benchmark: str, language: str,
+                   generator: str = "") -> list[PassAt1Row]:
+    """One row per method with pass_at_1, ci_low, ci_high, n_problems (the store's evaluations schema),
+    of the candidates of one `generator` (its label: 'base', 'gen-0', ...)."""
+    return outcome_rows(problem_outcomes(candidates), benchmark, language, generator)
+
+
+def outcome_rows(outcomes: dict[str, dict[str, float]], benchmark: str, language: str,
+                 generator: str = "") -> list[PassAt1Row]:
+    """pass@1 rows from {method: {problem id: pass}} (problem_outcomes, or a subset of its methods)."""
     rows: list[PassAt1Row] = []
-    for method, per_problem in problem_outcomes(candidates).items():
+    for method, per_problem in outcomes.items():
         if not per_problem:
             continue
         values = [per_problem[p] for p in sorted(per_problem)]
         low, high = bootstrap_ci(values)
-        rows.append({"benchmark": benchmark, "language": language, "method": method,
+        rows.append({"benchmark": benchmark, "language": language, "generator": generator, "method": method,
                      "pass_at_1": float(np.mean(values)), "ci_low": low, "ci_high": high, "n_problems": len(values)})
     return rows
 

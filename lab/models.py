@@ -111,6 +111,21 @@ def resolve_model_dir(spec: str, model_config: ModelConfig) -> Path:
                      f"package:<{'|'.join(PACKAGE_MODELS)}> or tiny")
 
 
+def model_installed(spec: str, model_config: ModelConfig) -> bool:
+    """Whether `spec` loads here without a network: the tiny model, a package model whose chunks are
+    installed (or that was converted before), a local path that exists. A hub model counts as not
+    installed (reference rows must not wait on a hub)."""
+    kind, _, name = spec.partition(":")
+    if spec == "tiny":
+        return True
+    if kind == "package" and name in PACKAGE_MODELS:
+        package = PACKAGE_MODELS[name]
+        converted = Path(model_config.cache_dir).expanduser() / "models" / f"{name}-{package.sha256[:12]}"
+        return _is_converted(converted) or all(importlib.util.find_spec(module) is not None
+                                               for module, _ in package.parts)
+    return kind == "local" and Path(name).expanduser().exists()
+
+
 def _package_model_dir(name: str, cache: Path) -> Path:
     if name not in PACKAGE_MODELS:
         raise ValueError(f"unknown package model {name!r}; known: {', '.join(PACKAGE_MODELS)}")

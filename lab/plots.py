@@ -28,7 +28,7 @@ from matplotlib.ticker import MaxNLocator
 
 from lab.measures import METHOD_NAMES, METHOD_TITLES
 from lab.records import CandidateRow, EvaluationRow, HardNegativeCountRow, MeasurementRow, MetricRow, RewardScoreRow
-from lab.reports import column_of
+from lab.reports import column_of, generator_order, generator_title, own_generators, series_key
 
 PASSING_COLOR, FAILING_COLOR = "tab:green", "tab:red"
 DPI = 110
@@ -44,10 +44,20 @@ def save(figure: Figure | None, path: Path) -> list[Path]:
     return [path]
 
 
-def _methods(rows: Sequence[EvaluationRow]) -> list[str]:
-    """The methods present, in the order of measures.METHODS (others, from an older store, after)."""
-    present = {r["method"] for r in rows}
-    return [m for m in METHOD_NAMES if m in present] + sorted(present - set(METHOD_NAMES))
+def _series(rows: Sequence[EvaluationRow]) -> list[tuple[str, str]]:
+    """The (generator, method) series present: the iteration's generator's methods in the order of
+    measures.METHODS (others, from an older store, after), then the other generators' (base model first)."""
+    own = own_generators(rows)
+    present = {series_key(r, own) for r in rows}
+    order = {name: i for i, name in enumerate(METHOD_NAMES)}
+    generators = generator_order({generator for generator, _ in present} - {""})
+    return sorted(present, key=lambda s: ((generators.index(s[0]) + 1) if s[0] else 0, order.get(s[1], 99), s[1]))
+
+
+def _series_title(series: tuple[str, str]) -> str:
+    generator, method = series
+    title = METHOD_TITLES.get(method, method)
+    return f"{generator_title(generator)}: {title}" if generator else title
 
 
 def _error_bars(points: list[EvaluationRow]) -> list[list[float]]:
@@ -58,9 +68,11 @@ def _error_bars(points: list[EvaluationRow]) -> list[list[float]]:
             [end(r, r.get("ci_high")) - r["pass_at_1"] for r in points]]
 
 
-def _panel_rows(rows: Sequence[EvaluationRow], method: str, column: str) -> list[EvaluationRow]:
-    """One method's pass@1 rows in one benchmark/language panel, by iteration."""
-    return sorted((r for r in rows if r["method"] == method and column_of(r) == column), key=lambda r: r["iteration"])
+def _panel_rows(rows: Sequence[EvaluationRow], series: tuple[str, str], column: str) -> list[EvaluationRow]:
+    """One series' pass@1 rows in one benchmark/language panel, by iteration."""
+    own = own_generators(rows)
+    return sorted((r for r in rows if series_key(r, own) == series and column_of(r) == column),
+                  key=lambda r: r["iteration"])
 
 
 def pass_at_1_figure(rows: Sequence[EvaluationRow]) -> Figure | None:
@@ -69,17 +81,17 @@ def pass_at_1_figure(rows: Sequence[EvaluationRow]) -> Figure | None:
     if not rows:
         return None
     columns = list(dict.fromkeys(column_of(r) for r in rows))
-    methods = _methods(rows)
+    series = _series(rows)
     iterations = sorted({r["iteration"] for r in rows})
     figure = Figure(figsize=(4.5 * len(columns) + 1.8, 3.8), layout="constrained")
     axes = figure.subplots(1, len(columns), squeeze=False, sharey=True)[0]
     for axis, column in zip(axes, columns):
-        for offset, method in enumerate(methods):
-            points = _panel_rows(rows, method, column)
+        for offset, one in enumerate(series):
+            points = _panel_rows(rows, one, column)
             if points:
-                x = [r["iteration"] + (offset - (len(methods) - 1) / 2) * 0.06 for r in points]
+                x = [r["iteration"] + (offset - (len(series) - 1) / 2) * 0.06 for r in points]
                 axis.errorbar(x, [r["pass_at_1"] for r in points], yerr=_error_bars(points), marker="o", capsize=3,
-                              label=METHOD_TITLES.get(method, method))
+                              label=_series_title(one))
         axis.set(title=column, xlabel="iteration", xticks=iterations, ylim=(0, 1.04),
                  xlim=(iterations[0] - 0.5, iterations[-1] + 0.5))
         axis.grid(alpha=0.3)
@@ -94,18 +106,18 @@ def pass_at_1_bars_figure(rows: Sequence[EvaluationRow]) -> Figure | None:
     if not rows:
         return None
     columns = list(dict.fromkeys(column_of(r) for r in rows))
-    methods = _methods(rows)
+    series = _series(rows)
     iterations = sorted({r["iteration"] for r in rows})
-    width = 0.8 / len(methods)
+    width = 0.8 / len(series)
     figure = Figure(figsize=(1.2 + 2.2 * len(iterations) * len(columns), 3.8), layout="constrained")
     axes = figure.subplots(1, len(columns), squeeze=False, sharey=True)[0]
     for axis, column in zip(axes, columns):
-        for offset, method in enumerate(methods):
-            bars = _panel_rows(rows, method, column)
+        for offset, one in enumerate(series):
+            bars = _panel_rows(rows, one, column)
             if bars:
-                x = [iterations.index(r["iteration"]) + (offset - (len(methods) - 1) / 2) * width for r in bars]
+                x = [iterations.index(r["iteration"]) + (offset - (len(series) - 1) / 2) * width for r in bars]
                 axis.bar(x, [r["pass_at_1"] for r in bars], width, yerr=_error_bars(bars), capsize=2,
-                         label=METHOD_TITLES.get(method, method))
+                         label=_series_title(one))
         axis.set_title(column)
         axis.set_xticks(range(len(iterations)), [f"iteration {k}" for k in iterations])
         axis.set_ylim(0, 1.05)

@@ -178,6 +178,10 @@ class PassAt1Row(TypedDict):
     """pass@1 of one method on one benchmark/language, as measures.pass_at_1_rows makes it."""
     benchmark: str
     language: str
+    generator: NotRequired[str]
+    """Whose candidates: 'base' (the untouched model), 'gen-0', 'gen-k', or a reference model's name; ''
+    (or absent, when written) for the iteration's own generator, as in rows stored before generators had
+    rows of their own."""
     method: str
     pass_at_1: float
     ci_low: NotRequired[float | None]
@@ -186,7 +190,8 @@ class PassAt1Row(TypedDict):
 
 
 class EvaluationRow(PassAt1Row):
-    """A stored PassAt1Row (Store.evaluations: ci_low and ci_high always present, None where unknown)."""
+    """A stored PassAt1Row (Store.evaluations: generator, ci_low and ci_high always present, '' and None
+    where unknown)."""
     run_id: int
     iteration: int
     created_at: str

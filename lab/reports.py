@@ -2,7 +2,7 @@
 and the notebooks.
 
   table_markdown        pass@1 in the layout of the RewardRanker paper's Table 1 (a row per
-                        iteration and method, a column per benchmark/language)
+                        iteration, generator and method, a column per benchmark/language)
   ranking_markdown      ranking accuracy and length correlation of each ranker, per eval set
   heldout_markdown      what each reward model measured on held-out MBPP validation problems
   write_csv             the pass@1 rows as CSV
@@ -25,7 +25,8 @@ from lab.measures import HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, PREVIOUS_RERA
 from lab.records import EvaluationRow, MeasureKey, MeasurementRow, PassAt1Row, measurement_key
 
 PAPER_LANGUAGE_ORDER = ("py", "cpp", "java", "php", "ts", "cs", "sh", "js")
-CSV_FIELDS = ("iteration", "benchmark", "language", "method", "pass_at_1", "ci_low", "ci_high", "n_problems")
+CSV_FIELDS = ("iteration", "benchmark", "language", "generator", "method", "pass_at_1", "ci_low", "ci_high",
+              "n_problems")
 
 
 def column_of(row: PassAt1Row) -> str:
@@ -73,33 +74,72 @@ def points_with_interval(row: Mapping[str, Any] | None) -> str:
     return text if row.get("ci_low") is None else f"{text} ({100 * row['ci_low']:+.1f} to {100 * row['ci_high']:+.1f})"
 
 
+def generator_order(labels: set[str]) -> list[str]:
+    """Generators in the order a table shows them: the base model, gen-0, gen-1, ..., the iteration's
+    generator of rows stored before generators had rows ('', shown as 'this iteration's'), then the
+    reference models."""
+    def key(label: str) -> tuple[int, int, str]:
+        if label == "base":
+            return (0, 0, label)
+        if label.startswith("gen-") and label[4:].isdigit():
+            return (1, int(label[4:]), label)
+        return (2, 0, label) if label == "" else (3, 0, label)
+    return sorted(labels, key=key)
+
+
+def generator_title(label: str) -> str:
+    if label == "base":
+        return "base model (no SFT)"
+    if label == "" or label.startswith("gen-"):
+        return label or "this iteration's"
+    return f"{label} (reference)"
+
+
+def own_generators(rows: Sequence[EvaluationRow]) -> set[tuple[int, str]]:
+    """(iteration, generator) of each iteration's own generator: the one whose candidates its rankers pick from."""
+    ranker_names = {ranker.name for ranker in RANKERS}
+    return {(r["iteration"], r["generator"]) for r in rows if r["method"] in ranker_names}
+
+
+def series_key(row: EvaluationRow, own: set[tuple[int, str]]) -> tuple[str, str]:
+    """(generator, method) of a row, the generator '' for the iteration's own one (`own_generators`), so that
+    its series runs across iterations as gen-k changes and runs compare on it whatever their gen-k is."""
+    return ("" if (row["iteration"], row["generator"]) in own else row["generator"]), row["method"]
+
+
 def table_markdown(rows: Sequence[EvaluationRow]) -> str:
-    """Table 1 layout: a row per (iteration, method), a column per benchmark/language (pass@1 in %,
-    95% CI and number of problems), plus the average over HumanEval languages when there are several."""
+    """Table 1 layout: a row per (iteration, generator, method), a column per benchmark/language (pass@1
+    in %, 95% CI and number of problems), plus the average over HumanEval languages when there are
+    several. Every generator of the chain keeps its rows (greedy, random pick, oracle), so a stage that
+    made the generator worse shows beside the rankers of the iteration's generator."""
     if not rows:
         return "(no evaluations yet)"
     columns = _column_order(rows)
     humaneval_columns = [c for c in columns if c.startswith("HumanEval")]
     with_average = len(humaneval_columns) > 1
-    cell = {(r["iteration"], r["method"], column_of(r)): r for r in rows}
-    header = ["iteration", "method"] + columns + (["HumanEval avg"] if with_average else [])
+    cell = {(r["iteration"], r["generator"], r["method"], column_of(r)): r for r in rows}
+    header = ["iteration", "generator", "method"] + columns + (["HumanEval avg"] if with_average else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for iteration in sorted({r["iteration"] for r in rows}):
-        for method in METHOD_NAMES:
-            found = [cell.get((iteration, method, c)) for c in columns]
-            if not any(found):
-                continue
-            cells = [
-                f"{100 * r['pass_at_1']:.1f} ({_percent(r.get('ci_low'), 0)}–{_percent(r.get('ci_high'), 0)}, "
-                f"n={r['n_problems']})"
-                if r else "–" for r in found
-            ]
-            if with_average:
-                values = [cell[(iteration, method, c)]["pass_at_1"] for c in humaneval_columns if (iteration, method, c) in cell]
-                cells.append(f"{100 * np.mean(values):.1f}" if values else "–")
-            lines.append("| " + " | ".join([str(iteration), METHOD_TITLES[method]] + cells) + " |")
+        for generator in generator_order({r["generator"] for r in rows if r["iteration"] == iteration}):
+            for method in METHOD_NAMES:
+                found = [cell.get((iteration, generator, method, c)) for c in columns]
+                if not any(found):
+                    continue
+                cells = [
+                    f"{100 * r['pass_at_1']:.1f} ({_percent(r.get('ci_low'), 0)}–{_percent(r.get('ci_high'), 0)}, "
+                    f"n={r['n_problems']})"
+                    if r else "–" for r in found
+                ]
+                if with_average:
+                    values = [cell[(iteration, generator, method, c)]["pass_at_1"] for c in humaneval_columns
+                              if (iteration, generator, method, c) in cell]
+                    cells.append(f"{100 * np.mean(values):.1f}" if values else "–")
+                lines.append("| " + " | ".join([str(iteration), generator_title(generator), METHOD_TITLES[method]]
+                                                + cells) + " |")
     lines.append("")
-    lines.append("pass@1 in %, (95% bootstrap CI over problems, number of problems).")
+    lines.append("pass@1 in %, (95% bootstrap CI over problems, number of problems). The base model is the "
+                 "untouched generator; reference models answer greedily.")
     return "\n".join(lines)
 
 

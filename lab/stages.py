@@ -54,7 +54,7 @@ class ModelCache:
         self._reward_model: tuple[str | None, tuple] | None = None
 
     def generator(self, adapter_dir: str | None):
-        """The generator for sampling: the hand-written decoder (adapter merged, int8 on CPU) or vLLM
+        """The generator for sampling: the hand-written decoder (adapter merged, in the sampling precision) or vLLM
         on CUDA (sampling.backend, lab/vllm_backend.py)."""
         if self._generator is None or self._generator[0] != adapter_dir:
             self._generator = None

@@ -283,7 +283,7 @@ def test_metrics_tables(store):
         {"benchmark": "humaneval", "language": lang, "method": method, "pass_at_1": p, "n_problems": 4}
         for lang in ("py", "cpp") for method, p in (("reranker", 0.5), ("greedy", 0.25), ("logprob", 0.3))])
     table = views.pass_at_1_table(store.evaluations(run_id))
-    assert list(table.columns) == ["benchmark", "language", "method", "iter 1"] and len(table) == 6
+    assert list(table.columns) == ["benchmark", "language", "generator", "method", "iter 1"] and len(table) == 6
     passing, failing = candidate_of(store, "mbpp/600", 1), candidate_of(store, "mbpp/600", 0)
     store.add_pairs(run_id, 1, [(passing["id"], failing["id"], "hard_negative")])
     store.add_label(candidate_of(store, "mbpp/602", 0)["id"], "hard_negative", "alice")

@@ -17,8 +17,10 @@ def add_run(store: Store, name: str, *, config: dict, iterations=(1,), reranker_
     run_id = store.create_run(name, "tiny", json.dumps(config))
     for k in iterations:
         store.add_evaluations(run_id, k, [
-            {"benchmark": "humaneval", "language": "py", "method": method, "pass_at_1": value, "ci_low": 0.0,
-             "ci_high": 1.0, "n_problems": 1} for method, value in (("reranker", 0.1 * k), ("greedy", 1.0))])
+            {"benchmark": "humaneval", "language": "py", "generator": generator, "method": method, "pass_at_1": value,
+             "ci_low": 0.0, "ci_high": 1.0, "n_problems": 1}
+            for generator, method, value in ((f"gen-{k}", "reranker", 0.1 * k), (f"gen-{k}", "greedy", 1.0),
+                                             ("base", "greedy", 0.5))])
         store.add_measurements(run_id, k, "humaneval-py", {
             MeasureKey("ranking_accuracy", "logprob"): Measurement(0.5, 2),
             MeasureKey("ranking_accuracy", "reranker"): Measurement(reranker_ranking / k, 2),
@@ -43,8 +45,12 @@ def store(tmp_path):
 def test_pass_at_1_is_each_runs_latest_evaluated_iteration(store):
     comparison = compare.compare_runs(store, ["base", "ablation"])
     assert comparison.evaluated_iteration == {"base": 2, "ablation": 1}
-    cells = {row["method"]: {run: cell["pass_at_1"] for run, cell in row["by_run"].items()} for row in comparison.pass_at_1}
-    assert list(cells) == ["greedy", "reranker"] and cells["reranker"] == {"base": 0.2, "ablation": 0.1}
+    cells = {(row["generator"], row["method"]): {run: cell["pass_at_1"] for run, cell in row["by_run"].items()}
+             for row in comparison.pass_at_1}
+    # each run's own generator (gen-2 and gen-1) side by side, the base model's rows apart and after
+    assert list(cells) == [("", "greedy"), ("", "reranker"), ("base", "greedy")]
+    assert cells[("", "reranker")] == {"base": 0.2, "ablation": 0.1}
+    assert cells[("base", "greedy")] == {"base": 0.5, "ablation": 0.5}
 
 
 def test_ranking_accuracy_is_the_stored_measure_of_the_latest_evaluated_iteration(store):

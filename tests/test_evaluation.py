@@ -109,10 +109,10 @@ def test_table_layout_and_files(tmp_path):
     header = markdown.splitlines()[0]
     assert header.index("HumanEval Python") < header.index("HumanEval JavaScript") < header.index("MBPP Python")
     assert "HumanEval avg" in header
-    assert sum(line.startswith("| 2 | trained reranker") for line in markdown.splitlines()) == 1
+    assert sum(line.startswith("| 2 | this iteration's | trained reranker") for line in markdown.splitlines()) == 1
     assert "50.0" in markdown
     csv_text = write_csv(rows, tmp_path / "t.csv").read_text()
-    assert csv_text.splitlines()[0].startswith("iteration,benchmark,language,method")
+    assert csv_text.splitlines()[0].startswith("iteration,benchmark,language,generator,method")
     assert len(csv_text.splitlines()) == len(rows) + 1
     assert plot_pass_at_1(rows, tmp_path / "p.png")[0].stat().st_size > 0
     assert plot_reward_histograms(CANDIDATES, tmp_path / "h.png")[0].stat().st_size > 0

@@ -160,3 +160,24 @@ def test_sft_recipe_choice_measures_each_recipe_against_the_base_model(tmp_path,
                               f"{config.run_name}/sft[{harmless}]"}
     with pytest.raises(UsageError, match="recipe 'sft.max_steps'"):
         parse_recipe("sft.max_steps")
+
+
+def test_every_evaluation_keeps_the_base_model_and_each_generator_of_the_chain(tmp_path, tiny_config):
+    config = make_config("tiny", lab_dir=str(tmp_path), **{
+        "model.cache_dir": tiny_config.model.cache_dir, "data.max_train_problems": 2, "data.max_validation_problems": 2,
+        "data.max_eval_problems": 2, "sampling.num_samples": 3, "sampling.max_new_tokens": 12, "sft.max_steps": 2,
+        "reward.max_steps": 2, "ppo.total_episodes": 2})
+    summary = loop.run_loop(config, progress=False, log=lambda line: None)
+    rows = {(r["generator"], r["method"]) for r in summary["evaluations"] if r["iteration"] == 1}
+    assert {("base", m) for m in generators.GENERATOR_METHODS} <= rows
+    assert {("gen-0", m) for m in generators.GENERATOR_METHODS} <= rows
+    assert {("gen-1", m) for m in ("greedy", "random", "logprob", "reranker", "oracle")} <= rows
+    assert not {m for g, m in rows if g in ("base", "gen-0")} - set(generators.GENERATOR_METHODS)  # rankers: gen-1's
+    table = summary["table_markdown"].splitlines()
+    base_row = next(i for i, line in enumerate(table) if line.startswith("| 1 | base model (no SFT) | greedy"))
+    assert base_row < next(i for i, line in enumerate(table) if line.startswith("| 1 | gen-1 | trained reranker"))
+    measured = {(m["iteration"], m["eval_set"], m["measure"], m["subject"]) for m in summary["measurements"]}
+    for eval_set in ("humaneval-py", "mbpp-validation"):
+        assert (1, eval_set, "greedy_difference", "gen-1 - gen-0") in measured
+    assert (1, "humaneval-py", "sampled_difference", "gen-0 - base") in measured
+    assert (0, "mbpp-validation", "sampled_difference", "sft - base") in measured  # the SFT gate's comparison

@@ -291,6 +291,7 @@ def test_an_unchanged_generator_is_evaluated_once_and_each_reward_model_on_its_s
     with Store(config.store_path) as store:
         run_id = store.run_id(config.run_name)
         evaluated_before = sorted(c["id"] for c in store.candidates(run_id, role="eval"))
+        generator_pool = {c["id"] for c in store.candidates(run_id, role="eval", model="default/gen-0")}
     loop.run_loop(config, iterations=1, progress=False, log=lambda line: None)
     with Store(config.store_path) as store:
         run_id = store.run_id(config.run_name)
@@ -299,10 +300,11 @@ def test_an_unchanged_generator_is_evaluated_once_and_each_reward_model_on_its_s
                                if c["reward"] is not None} for version in ("default/rm-0", "default/rm-1")}
         measured = {(m["iteration"], m["name"]): m["value"]
                     for m in store.measurements(run_id, evaluation.eval_set_name(eval_set, "py"))}
-        evaluations = {(r["iteration"], r["method"]): r["pass_at_1"] for r in store.evaluations(run_id)}
+        evaluations = {(r["iteration"], r["method"]): r["pass_at_1"] for r in store.evaluations(run_id)
+                       if r["generator"] == "gen-0"}
     # PPO off: gen-0 made both iterations' candidates, so iteration 1 draws none and both RMs score the same ones
     assert evaluated_before and sorted(c["id"] for c in evaluated) == evaluated_before
-    assert scored_by["default/rm-0"] == scored_by["default/rm-1"] == set(evaluated_before)
+    assert scored_by["default/rm-0"] == scored_by["default/rm-1"] == generator_pool  # not the base model's rows
     assert {k for k, _ in evaluations} == {0, 1}
     assert {0, 1} <= {c["passed"] for c in evaluated}, "the coin-flip set should give both verdicts"
     # rm-1's record of rm-0 is rm-0's own measurement of iteration 0: the very same candidates and scores

@@ -9,9 +9,10 @@ from lab import plots
 from lab.measures import METHOD_NAMES, METHOD_TITLES
 
 
-def evaluation_rows(methods=METHOD_NAMES, languages=("py", "cpp"), iterations=(1, 2), benchmark="humaneval"):
-    return [{"iteration": k, "benchmark": benchmark, "language": language, "method": method, "pass_at_1": 0.5,
-             "ci_low": 0.25, "ci_high": 0.75, "n_problems": 4}
+def evaluation_rows(methods=METHOD_NAMES, languages=("py", "cpp"), iterations=(1, 2), benchmark="humaneval",
+                    generator=None):
+    return [{"iteration": k, "benchmark": benchmark, "language": language, "generator": generator or f"gen-{k}",
+             "method": method, "pass_at_1": 0.5, "ci_low": 0.25, "ci_high": 0.75, "n_problems": 4}
             for k in iterations for language in languages for method in methods]
 
 
@@ -47,6 +48,13 @@ def test_pass_at_1_draws_every_method_of_measures_in_order_with_its_title():
                                         METHOD_TITLES["oracle"], "retired-method"]
     assert [axis.get_title() for axis in plots.pass_at_1_figure(evaluation_rows(benchmark="mbpp")).axes] == [
         "MBPP Python", "MBPP C++"]
+
+
+def test_pass_at_1_draws_the_iteration_generator_as_one_series_and_earlier_generators_apart():
+    rows = evaluation_rows(methods=("greedy", "reranker")) + evaluation_rows(methods=("greedy",), generator="base")
+    for draw in (plots.pass_at_1_figure, plots.pass_at_1_bars_figure):
+        assert legend_texts(draw(rows)) == [METHOD_TITLES["greedy"], METHOD_TITLES["reranker"],
+                                            f"base model (no SFT): {METHOD_TITLES['greedy']}"]
 
 
 def test_reward_histograms_have_a_panel_per_version_most_scored_first():

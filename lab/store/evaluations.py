@@ -21,18 +21,19 @@ def _real(value: float | None) -> float | None:
 
 class EvaluationTables(StoreCore):
     def add_evaluations(self, run_id: int, iteration: int, rows: list[PassAt1Row]) -> None:
-        """pass@1 rows (measures.pass_at_1_rows) of `iteration`; replaces earlier ones."""
+        """pass@1 rows (measures.pass_at_1_rows) of `iteration`, per generator and method; replaces earlier ones."""
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO evaluations (run_id, iteration, benchmark, language, method, pass_at_1, "
-                "ci_low, ci_high, n_problems, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, iteration, r["benchmark"], r["language"], r["method"], r["pass_at_1"], r.get("ci_low"),
-                  r.get("ci_high"), r["n_problems"], now()) for r in rows],
+                "INSERT OR REPLACE INTO evaluations (run_id, iteration, benchmark, language, generator, method, "
+                "pass_at_1, ci_low, ci_high, n_problems, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, iteration, r["benchmark"], r["language"], r.get("generator", ""), r["method"], r["pass_at_1"],
+                  r.get("ci_low"), r.get("ci_high"), r["n_problems"], now()) for r in rows],
             )
 
     def evaluations(self, run_id: int) -> list[EvaluationRow]:
         return self._query(
-            "SELECT * FROM evaluations WHERE run_id = ? ORDER BY iteration, benchmark, language, method", (run_id,)
+            "SELECT * FROM evaluations WHERE run_id = ? ORDER BY iteration, benchmark, language, generator, method",
+            (run_id,)
         )
 
     def add_measurements(self, run_id: int, iteration: int, eval_set: str,

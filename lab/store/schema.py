@@ -207,6 +207,30 @@ MIGRATIONS: list[str] = [
     DROP TABLE measurements;
     ALTER TABLE measurements_by_key RENAME TO measurements;
     """,
+    # version 6: pass@1 rows per generator too (the base model, gen-0, gen-k, reference models), so a
+    # table keeps the untouched model's rows beside the iteration's; stored rows get generator ''
+    """
+    CREATE TABLE evaluations_by_generator (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        iteration INTEGER NOT NULL,
+        benchmark TEXT NOT NULL,
+        language TEXT NOT NULL,
+        generator TEXT NOT NULL DEFAULT '',
+        method TEXT NOT NULL,
+        pass_at_1 REAL NOT NULL,
+        ci_low REAL,
+        ci_high REAL,
+        n_problems INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, iteration, benchmark, language, generator, method)
+    );
+    INSERT INTO evaluations_by_generator (run_id, iteration, benchmark, language, generator, method, pass_at_1, ci_low,
+                                          ci_high, n_problems, created_at)
+        SELECT run_id, iteration, benchmark, language, '', method, pass_at_1, ci_low, ci_high, n_problems, created_at
+        FROM evaluations;
+    DROP TABLE evaluations;
+    ALTER TABLE evaluations_by_generator RENAME TO evaluations;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
