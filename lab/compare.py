@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lab.config import UsageError, config_difference
+from lab.config import UsageError
 from lab.measures import HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, RANKERS
 from lab.records import EvaluationRow, MeasurementRow
 from lab.reports import measurement_text, percent_with_interval
 from lab.store import Store
+from lab.stored_config import config_difference
 
 @dataclass
 class Comparison:
