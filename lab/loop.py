@@ -347,7 +347,7 @@ def _train_policy(run: RunContext, k: int) -> dict:
         reward_adapter=run.reward_model_path(k - 1), seed=iteration_seed(run.config.sampling.seed, k),
         on_log=run.on_log(k, "policy"), on_step=run.on_step("policy steps"))
     run.store.add_checkpoint(run.run_id, k, "generator", generator_version(run.name, k), str(out), metrics)
-    return {"method": settings.method, "reward": settings.reward, "problems": len(problems), **_numbers(metrics)}
+    return {"method": settings.method, "trained_on": settings.reward, "problems": len(problems), **_numbers(metrics)}
 
 
 def _evaluate(run: RunContext, k: int) -> dict:

@@ -15,6 +15,9 @@ without either ran away. The reward of a batch of completions (`PolicyReward`):
      and policy.kl_coef are in units of the batch's spread, whatever the reward model's scale);
   4. runaway completions lose policy.missing_eos_penalty, empty ones policy.empty_completion_penalty.
 
+A killed stage resumes from what it saved in its output folder (`resumable_output`) only when run
+again with the same settings, problems and starting adapters (`resume_key`).
+
 Every step logs (STEP_METRICS): `reward` (the mean score before 3 and 4), `rm_score`, `pass_rate`
 (the fraction of completions that pass when executed, whatever trains: a reward that rises while it
 falls is reward hacking), `length`, `runaway_fraction`, `empty_fraction`; the methods add `kl`,
@@ -27,8 +30,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -43,6 +48,9 @@ POLICY_METHODS = ("ppo", "rloo")
 POLICY_REWARDS = ("rm", "execution", "rm+execution")
 KL_ESTIMATORS = ("k1", "k3")
 STEP_METRICS = ("reward", "rm_score", "pass_rate", "length", "runaway_fraction", "empty_fraction")
+RESUME_KEY, RESUME_STATES = "resume.key", ("resume", "checkpoint-*")
+"""In a stage's output folder while it runs: its resume_key, and what the methods save to resume
+(lab/ppo.py's resume/, TRL's checkpoint-<step>/); the finished stage leaves neither."""
 
 
 @dataclass
@@ -158,12 +166,29 @@ class PolicyReward:
 
 
 def resume_key(config: LabConfig, problems: Sequence[Problem], **adapters: str | None) -> str:
-    """What a saved policy state was trained with (settings, problems, the adapters it started from):
-    a killed stage resumes from its state only under the same key."""
+    """What a stage is trained with (settings, problems, the adapters it starts from): a killed stage
+    resumes from its saved state only under the same key."""
     model = {k: v for k, v in dataclasses.asdict(config.model).items() if k not in ("threads", "report_to")}
     described = {"policy": dataclasses.asdict(config.policy), "sampling": dataclasses.asdict(config.sampling),
                  "model": model, "seed": config.data.seed, "problems": [p.id for p in problems], "adapters": adapters}
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def resumable_output(output_dir: str, key: str) -> Path:
+    """The stage's output folder, holding what a killed run of the same `key` saved there; emptied first
+    when it holds anything else (another method's or another setting's state, an older adapter)."""
+    out, key_file = Path(output_dir), Path(output_dir) / RESUME_KEY
+    if not (key_file.is_file() and key_file.read_text() == key):
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        key_file.write_text(key)
+    return out
+
+
+def finish_output(out: Path) -> None:
+    """Drop the resume key and the saved states of a finished stage: its adapter stays."""
+    for path in [out / RESUME_KEY, *(found for pattern in RESUME_STATES for found in out.glob(pattern))]:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def summary(logged: list[dict], batch_size: int, seconds: float, steps_run: int) -> dict:

@@ -29,7 +29,7 @@ of a batch starts at a probability ratio of exactly 1.
 
 Resumable: after every step the adapter, the value head, the optimizer and the step logs are saved
 to <output_dir>/resume/state.pt (replaced atomically). A stage killed at any point and run again with
-the same settings (policy.resume_key) logs the saved steps again (the loop drops an unfinished
+the same settings (policy.resumable_output) logs the saved steps again (the loop drops an unfinished
 stage's metrics when it restarts it) and continues after them; rollouts and mini-batch order depend
 only on the seed and the step, so it samples what an uninterrupted stage would.
 
@@ -40,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -54,7 +53,8 @@ from torch import nn
 from lab.config import LabConfig
 from lab.generation import candidate_seed, eos_token_ids, format_prompt, generate, stop_strings
 from lab.models import load_generator
-from lab.policy import Completion, PolicyReward, check_policy_config, cut_completion, resume_key, summary
+from lab.policy import (Completion, PolicyReward, check_policy_config, cut_completion, finish_output, resumable_output,
+                        resume_key, summary)
 from lab.problems import Problem
 
 # ------------------------------------------------------------------ the pure pieces
@@ -274,18 +274,18 @@ def ppo_step(policy, head: nn.Linear, tokenizer, optimizer, reward: PolicyReward
 # ------------------------------------------------------------------ training
 
 
-def save_state(path: Path, key: str, policy, head: nn.Linear, optimizer, logged: list[dict]) -> None:
+def save_state(path: Path, policy, head: nn.Linear, optimizer, logged: list[dict]) -> None:
     from peft import get_peft_model_state_dict
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    torch.save({"key": key, "adapter": get_peft_model_state_dict(policy, adapter_name="default"),
+    torch.save({"adapter": get_peft_model_state_dict(policy, adapter_name="default"),
                 "value_head": head.state_dict(), "optimizer": optimizer.state_dict(), "logged": logged}, partial)
     os.replace(partial, path)
 
 
-def restore_state(path: Path, key: str, policy, head: nn.Linear, optimizer) -> list[dict]:
-    """The step logs of the state saved at `path` under `key`, its weights and optimizer restored;
-    [] (a fresh start) when there is none, or it is unreadable or of other settings."""
+def restore_state(path: Path, policy, head: nn.Linear, optimizer) -> list[dict]:
+    """The step logs of the state saved at `path`, its weights and optimizer restored; [] (a fresh
+    start) when there is none or it is unreadable."""
     from peft import set_peft_model_state_dict
     if not path.is_file():
         return []
@@ -293,9 +293,6 @@ def restore_state(path: Path, key: str, policy, head: nn.Linear, optimizer) -> l
         state = torch.load(path, map_location=policy.device, weights_only=True)
     except Exception as error:  # torch raises several types for truncated or garbled files
         print(f"[policy] {path} is unreadable ({type(error).__name__}): starting the stage afresh", file=sys.stderr)
-        return []
-    if state.get("key") != key:
-        print(f"[policy] {path} was saved with other settings: starting the stage afresh", file=sys.stderr)
         return []
     set_peft_model_state_dict(policy, state["adapter"], adapter_name="default")
     head.load_state_dict(state["value_head"])
@@ -325,10 +322,10 @@ def train_ppo(config: LabConfig, problems: Sequence[Problem], output_dir: str, *
     head = value_head(policy)
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad] + list(head.parameters()),
                                   lr=settings.learning_rate, weight_decay=0.0)
-    state_path = Path(output_dir) / "resume" / "state.pt"
-    key = resume_key(config, problems, method="ppo", policy=policy_adapter, reference=reference_adapter,
-                     reward=reward_adapter, seed=str(seed))
-    logged = restore_state(state_path, key, policy, head, optimizer)
+    out = resumable_output(output_dir, resume_key(config, problems, method="ppo", policy=policy_adapter,
+                                                  reference=reference_adapter, reward=reward_adapter, seed=str(seed)))
+    state_path = out / "resume" / "state.pt"
+    logged = restore_state(state_path, policy, head, optimizer)
     done = len(logged)
     for entry in logged:  # a resumed stage's saved steps, logged again
         if on_log is not None:
@@ -342,11 +339,11 @@ def train_ppo(config: LabConfig, problems: Sequence[Problem], output_dir: str, *
             logged.append(entry)
             if on_log is not None:
                 on_log(entry)
-            save_state(state_path, key, policy, head, optimizer, logged)
+            save_state(state_path, policy, head, optimizer, logged)
             if on_step is not None:
                 on_step(step + 1, settings.steps)
     finally:
         reward.close()
-    policy.save_pretrained(output_dir, selected_adapters=["default"])
-    shutil.rmtree(state_path.parent, ignore_errors=True)
+    policy.save_pretrained(str(out), selected_adapters=["default"])
+    finish_output(out)
     return summary(logged, settings.batch_size, time.perf_counter() - started, settings.steps - done)

@@ -18,15 +18,14 @@ with the completion's advantage; and the reference is TRL's "ref" adapter, which
 generator's weights (gen-0's adapter; zeros, i.e. the base model, without one).
 
 Resumable: TRL saves a checkpoint (adapter, optimizer, scheduler, RNG, logs) after every step under
-<output_dir>/checkpoint-<step>; a killed stage run again with the same settings (policy.resume_key,
-kept in <output_dir>/resume.key) logs the checkpoint's steps again and continues from it.
+<output_dir>/checkpoint-<step>; a killed stage run again with the same settings
+(policy.resumable_output) logs the checkpoint's steps again and continues from it.
 The finished stage leaves only the adapter, in the layout lab/ppo.py writes.
 
 Not covered here: the reward (policy.py), PPO (ppo.py), the stage in the loop (loop.py).
 """
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,8 +35,8 @@ import torch
 from lab.config import LabConfig
 from lab.generation import eos_token_ids, format_prompt, stop_strings
 from lab.models import load_generator, log_forwarder, trainable_weights_kept, trainer_arguments
-from lab.policy import (STEP_METRICS, Completion, PolicyReward, check_policy_config, cut_completion, resume_key,
-                        summary)
+from lab.policy import (STEP_METRICS, Completion, PolicyReward, check_policy_config, cut_completion, finish_output,
+                        resumable_output, resume_key, summary)
 from lab.problems import Problem
 
 LOGGED = "lab/"
@@ -100,16 +99,10 @@ def train_rloo(config: LabConfig, problems: Sequence[Problem], output_dir: str, 
     from trl import RLOOConfig, RLOOTrainer
 
     check_policy_config(config, problems)
-    settings, out = config.policy, Path(output_dir)
+    settings = config.policy
     seed = config.sampling.seed if seed is None else seed
-    key = resume_key(config, problems, method="rloo", policy=policy_adapter, reference=reference_adapter,
-                     reward=reward_adapter, seed=str(seed))
-    key_file = out / "resume.key"
-    if not key_file.is_file() or key_file.read_text() != key:
-        for stale in out.glob("checkpoint-*"):
-            shutil.rmtree(stale)
-        out.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(key)
+    out = resumable_output(output_dir, resume_key(config, problems, method="rloo", policy=policy_adapter,
+                                                  reference=reference_adapter, reward=reward_adapter, seed=str(seed)))
     checkpoint = get_last_checkpoint(str(out))
     saved = TrainerState.load_from_json(f"{checkpoint}/trainer_state.json").log_history if checkpoint else []
     for entry in step_logs(saved):  # a resumed stage's saved steps, logged again
@@ -140,7 +133,6 @@ def train_rloo(config: LabConfig, problems: Sequence[Problem], output_dir: str, 
     finally:
         reward.close()
     trainer.model.save_pretrained(str(out), selected_adapters=["default"])
-    for finished in [*out.glob("checkpoint-*"), key_file]:
-        shutil.rmtree(finished) if finished.is_dir() else finished.unlink()
+    finish_output(out)
     return summary(step_logs(trainer.state.log_history), settings.batch_size, time.perf_counter() - started,
                    settings.steps - done)

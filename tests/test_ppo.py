@@ -15,7 +15,8 @@ import torch
 from lab import ppo
 from lab.config import UsageError
 from lab.models import load_generator
-from lab.policy import STEP_METRICS, Completion, PolicyReward, check_policy_config, cut_completion
+from lab.policy import (STEP_METRICS, Completion, PolicyReward, check_policy_config, cut_completion, finish_output,
+                        resumable_output)
 from lab.ppo import (clipped_policy_loss, clipped_value_loss, gae, kl_estimate, masked_whiten, token_rewards,
                      train_ppo)
 from lab.problems import load_problems
@@ -229,6 +230,18 @@ def test_both_methods_hold_the_policy_to_the_sft_reference_and_log_alike(tiny_co
         assert metrics["steps"] == 1 and metrics["completions"] == config.policy.batch_size
     assert first_kl[("sft", "sft")] == pytest.approx(0.0, abs=1e-5)
     assert abs(first_kl[("gen-k", "sft")]) > 1e-3 and abs(first_kl[("gen-k", None)]) > 1e-3, first_kl
+
+
+def test_a_stage_folder_keeps_what_its_own_settings_saved_and_nothing_else(tmp_path):
+    out = resumable_output(str(tmp_path / "generator"), "ppo, these settings")
+    (out / "resume").mkdir()
+    (out / "resume" / "state.pt").write_text("saved")
+    assert (resumable_output(str(out), "ppo, these settings") / "resume" / "state.pt").is_file()
+    assert sorted(p.name for p in resumable_output(str(out), "rloo, other settings").iterdir()) == ["resume.key"]
+    (out / "checkpoint-3").mkdir()
+    (out / "adapter_model.safetensors").write_text("")
+    finish_output(out)
+    assert [p.name for p in out.iterdir()] == ["adapter_model.safetensors"]
 
 
 KILLED_RLOO = textwrap.dedent("""
