@@ -398,6 +398,24 @@ def test_a_run_continued_with_another_config_records_it_and_says_what_changed(tm
         assert len(said) == 1
 
 
+def test_a_ppo_stage_stored_done_by_an_earlier_version_is_the_policy_stage_done(tmp_path):
+    from lab import loop
+
+    config = make_config("tiny", lab_dir=str(tmp_path))
+    with Store(config.store_path) as store:
+        run = RunContext.open(config, store)
+        store.ensure_iteration(run.run_id, 1)
+        store.start_stage(run.run_id, 1, "ppo")
+        store.finish_stage(run.run_id, 1, "ppo", "done")
+
+        def trains_again():
+            raise AssertionError("gen-1 was trained again")
+
+        loop._stage(run, 1, "policy", trains_again)
+        loop._stage(run, 2, "policy", lambda: {"skipped": "here it runs"})
+        assert store.stage_status(run.run_id, 2, "policy") == "done"
+
+
 def test_every_long_stage_moves_one_console_bar_to_its_end(tmp_path):
     from lab import loop
     from lab.console import JobConsole
