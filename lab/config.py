@@ -433,6 +433,7 @@ def describe_fields() -> list[tuple[str, str, object]]:
 
 def _set_field(config: LabConfig, dotted: str, value: object) -> None:
     target: object = config
+    dotted = RENAMED_FIELDS.get(dotted, dotted)  # the commands recorded in docs/ keep working
     parts = dotted.split(".")
     for part in parts[:-1]:
         if not dataclasses.is_dataclass(target) or not hasattr(target, part):
@@ -447,9 +448,9 @@ def _set_field(config: LabConfig, dotted: str, value: object) -> None:
 
 
 def _unknown_field_message(dotted: str) -> str:
-    if dotted in RENAMED_FIELDS or dotted == "ppo.total_episodes":
-        now = RENAMED_FIELDS.get(dotted, "policy.steps (steps x policy.batch_size completions)")
-        return f"config field {dotted!r} is now {now}: the policy stage replaced ppo (lab/config.py, PolicyConfig)"
+    if dotted == "ppo.total_episodes":
+        return ("config field 'ppo.total_episodes' is now policy.steps, of policy.batch_size completions each: the "
+                "policy stage replaced ppo (lab/config.py, PolicyConfig)")
     known = ", ".join(name for name, _, _ in describe_fields())
     return f"unknown config field {dotted!r}; known fields: {known}"
 
@@ -460,7 +461,8 @@ RENAMED_FIELDS = {f"ppo.{old}": f"policy.{new}" for old, new in (
     ("response_length", "response_length"), ("missing_eos_penalty", "missing_eos_penalty"),
     ("empty_completion_penalty", "empty_completion_penalty"))}
 """Fields of runs stored before the policy stage replaced trl 1.12's PPO (section `ppo`), by their names
-now; `ppo.total_episodes` became policy.steps = total_episodes / batch_size (lab/stored_config.py)."""
+now: set by their old names, they set these; `ppo.total_episodes` became policy.steps = total_episodes /
+batch_size (lab/stored_config.py reads stored configs)."""
 
 
 def _coerce(value: object, hint: object, dotted: str) -> object:

@@ -5,11 +5,13 @@ problems, with the same seed and config.policy settings.
     .venv/bin/python -m lab run --run bench --set loop.iterations=0   # once: SFT + the first reward model
     .venv/bin/python scripts/bench_ppo.py --run bench                 # the preset's policy.steps per method
     .venv/bin/python scripts/bench_ppo.py --run bench --out runs/bench/policy --set policy.steps=64
+    .venv/bin/python scripts/bench_ppo.py --run bench --record       # ... and write lab/benchmarks.json
 
 Prints per method: seconds per policy step (rollouts, reward, updates), and the first and last step's
 reward-model score, executed pass rate, KL and completion length; then the ratio of seconds per step.
 With --out, each method's adapter is kept in <out>/<method> (a killed benchmark resumes there) and
-every step's logs go to <out>/steps.json. Not covered here: whether either improves pass@1 (the
+every step's logs go to <out>/steps.json. With --record the seconds per step become lab/benchmarks.json's
+'policy_steps' section, which the job's estimate uses for the policy stage (lab/estimate.py). Not covered here: whether either improves pass@1 (the
 evaluation measures gen-0 against the adapters).
 """
 from __future__ import annotations
@@ -17,11 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from lab import benchmarks  # noqa: E402
 from lab.config import make_config, parse_assignments  # noqa: E402
 from lab.loop import POLICY_TRAINERS  # noqa: E402
 from lab.stages import RunContext  # noqa: E402
@@ -35,6 +40,7 @@ def main() -> None:
     parser.add_argument("--lab-dir")
     parser.add_argument("--methods", default=",".join(POLICY_TRAINERS), help="comma-separated, in the order to run")
     parser.add_argument("--out", help="keep the adapters and step logs here (default: a temporary folder)")
+    parser.add_argument("--record", action="store_true", help="write the seconds per step to lab/benchmarks.json")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args()
     overrides = {"run_name": args.run, **parse_assignments(args.assignments)}
@@ -66,6 +72,13 @@ def main() -> None:
                 for name in ("rm_score", "pass_rate", "kl", "length")), flush=True)
         if args.out:
             (out / "steps.json").write_text(json.dumps({"config": config.to_dict(), "steps": steps}, indent=1))
+    if args.record:
+        figures = {"generator": config.model.generator, "methods": {method: {
+            "seconds_per_step": metrics["seconds_per_step"], "batch_size": policy.batch_size,
+            "response_length": policy.response_length, "epochs": policy.ppo_epochs if method == "ppo" else 1}
+            for method, metrics in results.items()}}
+        benchmarks.record("policy_steps", figures, "python " + shlex.join(["scripts/bench_ppo.py", *sys.argv[1:]]))
+        print(f"recorded in {benchmarks.BENCHMARKS_PATH}")
     if {"ppo", "rloo"} <= set(results):
         print(f"rloo / ppo: {results['rloo']['seconds_per_step'] / results['ppo']['seconds_per_step']:.2f}x "
               "seconds per policy step")

@@ -52,9 +52,9 @@ def test_paths_derive_from_lab_dir_and_run_name(tmp_path):
     assert config.store_path == tmp_path / "lab.sqlite" and config.run_dir == tmp_path / "exp"
 
 
-def test_a_renamed_field_says_its_name_now():
-    with pytest.raises(ValueError, match="'ppo.enabled' is now policy.enabled"):
-        make_config("tiny", **{"ppo.enabled": "false"})
+def test_a_renamed_field_sets_the_field_now_and_a_reshaped_one_says_what_it_became():
+    assert make_config("tiny", **{"ppo.enabled": "false", "ppo.num_ppo_epochs": "2"}).policy.ppo_epochs == 2
+    assert make_config("tiny", **{"ppo.enabled": "false"}).policy.enabled is False
     with pytest.raises(ValueError, match="'ppo.total_episodes' is now policy.steps"):
         make_config("tiny", **{"ppo.total_episodes": "8"})
 

@@ -79,3 +79,22 @@ def test_a_user_evaluation_file_counts_its_rows(tmp_path, converted_cache):
     rows.write_text("".join(json.dumps({"id": f"p{i}"}) + "\n" for i in range(3)))
     config = make_config("cpu", **{"model.cache_dir": converted_cache, "data.eval_benchmarks": f"jsonl:{rows}"})
     assert "jsonl:" + str(rows) + "-py 3 problems" in estimate_job(config).stages[-1].work
+
+
+def test_a_recorded_policy_step_sizes_the_policy_stage_in_proportion(converted_cache, tmp_path, monkeypatch):
+    from lab import benchmarks
+
+    monkeypatch.setattr(benchmarks, "BENCHMARKS_PATH", tmp_path / "benchmarks.json")
+    config = make_config("cpu", **{"model.cache_dir": converted_cache})
+    unrecorded = estimate_job(config).seconds(1, "policy")
+    benchmarks.record("policy_steps", {"generator": config.model.generator, "methods": {
+        "ppo": {"seconds_per_step": 40.0, "batch_size": 4, "response_length": 96, "epochs": 2},
+        "rloo": {"seconds_per_step": 10.0, "batch_size": 8, "response_length": 48, "epochs": 1}}},
+        "python scripts/bench_ppo.py --record")
+    load = estimate_job(config.override(**{"policy.steps": 0})).seconds(1, "policy")
+    ppo, rloo = (estimate_job(config.override(**{"policy.method": method})).seconds(1, "policy") - load
+                 for method in ("ppo", "rloo"))
+    assert ppo == pytest.approx(config.policy.steps * 40.0 * 4 / 2)  # the cpu preset's 4 epochs, measured at 2
+    assert rloo == pytest.approx(config.policy.steps * 10.0 * 4 / 8 * 96 / 48)
+    assert unrecorded == pytest.approx(load + config.policy.steps * CPU_0_5B.ppo_step_s * 4)
+
