@@ -1,8 +1,8 @@
 """RewardRanker Lab: a code LLM plus a learned reranker, trained by iterative self-training
-(SFT -> reward model -> PPO -> sample/execute -> mine hard negatives -> retrain).
+(SFT -> reward model -> PPO or RLOO -> sample/execute -> mine hard negatives -> retrain).
 
 Modules, in the order data flows through them (each imports only modules above it):
-  config      presets and dataclass configuration
+  config      presets and dataclass configuration; stored_config reads back the configs runs stored
   problems    HumanEval / MBPP (rendered in HumanEval's form) / MultiPL-E / user JSONL -> Problem
   store       the one SQLite database every stage reads from and writes to; the only SQL
   languages   the per-language table: toolchains, commands, verdict traps, names
@@ -16,7 +16,9 @@ Modules, in the order data flows through them (each imports only modules above i
   vllm_backend, vllm_worker   optional vLLM sampling on CUDA, in its own environment and process
   hidden_states  shared-prefix packed forwards; the disk cache of frozen lower-layer states
   reward      the reward model (reranker): Bradley-Terry training and scoring
-  sft, ppo    generator training
+  sft         supervised fine-tuning of the generator
+  policy      what the policy-optimisation methods share: completions cut, their reward, step logs
+  ppo, rloo   policy optimisation of the generator: the lab's PPO, TRL's RLOO
   mining      preference pairs and hard-negative mining (pure functions over candidate rows)
   measures    one definition of each measure: rankers, pass@1, pairwise / ranking accuracy,
               length correlation, bootstrap and paired CIs

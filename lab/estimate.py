@@ -1,21 +1,21 @@
 """How long the main job will take, from a LabConfig: seconds per stage of the loop (the bootstrap's
-sft, sample, execute, pairs, train_rm, validate; each iteration's ppo, sample, execute, score, mine,
+sft, sample, execute, pairs, train_rm, validate; each iteration's policy, sample, execute, score, mine,
 train_rm, validate, evaluate), from the sizes the config asks for and measured unit costs, and the "this job will: ...
 estimated ~N min" text the job prints when it starts.
 
 Unit costs (UnitCosts) are measurements recorded in lab/benchmarks.json with the machine, date and
 command of each (lab/benchmarks.py): CPU_0_5B for the 0.5B model on 2 CPU cores, TINY for the tiny
 preset; the sampler's speed is the one scripts/bench_precision.py recorded for the precision the job
-samples in, where it has. Other model sizes on CPU scale with their parameter count read from the
-model name (e.g. '1.5b'). No GPU has been measured: on CUDA the estimate is marked
-uncalibrated and the text says so instead of giving a time.
+samples in, and a policy step the one scripts/bench_ppo.py recorded for its method, where they have.
+Other model sizes on CPU scale with their parameter count read from the model name (e.g. '1.5b'). No
+GPU has been measured: on CUDA the estimate is marked uncalibrated and the text says so instead of
+giving a time.
 
 Not covered here: running or timing anything (the loop records real stage times in the store), the
 time of programs that hang until execution.timeout_s, and load from other processes.
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -44,7 +44,8 @@ class UnitCosts:
     """The same step with reward.trainable_layers=4 (top layers over cached lower-layer states); other
     layer counts scale it in proportion."""
     ppo_step_s: float
-    """One PPO step: 4 rollouts of up to 96 tokens, one PPO epoch."""
+    """One PPO step of 4 rollouts of up to 96 tokens and one epoch of updates, as trl 1.12's PPOTrainer
+    took it; the policy stage's own steps are timed by scripts/bench_ppo.py (`policy_step_seconds`)."""
     sampled_tokens_per_s: float
     """Continuous batch of 16, int8 weights; a precision that scripts/bench_precision.py measured on this
     checkout uses its own figure instead (`sampling_rate`)."""
@@ -137,12 +138,11 @@ def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimat
     def scoring(candidates: int) -> float:
         return candidates / costs.scores_per_s * scale
 
-    sft, rm, ppo = config.sft, config.reward, config.ppo
+    sft, rm, policy = config.sft, config.reward, config.policy
     sft_step = costs.sft_step_s * sft.batch_size * sft.gradient_accumulation_steps / 4 * scale
     rm_pair_s = costs.rm_step_s if rm.trainable_layers is None else costs.rm_top_layers_step_s * rm.trainable_layers / 4
     rm_step = rm_pair_s * rm.batch_size * rm.gradient_accumulation_steps / 2 * scale
-    ppo_steps = math.ceil(ppo.total_episodes / ppo.batch_size)
-    ppo_step = costs.ppo_step_s * ppo.batch_size / 4 * ppo.response_length / 96 * ppo.num_ppo_epochs * scale
+    policy_step = policy_step_seconds(config, costs) * scale
     train_rm = StageEstimate(0, "train_rm", load() + rm.max_steps * rm_step, f"{rm.max_steps} steps")
     eval_candidates = sum(eval_sets.values()) * (n + 1)
     eval_programs: dict[str, int] = {}
@@ -155,7 +155,7 @@ def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimat
     def validate(k: int) -> StageEstimate:
         """Held-out samples from each new generator (gen-0's drawn by the SFT gate), scored by rm-k (and,
         k >= 1, by rm-(k-1))."""
-        new_generator = (k == 0 and not gated) or (k >= 1 and ppo.enabled)
+        new_generator = (k == 0 and not gated) or (k >= 1 and policy.enabled)
         seconds = load(1 + new_generator) + scoring(heldout * (1 + (k >= 1 and new_generator)))
         if new_generator:
             seconds += sampling(heldout) + executing({"py": heldout})
@@ -164,7 +164,7 @@ def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimat
     def evaluate(k: int) -> StageEstimate:
         """Greedy + N samples of each evaluation set from each new generator (the first evaluation samples
         gen-0), scored by rm-k and rm-(k-1); an unchanged generator's are scored by rm-k only."""
-        new_generator = k == 1 or ppo.enabled
+        new_generator = k == 1 or policy.enabled
         seconds = load(1 + new_generator) + scoring(eval_candidates * (1 + new_generator))
         if new_generator:
             seconds += sampling(eval_candidates) + executing(eval_programs)
@@ -189,8 +189,8 @@ def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimat
     at_most = "at most " if config.loop.resample == "mixed" else ""  # only problems seen both passing and failing
     for k in range(1, iterations + 1):
         stages += [
-            StageEstimate(k, "ppo", load(3) + ppo_steps * ppo_step if ppo.enabled else 0.0,
-                          f"{ppo_steps} steps" if ppo.enabled else "off"),
+            StageEstimate(k, "policy", load(2) + policy.steps * policy_step if policy.enabled else 0.0,
+                          f"{policy.method} {policy.steps} steps" if policy.enabled else "off"),
             StageEstimate(k, "sample", load() + sampling(train_candidates), f"{at_most}{train_candidates} candidates"),
             StageEstimate(k, "execute", executing({"py": train_candidates}), f"{at_most}{train_candidates} programs"),
             StageEstimate(k, "score", load() + scoring(train_candidates + references),
@@ -202,6 +202,22 @@ def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimat
         ]
     return JobEstimate(tuple(stages), calibrated, basis,
                        IMPORTS_S + (CPU_0_5B.gguf_conversion_s * scale if _needs_conversion(config) else 0.0))
+
+
+def policy_step_seconds(config: LabConfig, costs: UnitCosts) -> float:
+    """One step of the policy stage as config.policy sizes it: what scripts/bench_ppo.py recorded for
+    policy.method (in proportion to completions, their length and PPO's epochs), else ppo_step_s, trl
+    1.12's PPO at one epoch, times the epochs (the tiny preset always uses its own unit cost)."""
+    policy = config.policy
+    recorded = benchmarks.read("policy_steps")
+    methods = recorded["figures"]["methods"] if recorded and costs is not TINY else {}
+    epochs = policy.ppo_epochs if policy.method == "ppo" else 1
+    size = policy.batch_size * policy.response_length * epochs
+    if policy.method in methods:
+        measured = methods[policy.method]
+        return measured["seconds_per_step"] * size / (measured["batch_size"] * measured["response_length"] *
+                                                      measured["epochs"])
+    return costs.ppo_step_s * size / (4 * 96)
 
 
 def sampling_rate(config: LabConfig, costs: UnitCosts) -> float:

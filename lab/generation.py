@@ -54,6 +54,8 @@ class Candidate:
     temperature: float
     top_p: float
     seed: int
+    token_ids: tuple[int, ...] = ()
+    """The sampled tokens, the one that stopped it included (PPO trains on them: lab/ppo.py)."""
 
 
 def format_prompt(problem: Problem, tokenizer, style: str) -> str:
@@ -105,10 +107,10 @@ def generate(model, tokenizer, problems: list[Problem], sampling: SamplingConfig
         decoder = _VLLMDecoder(model, tokenizer, temperature, top_p, sampling.max_new_tokens)
     else:
         decoder = _Decoder(model, tokenizer, sampling.batch_size, temperature, top_p, sampling.max_new_tokens)
-    for job, (text, mean_logprob, num_tokens) in decoder.run(jobs):
+    for job, (text, mean_logprob, num_tokens, token_ids) in decoder.run(jobs):
         problem = job.problem
         done[problem.id].append(Candidate(problem.id, job.index, text, mean_logprob, num_tokens, temperature, top_p,
-                                          job.seed))
+                                          job.seed, token_ids))
         generated_tokens += num_tokens
         if len(done[problem.id]) == count:
             done[problem.id].sort(key=lambda c: c.sample_index)
@@ -165,7 +167,7 @@ class _Decoder:
 
     @torch.no_grad()
     def run(self, jobs: list[_Job]):
-        """Yield (job, (completion, mean log-prob, tokens generated)) as each job finishes."""
+        """Yield (job, (completion, mean log-prob, tokens generated, their ids)) as each job finishes."""
         pending = deque(jobs)
         waiting = Counter(job.prompt for job in jobs)
         while pending or self.rows:
@@ -231,7 +233,7 @@ class _Decoder:
             if finished is None:
                 keep.append(k)
             else:
-                yield row.job, (finished, row.logprob_sum / len(row.tokens), len(row.tokens))
+                yield row.job, (finished, row.logprob_sum / len(row.tokens), len(row.tokens), tuple(row.tokens))
         if len(keep) < len(self.rows):
             self.rows = [self.rows[k] for k in keep]
             if not keep:
@@ -258,7 +260,7 @@ class _Decoder:
 
 class _VLLMDecoder:
     """_Decoder's counterpart on a vLLM engine: `run(jobs)` yields the same (job, (completion, mean
-    log-prob, tokens)), vllm_backend.REQUESTS_PER_CALL jobs at a time (the engine batches them)."""
+    log-prob, tokens, token ids)), vllm_backend.REQUESTS_PER_CALL jobs at a time (the engine batches them)."""
 
     def __init__(self, sampler: VLLMSampler, tokenizer, temperature: float, top_p: float, max_new_tokens: int):
         self.sampler, self.tokenizer = sampler, tokenizer
@@ -279,8 +281,8 @@ class _VLLMDecoder:
                 "max_tokens": self.max_new_tokens, "stop": list(completion_stops(job.stops)), "stop_token_ids": sorted(self.end_ids)}
 
 
-def candidate_fields(tokenizer, record: dict, stops: tuple[str, ...], end_ids: set[int]) -> tuple[str, float, int]:
-    """(completion, mean log-prob, tokens) of one vLLM output record (vllm_worker.output_record) as
+def candidate_fields(tokenizer, record: dict, stops: tuple[str, ...], end_ids: set[int]) -> tuple[str, float, int, tuple]:
+    """(completion, mean log-prob, tokens, token ids) of one vLLM output record (vllm_worker.output_record) as
     _Decoder computes them: every token up to and including the one that stopped it (an end token, the
     one completing a stop string, or the last allowed) counts, and the text is their decoding without
     a final end token, cut before the first stop string (`finish`)."""
@@ -288,7 +290,8 @@ def candidate_fields(tokenizer, record: dict, stops: tuple[str, ...], end_ids: s
     if not tokens or len(logprobs) != len(tokens):
         raise ValueError(f"vLLM output with {len(tokens)} tokens and {len(logprobs)} log-probs: expected one "
                          "log-prob per generated token")
-    return finish(tokenizer, tokens, stops, end_ids, last_step=True), sum(logprobs) / len(tokens), len(tokens)
+    return (finish(tokenizer, tokens, stops, end_ids, last_step=True), sum(logprobs) / len(tokens), len(tokens),
+            tuple(tokens))
 
 
 def _pad_left(tensor: torch.Tensor, length: int) -> torch.Tensor:

@@ -34,8 +34,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.config import LabConfig, flatten_config, make_config, parse_assignments, repo_root
+from lab.config import LabConfig, make_config, parse_assignments, repo_root
 from lab.records import RunRow
+from lab.stored_config import flatten_config, upgrade_stored_config
 
 LOCK_NAME = "iterate.lock"
 INHERITED_LOCK_ENV = "RR_JOB_LOCK"
@@ -89,7 +90,7 @@ def run_overrides(config_json: str, preset: str) -> list[str]:
     def flat(config: dict) -> dict:  # JSON gives lists where to_dict gives tuples
         return {name: tuple(v) if isinstance(v, list) else v for name, v in flatten_config(config).items()}
 
-    stored = flat(json.loads(config_json) if config_json.strip() else {})
+    stored = flat(upgrade_stored_config(json.loads(config_json)) if config_json.strip() else {})
     default = flat(make_config(preset).to_dict())
     skipped = {"preset", "lab_dir", "run_name"}
     return [f"{name}={_format_value(value)}" for name, value in sorted(stored.items())

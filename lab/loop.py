@@ -12,7 +12,8 @@ executed samples, so the loop opens with a bootstrap (stored as iteration 0) and
     train_rm   Bradley-Terry RM on those pairs                                  -> rm-0
     validate   rm-0 measured on held-out MBPP validation problems (evaluation.measure_heldout)
   iteration k = 1, 2, ...
-    ppo        PPO of gen-(k-1) against rm-(k-1)                                 -> gen-k
+    policy     PPO (lab/ppo.py) or RLOO (lab/rloo.py) of gen-(k-1) against rm-(k-1) and/or the
+               training problems' tests, KL to gen-0 (policy.method, policy.reward)  -> gen-k
     sample     N samples per training problem from gen-k (loop.resample='mixed': only on the problems
                whose earlier candidates both pass and fail, see resampled_problems)
     execute    run them
@@ -25,7 +26,8 @@ executed samples, so the loop opens with a bootstrap (stored as iteration 0) and
     evaluate   gen-k + rm-k on the evaluation benchmarks (evaluation.py)
 
 Resuming. A stage marked 'done' in the store is skipped; every stage's work is idempotent (see
-stages.py), so a stage interrupted at any point, `kill -9` included, is simply run again.
+stages.py), so a stage interrupted at any point, `kill -9` included, is simply run again; the policy
+stage continues from the last step it saved.
 
 Manual labels (from the app) win over execution verdicts whenever pairs are built (mining.py),
 and pairs that a later label contradicts are left out when a RM is trained.
@@ -33,7 +35,7 @@ and pairs that a later label contradicts are left out when a RM is trained.
 Checkpoints (LoRA adapters) go under config.run_dir/iter-<k>/.
 
 Not covered here: the store-driven operations and run context (stages.py), the model code
-(models, generation, reward, sft, ppo), the measures (evaluation.py), the command line (__main__.py).
+(models, generation, reward, sft, policy, ppo, rloo), the measures (evaluation.py), the command line (__main__.py).
 """
 from __future__ import annotations
 
@@ -57,13 +59,17 @@ from lab.problems import Problem, load_problems
 from lab.records import CandidateRow, StageRow
 from lab.reports import heldout_markdown, ranking_markdown, table_markdown
 from lab.reward import PreferencePair, train_reward_model
+from lab.rloo import train_rloo
 from lab.sft import train_sft
-from lab.stages import (ModelCache, RunContext, execute_candidates, generator_version, reward_model_version,
-                        sample_candidates, score_candidates)
+from lab.stages import (ModelCache, RunContext, execute_candidates, generator_version, iteration_seed,
+                        reward_model_version, sample_candidates, score_candidates)
 from lab.store import Store
 
 BOOTSTRAP_STAGES = ("sft", "sample", "execute", "pairs", "train_rm", "validate")
-ITERATION_STAGES = ("ppo", "sample", "execute", "score", "mine", "train_rm", "validate", "evaluate")
+ITERATION_STAGES = ("policy", "sample", "execute", "score", "mine", "train_rm", "validate", "evaluate")
+EARLIER_STAGE_NAMES = {"policy": "ppo"}
+"""Stages that runs stored before a rename hold under their old name: done there, they are done."""
+POLICY_TRAINERS = {"ppo": train_ppo, "rloo": train_rloo}
 REFERENCE_CHECKS = 8
 DETAIL_INFO = ("seconds", "measurements", "pass_at_1")
 """Stage info that is stored but left off a stage's one-line summary: its time (shown apart), and the
@@ -131,7 +137,8 @@ def completed_iterations(store: Store, run_id: int) -> list[int]:
 
 def _stage(run: RunContext, iteration: int, name: str, work: Callable[[], dict], console: JobConsole | None = None,
            estimate: JobEstimate | None = None) -> None:
-    if run.store.stage_status(run.run_id, iteration, name) == "done":
+    names = (name, EARLIER_STAGE_NAMES[name]) if name in EARLIER_STAGE_NAMES else (name,)
+    if any(run.store.stage_status(run.run_id, iteration, stored) == "done" for stored in names):
         return
     run.store.ensure_iteration(run.run_id, iteration)
     if console is None:
@@ -169,7 +176,7 @@ def stage_work(run: RunContext, k: int) -> dict[str, Callable[[], dict]]:
             "validate": lambda: evaluation.measure_heldout(run, 0),
         }
     return {
-        "ppo": lambda: _train_ppo(run, k),
+        "policy": lambda: _train_policy(run, k),
         "sample": lambda: _sample_train(run, k),
         "execute": lambda: execute_candidates(run, k),
         "score": lambda: _score_pool(run, k),
@@ -324,18 +331,26 @@ def _train_reward_model(run: RunContext, k: int) -> dict:
     return info
 
 
-def _train_ppo(run: RunContext, k: int) -> dict:
-    if not run.config.ppo.enabled:
-        return {"skipped": "ppo.enabled is false: the generator stays as it is"}
+def _train_policy(run: RunContext, k: int) -> dict:
+    """gen-k: gen-(k-1) trained by policy.method against rm-(k-1), held near gen-0 (the SFT generator).
+    Its checkpoint folder is not emptied first: the trainer resumes from the state it saved there."""
+    settings = run.config.policy
+    if not settings.enabled:
+        return {"skipped": "policy.enabled is false: the generator stays as it is"}
+    if settings.method not in POLICY_TRAINERS:
+        raise UsageError(f"policy.method={settings.method!r}: choose one of {', '.join(POLICY_TRAINERS)}")
     _, policy = run.generator_at(k - 1)
+    _, reference = run.generator_at(0)
     problems = run.problems("train")
     run.models.release()
-    out = _fresh_dir(run.checkpoint_dir(k, "generator"))
-    metrics = train_ppo(run.config, [p.prompt for p in problems], str(out), policy_adapter=policy,
-                        stops=[p.stop_tokens for p in problems], reward_adapter=run.reward_model_path(k - 1),
-                        on_log=run.on_log(k, "ppo"), on_step=run.on_step("ppo batches"))
+    out = run.checkpoint_dir(k, "generator")
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = POLICY_TRAINERS[settings.method](
+        run.config, problems, str(out), policy_adapter=policy, reference_adapter=reference,
+        reward_adapter=run.reward_model_path(k - 1), seed=iteration_seed(run.config.sampling.seed, k),
+        on_log=run.on_log(k, "policy"), on_step=run.on_step("policy steps"))
     run.store.add_checkpoint(run.run_id, k, "generator", generator_version(run.name, k), str(out), metrics)
-    return {"prompts": len(problems), **_numbers(metrics)}
+    return {"method": settings.method, "trained_on": settings.reward, "problems": len(problems), **_numbers(metrics)}
 
 
 def _evaluate(run: RunContext, k: int) -> dict:

@@ -16,10 +16,10 @@ Sampling uses its own copy of the generator (`load_sampler`): never 4-bit, the a
 then cast to the precision the model runs in (or quantized, when asked: `sampling_weights`); or a vLLM
 engine on CUDA (lab/vllm_backend.py).
 
-Also here, because sft.py, reward.py and ppo.py share it: the hardware half of their trainer
+Also here, because sft.py, reward.py and rloo.py share it: the hardware half of their trainer
 arguments, and the callback that forwards trainer logs to the caller.
 
-Not covered here: sampling (generation.py), training loops (sft.py, reward.py, ppo.py).
+Not covered here: sampling (generation.py), training loops (sft.py, reward.py, ppo.py, rloo.py).
 """
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ from lab.tiny import tiny_model_dir
 # end of a chat turn), but a plain completion ends with <|endoftext|>. Sampling stops at any of them.
 END_TOKENS = ("<|endoftext|>", "<|im_end|>")
 # Special tokens tried, in order, as the pad token, which must be no token the model ends a text with
-# (PPO scores the reward at the EOS, which it finds as "last token before the first pad": a pad the
-# model can emit would move it; TRL issue #3750). Qwen2.5's own pad token is <|endoftext|>.
+# (a pad the model can emit would be taken for the end of its text: TRL issue #3750, where PPO read the
+# reward at a pad). Qwen2.5's own pad token is <|endoftext|>.
 PAD_CANDIDATES = ("<|fim_pad|>", "<pad>")
 
 
@@ -288,8 +288,7 @@ def trainer_arguments(model_config: ModelConfig, output_dir: str, seed: int = 0,
     (their files under output_dir).
 
     TRL 1.x also turns gradient checkpointing on in every config, and the trainer would then enable
-    it on the model whatever model_config says (on CPU: a third more compute per step; on the PPO
-    policy: rollouts without KV cache). It is off here: _load enables it on the model itself where
+    it on the model whatever model_config says (on CPU: a third more compute per step). It is off here: _load enables it on the model itself where
     `uses_gradient_checkpointing` says so."""
     cpu = resolve_device(model_config) == "cpu"
     return {"output_dir": output_dir, "use_cpu": cpu, "bf16": not cpu and resolve_dtype(model_config) == torch.bfloat16,
@@ -300,13 +299,13 @@ def trainer_arguments(model_config: ModelConfig, output_dir: str, seed: int = 0,
 
 @contextlib.contextmanager
 def trainable_weights_kept(model):
-    """Around building TRL's SFT or reward trainer: keeps the trainable weights (LoRA, the score head)
+    """Around building TRL's SFT, reward or RLOO trainer: keeps the trainable weights (LoRA, the score head)
     as loaded, in fp32 (peft and prepare_model_for_kbit_training upcast them). For a 4-bit model those
     trainers cast them to bf16 (after the QLoRA paper), which rounds away small updates (an Adam step
-    moves a weight by about the learning rate; at PPO's 1e-5 that is below half of bf16's spacing for
+    moves a weight by about the learning rate; at the policy's 1e-5 that is below half of bf16's spacing for
     any weight above ~0.003, and LoRA A starts near 0.03) and, on CPU, where the trainer runs without
-    autocast, feeds fp32 activations into a bf16 score head (a dtype error). PPO's trainer does not
-    cast, so all three train fp32 adapters; on CUDA the arithmetic is bf16 under the trainer's autocast."""
+    autocast, feeds fp32 activations into a bf16 score head (a dtype error). lab/ppo.py casts nothing,
+    so every trainer trains fp32 adapters; on CUDA the arithmetic is bf16 under the trainer's autocast."""
     kept = [(parameter, parameter.data) for parameter in model.parameters() if parameter.requires_grad]
     yield
     for parameter, data in kept:
@@ -383,8 +382,8 @@ def load_sampler(model_config: ModelConfig, adapter_dir: str | None = None):
     its linear layers then converted to `sampling_weights(model_config)`.
 
     This copy is never 4-bit and merges in fp32 before casting to model.dtype: merging into nf4 weights
-    re-quantizes them (peft warns), and an update of PPO's size (an Adam step moves a weight by about
-    ppo.learning_rate, 1e-5) is far below one nf4 step (~1/8 of a block's largest weight), so gen-k
+    re-quantizes them (peft warns), and an update of the policy stage's size (an Adam step moves a weight
+    by about policy.learning_rate, 1e-5) is far below one nf4 step (~1/8 of a block's largest weight), so gen-k
     would sample like gen-(k-1). On the 4-bit path the adapter was trained on the nf4 weights and
     samples on the weights they were quantized from (the usual QLoRA practice). The sampler on vLLM
     is lab.vllm_backend's; `vllm_backend.load_backend_sampler` picks one by sampling.backend."""

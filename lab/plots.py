@@ -8,6 +8,8 @@ they are) and `plot_*` wrappers that save one as PNG (the run artefacts and the 
   reward_histogram_figure  reward-model scores of passing vs failing candidates, a panel per version
                                                                                     (plot_reward_histograms)
   training_curves_figure   step metrics of the training stages (Store.metrics rows) (plot_training_curves)
+  policy_curves_figure     the policy stage's steps: the rollouts' reward-model score beside their executed
+                           pass rate, then KL, entropy and length                  (plot_policy_curves)
   hard_negatives_figure    hard negatives mined and labelled per iteration (Store.hard_negative_counts rows)
   heldout_figure           a reward model's measurements on held-out problems per iteration
                            (Store.measurements rows), a panel per measure
@@ -182,6 +184,48 @@ def training_curves_figure(metrics: Sequence[MetricRow],
     return figure
 
 
+POLICY_PANELS = (("kl", "KL to the reference, per token"), ("entropy", "entropy, per token"),
+                 ("length", "completion tokens"))
+
+
+def _step_points(metrics: Sequence[MetricRow], name: str, iteration: int) -> tuple[list[int], list[float]]:
+    points = sorted((m["step"], m["value"]) for m in metrics if m["name"] == name and m["iteration"] == iteration)
+    return [step for step, _ in points], [value for _, value in points]
+
+
+def policy_curves_figure(metrics: Sequence[MetricRow]) -> Figure | None:
+    """The policy stage's steps (Store.metrics rows of stage 'policy'), a line per iteration: the reward
+    model's mean score of the rollouts (left axis) with their executed pass rate (right axis, dashed) in
+    one panel, since a score that rises while the pass rate falls is reward hacking; then KL, entropy
+    and completion length."""
+    rows = [m for m in metrics if m["stage"] == "policy"]
+    iterations = sorted({m["iteration"] for m in rows if m["name"] in ("rm_score", "pass_rate")})
+    if not iterations:
+        return None
+    figure = Figure(figsize=(4.2 * (1 + len(POLICY_PANELS)), 3.4), layout="constrained")
+    axes = figure.subplots(1, 1 + len(POLICY_PANELS))
+    score_axis, pass_axis = axes[0], axes[0].twinx()
+    for number, iteration in enumerate(iterations):
+        color = f"C{number % 10}"
+        score_axis.plot(*_step_points(rows, "rm_score", iteration), marker=".", color=color,
+                        label=f"iteration {iteration}: reward-model score")
+        pass_axis.plot(*_step_points(rows, "pass_rate", iteration), marker="x", linestyle="--", color=color,
+                       label=f"iteration {iteration}: pass rate (executed)")
+        for axis, (name, _) in zip(axes[1:], POLICY_PANELS):
+            axis.plot(*_step_points(rows, name, iteration), marker=".", color=color, label=f"iteration {iteration}")
+    score_axis.set(title="rollouts: reward-model score and pass rate", xlabel="policy step", ylabel="mean score")
+    pass_axis.set(ylabel="pass rate", ylim=(-0.02, 1.02))
+    handles = [line for axis in (score_axis, pass_axis) for line in axis.get_lines()]
+    score_axis.legend(handles=handles, fontsize=7, loc="upper left")
+    for axis, (_, title) in zip(axes[1:], POLICY_PANELS):
+        axis.set(title=title, xlabel="policy step")
+        axis.legend(fontsize=7)
+    for axis in axes:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
+    return figure
+
+
 def hard_negatives_figure(per_iteration: Sequence[HardNegativeCountRow]) -> Figure | None:
     """Per iteration: candidates mined as hard negatives and candidates labelled so by hand."""
     if not per_iteration:
@@ -254,3 +298,7 @@ def plot_reward_histograms(candidates: Sequence[CandidateRow | RewardScoreRow], 
 def plot_training_curves(metrics: Sequence[MetricRow], path: Path,
                          names: tuple[str, ...] = ("loss", "reward", "kl")) -> list[Path]:
     return save(training_curves_figure(metrics, names), path)
+
+
+def plot_policy_curves(metrics: Sequence[MetricRow], path: Path) -> list[Path]:
+    return save(policy_curves_figure(metrics), path)

@@ -1,9 +1,9 @@
 """The reward model (the reranker): Bradley-Terry training on preference pairs, scoring, ranking.
 
 The reward model is `AutoModelForSequenceClassification(num_labels=1)` on the generator's backbone and
-tokenizer (PPO needs the shared tokenizer), with LoRA; its input is `prompt + completion + EOS` and
-its reward is read at that EOS (the pad token is distinct from EOS, see models.load_tokenizer), the
-same text and position PPO scores. Also the no-training baseline: ranking by mean log-prob.
+tokenizer, with LoRA; its input is `prompt + completion + EOS` and its reward is read at that EOS (the
+pad token is distinct from EOS, see models.load_tokenizer); the policy stage scores its rollouts with
+the same function (lab/policy.py). Also the no-training baseline: ranking by mean log-prob.
 
 Where the work goes: `reward.trainable_layers=K` puts the LoRA adapter on the top K decoder layers
 only (`split_layer` = the first adapted one; None = every layer, split 0). The layers below are the
@@ -12,7 +12,7 @@ training epochs, later iterations' retraining, scoring and evaluation then run t
 only. Every reward, in training and in scoring, comes from one function, `sequence_rewards`: the
 sequences sharing a prefix (a pair's chosen and rejected; a prompt's completions) are one packed row,
 the prefix computed once. The saved adapter is an ordinary peft adapter (its config lists the
-layers), so the full model (`load_reward_model`, PPO's reward) gives the same reward up to the
+layers), so the full model (`load_reward_model`) gives the same reward up to the
 float16 rounding of the cached states (tests/test_reward.py).
 
 What is TRL's and what is written here: training is TRL's `RewardTrainer` (dataset filtering by

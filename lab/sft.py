@@ -1,8 +1,8 @@
 """Supervised fine-tuning of the generator on (prompt, reference completion) pairs (MBPP train) with
 TRL's SFTTrainer: LoRA on CPU, QLoRA on CUDA; loss on the completion and its EOS only.
 
-The EOS matters downstream: it teaches the policy to end a function with EOS, which is where PPO
-reads the reward (ppo.py).
+The EOS matters downstream: it teaches the policy to end a function with EOS, which is where the
+reward model reads its reward (reward.py, policy.py).
 
 Not covered here: choosing the examples (the loop), sampling from the tuned model (generation.py).
 """

@@ -24,13 +24,14 @@ from typing import Callable, Sequence
 from tqdm.auto import tqdm
 
 from lab import generation, reward
-from lab.config import LabConfig, config_difference
+from lab.config import LabConfig
 from lab.execution import Executor, build_program
 from lab.hidden_states import HiddenStateCache
 from lab.models import load_reward_model
 from lab.problems import Problem
 from lab.records import CandidateRow
 from lab.store import Store
+from lab.stored_config import config_difference
 from lab.vllm_backend import load_backend_sampler
 
 EXECUTION_CHUNK = 32

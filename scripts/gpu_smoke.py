@@ -1,5 +1,5 @@
-"""Smoke run of the gpu path on one GPU, small and timed: 4-bit QLoRA SFT, reward-model and PPO steps on
-the package-shipped Qwen2.5-Coder-0.5B-Instruct (the gpu preset with that generator), then HumanEval-py
+"""Smoke run of the gpu path on one GPU, small and timed: 4-bit QLoRA SFT, reward-model, PPO and RLOO steps
+on the package-shipped Qwen2.5-Coder-0.5B-Instruct (the gpu preset with that generator), then HumanEval-py
 candidates from the PPO generator, sampled with the hand-written decoder and with vLLM (where its
 environment exists, see requirements-vllm.txt), executed for a small pass@1.
 
@@ -38,14 +38,15 @@ from lab.models import resolve_device  # noqa: E402
 from lab.ppo import train_ppo  # noqa: E402
 from lab.problems import load_problems  # noqa: E402
 from lab.reward import PreferencePair, train_reward_model  # noqa: E402
+from lab.rloo import train_rloo  # noqa: E402
 from lab.sft import train_sft  # noqa: E402
 from lab.vllm_backend import load_backend_sampler, resolve_backend  # noqa: E402
 
-SIZES = {"data.max_train_problems": 16, "sft.max_steps": 8, "reward.max_steps": 8, "ppo.total_episodes": 16,
-         "ppo.batch_size": 8, "ppo.mini_batch_size": 4, "sampling.num_samples": 4, "sampling.max_new_tokens": 256}
+SIZES = {"data.max_train_problems": 16, "sft.max_steps": 8, "reward.max_steps": 8, "policy.steps": 2,
+         "policy.batch_size": 8, "policy.mini_batch_size": 4, "sampling.num_samples": 4, "sampling.max_new_tokens": 256}
 GPU = {"model.generator": "package:qwen2.5-coder-0.5b-instruct", **SIZES}
 DRY_RUN = {"model.load_in_4bit": True, "model.dtype": "bfloat16", "model.device": "cpu",
-           "reward.trainable_layers": None, "data.max_train_problems": 4, "ppo.total_episodes": 4}
+           "reward.trainable_layers": None, "data.max_train_problems": 4, "policy.steps": 2}
 """--dry-run: the tiny preset on the gpu preset's model path (nf4, bf16 compute, LoRA on every layer)."""
 EVAL_PROBLEMS = {"gpu": 32, "tiny": 4}
 WRONG = "    raise NotImplementedError\n"
@@ -90,8 +91,9 @@ def smoke(config, out: Path, eval_count: int) -> dict:
     step("sft", train_sft, examples=[(p.prompt, p.reference) for p in train], output_dir=str(out / "sft"))
     step("reward model", train_reward_model, pairs=[PreferencePair(p.prompt, p.reference, WRONG) for p in train],
          output_dir=str(out / "rm"))
-    step("ppo", train_ppo, prompts=[p.prompt for p in train], output_dir=str(out / "ppo"),
-         policy_adapter=str(out / "sft"), reward_adapter=str(out / "rm"), stops=[p.stop_tokens for p in train])
+    for name, trainer in (("ppo", train_ppo), ("rloo", train_rloo)):
+        step(name, trainer, problems=train, output_dir=str(out / name), policy_adapter=str(out / "sft"),
+             reference_adapter=str(out / "sft"), reward_adapter=str(out / "rm"))
 
     backends = ["hf"] + (["vllm"] if resolve_backend("auto", device) == "vllm" else [])
     with Executor(config.execution) as executor:

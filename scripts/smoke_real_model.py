@@ -1,6 +1,6 @@
 """Smoke-run every model stage briefly on a real model (default: the cpu preset's Qwen2.5-Coder-0.5B)
 and print timings: GGUF conversion (first time and cached), load, sampling tok/s, and s/step of SFT,
-reward-model training and PPO. Not part of CI (minutes on 2 CPU cores).
+reward-model training and PPO (lab/ppo.py). Not part of CI (minutes on 2 CPU cores).
 
     .venv/bin/python scripts/smoke_real_model.py                 # 0.5B, 2 steps per trainer
     .venv/bin/python scripts/smoke_real_model.py --preset tiny   # the same path in seconds
@@ -56,15 +56,15 @@ def timed(label: str, results: dict, function, *args, **kwargs):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="cpu")
-    parser.add_argument("--steps", type=int, default=2, help="optimizer steps per trainer (PPO: rollout batches)")
+    parser.add_argument("--steps", type=int, default=2, help="optimizer steps per trainer (PPO: policy steps)")
     parser.add_argument("--out", default=None, help="where adapters go (default: a temp dir)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="config override")
     args = parser.parse_args()
 
     config = make_config(args.preset, **{
         "sft.max_steps": args.steps, "sft.batch_size": 2, "reward.max_steps": args.steps, "reward.batch_size": 2,
-        "ppo.batch_size": 2, "ppo.mini_batch_size": 1, "ppo.total_episodes": 2 * args.steps,
-        "ppo.response_length": 48, **dict(item.split("=", 1) for item in args.set)})
+        "policy.batch_size": 2, "policy.mini_batch_size": 1, "policy.steps": args.steps,
+        "policy.response_length": 48, **dict(item.split("=", 1) for item in args.set)})
     out = Path(args.out or tempfile.mkdtemp(prefix="rr-smoke-"))
     results: dict = {"model": config.model.generator}
     model_dir = timed("resolve_first", results, resolve_model_dir, config.model.generator, config.model)
@@ -86,8 +86,8 @@ def main() -> None:
     pairs = [PreferencePair(p.prompt, code, data[(i + 1) % len(data)][1]) for i, (p, code) in enumerate(data)]
     reward = timed("reward", results, train_reward_model, config, pairs[:6], str(out / "reward"),
                    eval_pairs=pairs[6:])
-    ppo = timed("ppo", results, train_ppo, config, [p.prompt for p, _ in data], str(out / "ppo"),
-                policy_adapter=str(out / "sft"), reward_adapter=str(out / "reward"), stops=[p.stop_tokens for p, _ in data])
+    ppo = timed("ppo", results, train_ppo, config, [p for p, _ in data], str(out / "ppo"),
+                policy_adapter=str(out / "sft"), reference_adapter=str(out / "sft"), reward_adapter=str(out / "reward"))
     results.update({"sft_s_per_step": sft["seconds_per_step"], "reward_s_per_step": reward["seconds_per_step"],
                     "ppo_s_per_step": ppo["seconds_per_step"], "ppo_last_kl": ppo["last_kl"],
                     "ppo_last_length": ppo["last_length"], "adapters": str(out)})

@@ -50,3 +50,31 @@ def test_malformed_cli_assignment_and_unknown_preset():
 def test_paths_derive_from_lab_dir_and_run_name(tmp_path):
     config = LabConfig(lab_dir=str(tmp_path), run_name="exp")
     assert config.store_path == tmp_path / "lab.sqlite" and config.run_dir == tmp_path / "exp"
+
+
+def test_a_renamed_field_sets_the_field_now_and_a_reshaped_one_says_what_it_became():
+    assert make_config("tiny", **{"ppo.enabled": "false", "ppo.num_ppo_epochs": "2"}).policy.ppo_epochs == 2
+    assert make_config("tiny", **{"ppo.enabled": "false"}).policy.enabled is False
+    with pytest.raises(ValueError, match="'ppo.total_episodes' is now policy.steps"):
+        make_config("tiny", **{"ppo.total_episodes": "8"})
+
+
+def test_a_run_stored_before_the_policy_stage_continues_and_compares_with_its_settings():
+    """Its `ppo` section is read as `policy` (total_episodes / batch_size = steps): continued, it keeps PPO
+    off and its one epoch; compared with a run now, ppo.* fields are not reported as dropped."""
+    import json
+
+    from lab.launcher import run_overrides
+    from lab.stored_config import config_difference
+
+    stored = make_config("cpu").to_dict()
+    del stored["policy"]
+    stored["ppo"] = {"enabled": False, "total_episodes": 8, "batch_size": 4, "mini_batch_size": 2, "num_ppo_epochs": 1,
+                     "learning_rate": 1e-5, "kl_coef": 0.05, "response_length": 96, "missing_eos_penalty": 1.0,
+                     "empty_completion_penalty": 1.0}
+    assert run_overrides(json.dumps(stored), "cpu") == ["policy.enabled=False", "policy.ppo_epochs=1"]
+    differing = {row["field"]: row["by_run"] for row in config_difference({"old": json.dumps(stored),
+                                                                           "now": make_config("cpu").to_json()})}
+    assert differing["policy.enabled"] == {"old": False, "now": True}
+    assert differing["policy.method"] == {"old": "(not set)", "now": "ppo"}
+    assert not any(field.startswith("ppo.") for field in differing) and "policy.steps" not in differing

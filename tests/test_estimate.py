@@ -38,7 +38,7 @@ def test_the_cpu_preset_is_estimated_near_its_measured_quarter_hour(converted_ca
     text = format_estimate(config, estimate)
     assert text.startswith("this job will: bootstrap (iteration 0) and 1 self-training iteration(s) on 12 training "
                            "problems x 6 samples")
-    assert "ppo 2 steps ~3.2 min" in text and text.splitlines()[-1].startswith("estimated ~")
+    assert "policy ppo 2 steps ~10.5 min" in text and text.splitlines()[-1].startswith("estimated ~")
 
 
 def test_a_first_run_adds_the_model_conversion(tmp_path):
@@ -62,13 +62,13 @@ def test_sizes_move_the_estimate_as_the_unit_costs_say(converted_cache):
     sft = lambda config: estimate_job(config).seconds(0, "sft")  # noqa: E731
     assert sft(longer) - sft(base) == pytest.approx(10 * CPU_0_5B.sft_step_s)
     bigger = base.override(**{"model.generator": "package:qwen2.5-coder-1.5b-instruct"})
-    assert estimate_job(bigger).seconds(1, "ppo") == pytest.approx(3 * estimate_job(base).seconds(1, "ppo"))
-    no_ppo = estimate_job(base.override(**{"ppo.enabled": False}))
-    assert no_ppo.seconds(1, "ppo") == 0 and no_ppo.seconds(1, "validate") < estimate_job(base).seconds(1, "validate")
+    assert estimate_job(bigger).seconds(1, "policy") == pytest.approx(3 * estimate_job(base).seconds(1, "policy"))
+    no_ppo = estimate_job(base.override(**{"policy.enabled": False}))
+    assert no_ppo.seconds(1, "policy") == 0 and no_ppo.seconds(1, "validate") < estimate_job(base).seconds(1, "validate")
     more_languages = base.override(**{"data.eval_languages": "py,cpp"})
     assert estimate_job(more_languages).seconds(1, "evaluate") > 1.9 * estimate_job(base).seconds(1, "evaluate")
     # PPO off: iteration 2 evaluates the samples iteration 1 drew from the same generator, so it only scores
-    two = base.override(**{"ppo.enabled": False, "loop.iterations": 2})
+    two = base.override(**{"policy.enabled": False, "loop.iterations": 2})
     assert estimate_job(two).seconds(2, "evaluate") < 0.5 * estimate_job(two).seconds(1, "evaluate")
     assert estimate_job(base.override(**{"loop.iterations": 2})).seconds(2, "evaluate") == pytest.approx(
         estimate_job(base).seconds(1, "evaluate"))
@@ -79,3 +79,22 @@ def test_a_user_evaluation_file_counts_its_rows(tmp_path, converted_cache):
     rows.write_text("".join(json.dumps({"id": f"p{i}"}) + "\n" for i in range(3)))
     config = make_config("cpu", **{"model.cache_dir": converted_cache, "data.eval_benchmarks": f"jsonl:{rows}"})
     assert "jsonl:" + str(rows) + "-py 3 problems" in estimate_job(config).stages[-1].work
+
+
+def test_a_recorded_policy_step_sizes_the_policy_stage_in_proportion(converted_cache, tmp_path, monkeypatch):
+    from lab import benchmarks
+
+    monkeypatch.setattr(benchmarks, "BENCHMARKS_PATH", tmp_path / "benchmarks.json")
+    config = make_config("cpu", **{"model.cache_dir": converted_cache})
+    unrecorded = estimate_job(config).seconds(1, "policy")
+    benchmarks.record("policy_steps", {"generator": config.model.generator, "methods": {
+        "ppo": {"seconds_per_step": 40.0, "batch_size": 4, "response_length": 96, "epochs": 2},
+        "rloo": {"seconds_per_step": 10.0, "batch_size": 8, "response_length": 48, "epochs": 1}}},
+        "python scripts/bench_ppo.py --record")
+    load = estimate_job(config.override(**{"policy.steps": 0})).seconds(1, "policy")
+    ppo, rloo = (estimate_job(config.override(**{"policy.method": method})).seconds(1, "policy") - load
+                 for method in ("ppo", "rloo"))
+    assert ppo == pytest.approx(config.policy.steps * 40.0 * 4 / 2)  # the cpu preset's 4 epochs, measured at 2
+    assert rloo == pytest.approx(config.policy.steps * 10.0 * 4 / 8 * 96 / 48)
+    assert unrecorded == pytest.approx(load + config.policy.steps * CPU_0_5B.ppo_step_s * 4)
+

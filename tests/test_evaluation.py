@@ -124,7 +124,7 @@ def test_bar_and_training_curve_plots(tmp_path):
     assert plot_pass_at_1_bars(rows, tmp_path / "bars.png")[0].stat().st_size > 0
     assert plot_pass_at_1_bars([], tmp_path / "no_bars.png") == []
     metrics = [{"iteration": k, "stage": stage, "name": name, "step": step, "value": 0.1 * step}
-               for k, stage in ((0, "train_rm"), (1, "ppo"), (1, "train_rm")) for name in ("loss", "kl", "lr")
+               for k, stage in ((0, "train_rm"), (1, "policy"), (1, "train_rm")) for name in ("loss", "kl", "lr")
                for step in (1, 2, 3)]
     assert plot_training_curves(metrics, tmp_path / "curves.png")[0].stat().st_size > 0
     assert plot_training_curves(metrics, tmp_path / "no_curves.png", names=("reward",)) == []

@@ -12,7 +12,7 @@ from lab.store import Store
 
 SMALL = {"data.max_train_problems": "2", "data.max_validation_problems": "2", "data.max_eval_problems": "3",
          "sampling.num_samples": "3", "sampling.max_new_tokens": "12", "sft.max_steps": "2", "reward.max_steps": "2",
-         "ppo.total_episodes": "2"}
+         "policy.steps": "1"}
 
 
 def test_headline_of_an_evaluated_run(tmp_path):

@@ -18,7 +18,7 @@ from lab.store import Store
 
 SMALL = {
     "data.max_train_problems": "2", "data.max_validation_problems": "2", "data.max_eval_problems": "2", "sampling.num_samples": "3",
-    "sampling.max_new_tokens": "12", "sft.max_steps": "2", "reward.max_steps": "2", "ppo.total_episodes": "2",
+    "sampling.max_new_tokens": "12", "sft.max_steps": "2", "reward.max_steps": "2", "policy.steps": "1",
     "execution.use_cache": "false",
 }
 CHILD = textwrap.dedent("""
@@ -27,12 +27,15 @@ CHILD = textwrap.dedent("""
     from lab.config import make_config
     from lab.store import Store
 
-    kill_at = os.environ.get("KILL_AT", "")  # 'iteration:stage' (at its start) or 'iteration:sample:N' (after N problems)
+    # 'iteration:stage' (at its start), 'iteration:sample:N' (after N problems) or 'iteration:policy:N' (once
+    # step N of the policy stage is logged)
+    kill_at = os.environ.get("KILL_AT", "")
+    until = os.environ.get("UNTIL")  # 'iteration:stage': stop after it
 
     def die():
         os.kill(os.getpid(), signal.SIGKILL)
 
-    start_stage, add_candidates = Store.start_stage, Store.add_candidates
+    start_stage, add_candidates, log_metrics = Store.start_stage, Store.add_candidates, Store.log_metrics
     written = []
 
     def start_stage_then_maybe_die(self, run_id, iteration, name):
@@ -47,15 +50,22 @@ CHILD = textwrap.dedent("""
             die()
         return ids
 
+    def log_metrics_then_maybe_die(self, run_id, iteration, stage, step, values):
+        log_metrics(self, run_id, iteration, stage, step, values)
+        if kill_at == f"{iteration}:{stage}:{step}":
+            die()
+
     Store.start_stage, Store.add_candidates = start_stage_then_maybe_die, add_candidates_then_maybe_die
+    Store.log_metrics = log_metrics_then_maybe_die
     config = make_config("tiny", lab_dir=sys.argv[1], **dict(item.split("=", 1) for item in sys.argv[2:]))
-    loop.run_loop(config, progress=False, log=lambda line: None)
+    stop = (int(until.split(":")[0]), until.split(":")[1]) if until else None
+    loop.run_loop(config, progress=False, log=lambda line: None, until=stop)
 """)
 
 
-def run_child(lab_dir, kill_at=None, **overrides):
+def run_child(lab_dir, kill_at=None, until=None, **overrides):
     settings = {**SMALL, **overrides}
-    env = {**os.environ, "KILL_AT": kill_at or ""}
+    env = {**os.environ, "KILL_AT": kill_at or "", "UNTIL": until or ""}
     return subprocess.Popen([sys.executable, "-c", CHILD, str(lab_dir)] + [f"{k}={v}" for k, v in settings.items()],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -120,6 +130,24 @@ def test_kill_minus_nine_then_rerun_ends_like_an_uninterrupted_run(tmp_path):
     assert resumed["pairs"] and resumed["evaluations"]
 
 
+def test_a_policy_stage_killed_mid_training_resumes_after_its_last_saved_step(tmp_path):
+    """Killed once its second step is logged (before that step's state is saved), the stage continues from
+    step 1: its metrics hold each of the 3 steps once, and it trained only steps 2 and 3 again."""
+    steps = {"policy.steps": "3"}
+    finish(run_child(tmp_path, kill_at="1:policy:2", until="1:policy", **steps), expect_killed=True)
+    state = tmp_path / "default" / "iter-1" / "generator" / "resume" / "state.pt"
+    assert state.is_file()
+    finish(run_child(tmp_path, until="1:policy", **steps), expect_killed=False)
+    with Store(tmp_path / "lab.sqlite") as store:
+        run_id = store.run_id("default")
+        logged = [(row["name"], row["step"]) for row in store.metrics(run_id, stage="policy", iteration=1)]
+        checkpoint = store.checkpoint(run_id, "generator", 1)
+        assert store.stage_status(run_id, 1, "policy") == "done"
+    assert sorted({step for _, step in logged}) == [1, 2, 3] and len(logged) == len(set(logged))
+    assert checkpoint["metrics"]["steps"] == 3 and checkpoint["metrics"]["steps_run"] == 2
+    assert not state.parent.exists() and (state.parent.parent / "adapter_model.safetensors").is_file()
+
+
 def test_training_problems_are_seeded_capped_and_never_evaluation_only():
     config = make_config("tiny", **{"data.max_train_problems": "5"})
     first, again = select_train_problems(config), select_train_problems(config)
@@ -171,7 +199,7 @@ def test_until_stops_the_loop_after_the_named_stage(tmp_path):
     assert list(loop.stage_work(None, 0)) == list(loop.BOOTSTRAP_STAGES)
     assert list(loop.stage_work(None, 1)) == list(loop.ITERATION_STAGES)
     config = make_config("tiny", lab_dir=str(tmp_path), **{**SMALL, "sft.keep": "never"})
-    with pytest.raises(ValueError, match="the stages of iteration 1 are ppo"):
+    with pytest.raises(ValueError, match="the stages of iteration 1 are policy"):
         loop.run_loop(config, until=(1, "pairs"))
     summary = loop.run_loop(config, until=(0, "sample"), progress=False, log=lambda line: None)
     stages = [(s["iteration"], s["name"], s["status"]) for s in summary["stages"]]
@@ -265,7 +293,7 @@ def test_resample_mixed_samples_again_only_where_both_verdicts_were_seen(tmp_pat
     coins = coin_flip_problems(tmp_path / "coins.jsonl", 8, training_allowed=True).removeprefix("jsonl:")
     config = make_config("tiny", lab_dir=str(tmp_path / "lab"), **{
         **SMALL, "data.train_splits": "", "data.extra_problems": coins, "data.max_train_problems": "8",
-        "sampling.num_samples": "2", "reward.reference_pairs": "false", "ppo.enabled": "false",
+        "sampling.num_samples": "2", "reward.reference_pairs": "false", "policy.enabled": "false",
         "loop.resample": "mixed"})
     loop.run_loop(config, until=(1, "execute"), progress=False, log=lambda line: None)
     with Store(config.store_path) as store:
@@ -284,7 +312,7 @@ def test_an_unchanged_generator_is_evaluated_once_and_each_reward_model_on_its_s
 
     eval_set = coin_flip_problems(tmp_path / "coin.jsonl", 6)
     config = make_config("tiny", lab_dir=str(tmp_path / "lab"), **{
-        **SMALL, "ppo.enabled": "false", "loop.iterations": "0", "data.eval_benchmarks": eval_set,
+        **SMALL, "policy.enabled": "false", "loop.iterations": "0", "data.eval_benchmarks": eval_set,
         "data.max_eval_problems": "6", "sampling.num_samples": "4"})
     loop.run_loop(config, progress=False, log=lambda line: None)
     evaluation.evaluate_run(config, progress=False, log=lambda line: None)  # what `python -m lab run` does next
@@ -372,6 +400,24 @@ def test_a_run_continued_with_another_config_records_it_and_says_what_changed(tm
         assert len(said) == 1
 
 
+def test_a_ppo_stage_stored_done_by_an_earlier_version_is_the_policy_stage_done(tmp_path):
+    from lab import loop
+
+    config = make_config("tiny", lab_dir=str(tmp_path))
+    with Store(config.store_path) as store:
+        run = RunContext.open(config, store)
+        store.ensure_iteration(run.run_id, 1)
+        store.start_stage(run.run_id, 1, "ppo")
+        store.finish_stage(run.run_id, 1, "ppo", "done")
+
+        def trains_again():
+            raise AssertionError("gen-1 was trained again")
+
+        loop._stage(run, 1, "policy", trains_again)
+        loop._stage(run, 2, "policy", lambda: {"skipped": "here it runs"})
+        assert store.stage_status(run.run_id, 2, "policy") == "done"
+
+
 def test_every_long_stage_moves_one_console_bar_to_its_end(tmp_path):
     from lab import loop
     from lab.console import JobConsole
@@ -397,6 +443,6 @@ def test_every_long_stage_moves_one_console_bar_to_its_end(tmp_path):
     # the SFT gate samples and executes the held-out pool that validate then scores
     assert {("0:sft", "sft steps"), ("0:sft", "sample"), ("0:sft", "execute"), ("0:sample", "sample"),
             ("0:execute", "execute"), ("0:train_rm", "reward-model steps"), ("0:validate", "score"),
-            ("1:ppo", "ppo batches"), ("1:sample", "sample"), ("1:execute", "execute"), ("1:score", "score")} <= shown
+            ("1:policy", "policy steps"), ("1:sample", "sample"), ("1:execute", "execute"), ("1:score", "score")} <= shown
     for stage, desc, bar in console.bars_by_stage:
         assert bar.total and bar.n == bar.total, (stage, desc, bar.n, bar.total)

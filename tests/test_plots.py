@@ -31,6 +31,7 @@ def legend_texts(figure):
     (plots.reward_histogram_figure, [{"reward": None, "passed": 1}, {"reward": 1.0, "passed": None}]),
     (plots.training_curves_figure, [{"iteration": 0, "stage": "sft", "name": "lr", "step": 1, "value": 1.0}]),
     (plots.hard_negatives_figure, []),
+    (plots.policy_curves_figure, [{"iteration": 1, "stage": "sft", "name": "pass_rate", "step": 1, "value": 0.5}]),
     (plots.heldout_figure, [measurement_row("top1", "random", None, eval_set="x", count=0)]),
 ])
 def test_nothing_to_draw_gives_no_figure_and_no_file(draw, rows, tmp_path):
@@ -90,15 +91,30 @@ def test_heldout_intervals_are_error_bars_differences_centre_on_zero_and_counts_
     assert low <= -0.4 and -0.1 <= high and 0 in [line.get_ydata()[0] for line in difference.get_lines()]
 
 
+def test_policy_curves_show_the_reward_model_score_and_the_pass_rate_together_per_iteration():
+    names = ("rm_score", "pass_rate", "kl", "entropy", "length")
+    metrics = [{"iteration": k, "stage": "policy", "name": name, "step": step, "value": 0.1 * step + k}
+               for k in (1, 2) for name in names for step in (1, 2, 3)]
+    figure = plots.policy_curves_figure(metrics + [{"iteration": 1, "stage": "sft", "name": "kl", "step": 9, "value": 5.0}])
+    score, kl, entropy, length, passed = figure.axes  # the pass rate's twin axis comes last
+    assert passed.bbox.bounds == score.bbox.bounds and passed.get_ylim() == (-0.02, 1.02)
+    assert [list(line.get_xdata()) for line in score.get_lines()] == [[1, 2, 3], [1, 2, 3]]
+    assert [line.get_linestyle() for line in passed.get_lines()] == ["--", "--"]
+    assert [max(line.get_xdata()) for line in kl.get_lines()] == [3, 3]  # the sft stage's kl is not drawn
+    assert legend_texts(figure)[:4] == ["iteration 1: reward-model score", "iteration 2: reward-model score",
+                                        "iteration 1: pass rate (executed)", "iteration 2: pass rate (executed)"]
+
+
 def test_the_png_wrappers_keep_their_names_and_write_files(tmp_path):
     candidates = [{"reward": i / 7, "passed": i % 3 == 0} for i in range(20)]
-    metrics = [{"iteration": k, "stage": "ppo", "name": name, "step": step, "value": step / 3}
+    metrics = [{"iteration": k, "stage": "policy", "name": name, "step": step, "value": step / 3}
                for k in (1, 2) for name in ("loss", "kl") for step in (1, 2, 3)]
     written = (plots.plot_pass_at_1(evaluation_rows(), tmp_path / "a" / "p.png")
                + plots.plot_pass_at_1_bars(evaluation_rows(), tmp_path / "b.png")
                + plots.plot_reward_histograms(candidates, tmp_path / "h.png", title="pool")
-               + plots.plot_training_curves(metrics, tmp_path / "c.png", names=("kl", "loss")))
-    assert [p.name for p in written] == ["p.png", "b.png", "h.png", "c.png"]
+               + plots.plot_training_curves(metrics, tmp_path / "c.png", names=("kl", "loss"))
+               + plots.plot_policy_curves([{**m, "name": "pass_rate"} for m in metrics], tmp_path / "pol.png"))
+    assert [p.name for p in written] == ["p.png", "b.png", "h.png", "c.png", "pol.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in written)
 
 

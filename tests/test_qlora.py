@@ -1,6 +1,6 @@
 """The 4-bit (QLoRA) path, which the gpu preset takes, on CPU with the tiny model: the whole loop runs
-on it, trainers keep fp32 adapters, sampling never runs on nf4 weights (so a PPO-sized update
-reaches the samples), and PPO's unmerged 4-bit reward model reads the reward the scorer reads."""
+on it, trainers (RLOO's too) keep fp32 adapters, and sampling never runs on nf4 weights (so a
+policy-sized update reaches the samples)."""
 import contextlib
 import re
 
@@ -20,7 +20,7 @@ def is_4bit(module) -> bool:
 
 def test_the_whole_loop_runs_on_4bit_weights_and_samples_from_unquantized_ones(tmp_path, monkeypatch):
     """SFT, RM, PPO, sampling, scoring and evaluation with model.load_in_4bit=true: every trainer and the
-    scorer run nf4 layers, sampling runs none, and every saved adapter is fp32."""
+    scorer run nf4 layers, sampling from the sampler runs none, and every saved adapter is fp32."""
     import bitsandbytes as bnb
 
     from lab import loop
@@ -41,11 +41,11 @@ def test_the_whole_loop_runs_on_4bit_weights_and_samples_from_unquantized_ones(t
     config = make_config("tiny", lab_dir=str(tmp_path), **QLORA, **{
         "data.max_train_problems": 2, "data.max_validation_problems": 2, "data.max_eval_problems": 2,
         "sampling.num_samples": 3, "sampling.max_new_tokens": 12, "sft.max_steps": 2, "reward.max_steps": 2,
-        "ppo.total_episodes": 2})
+        "policy.steps": 1})
     summary = loop.run_loop(config, progress=False, log=log)
 
     assert summary["evaluations"]
-    for trained in ("0:sft", "0:train_rm", "1:ppo", "1:score", "1:train_rm", "1:evaluate"):
+    for trained in ("0:sft", "0:train_rm", "1:policy", "1:score", "1:train_rm", "1:evaluate"):
         assert calls.get(trained, 0) > 0, (trained, calls)
     assert calls.get("0:sample", 0) == calls.get("1:sample", 0) == 0, calls
     adapters = sorted(config.run_dir.glob("iter-*/*/adapter_model.safetensors"))
@@ -90,43 +90,25 @@ def test_a_ppo_sized_update_survives_into_the_4bit_sampler(tiny_config, tmp_path
     assert 0.9 < (sampled.norm() / exact.norm()).item() < 1.1
 
 
-def test_ppo_reads_the_unmerged_4bit_reward_model_as_scoring_does(tiny_config, tmp_path):
-    """TRL's get_reward goes through `base_model_prefix` of the PeftModel PPO is given on the 4-bit
-    path; it must read the adapter's reward at the EOS, the one reward.score_completions gives."""
-    from trl.experimental.ppo import ppo_trainer as trl_ppo
+def test_rloo_on_4bit_weights_trains_fp32_adapters(tiny_config, tmp_path):
+    """TRL's RLOOTrainer casts a quantized model's adapters to bf16 (as its SFT trainer does, below);
+    lab/rloo.py keeps them fp32, and one step moves them."""
+    from lab.problems import load_problems
+    from lab.rloo import train_rloo
 
-    from lab.reward import score_completions
-
-    config = tiny_config.override(**QLORA)
-    trained, _ = load_reward_model(config.model, trainable=True)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, weight in trained.named_parameters():
-            if weight.requires_grad:
-                weight.copy_(0.3 * torch.randn(weight.shape, generator=generator))
-    trained.save_pretrained(tmp_path / "rm")
-    reward_model, tokenizer = load_reward_model(config.model, adapter_dir=str(tmp_path / "rm"))
-    assert any(is_4bit(m) for m in reward_model.modules()) and hasattr(reward_model, "disable_adapter")
-
-    prompt, completions = "def add(a, b):\n", ["    return a + b\n", "    return a - b  # wrong\n", "    pass\n"]
-    prompt_ids = tokenizer(prompt).input_ids
-    responses = [tokenizer(c + tokenizer.eos_token).input_ids for c in completions]
-    width = max(map(len, responses))
-    rows = torch.tensor([prompt_ids + r + [tokenizer.pad_token_id] * (width - len(r)) for r in responses])
-    with torch.no_grad():
-        _, ppo_rewards, ends = trl_ppo.get_reward(reward_model, rows, tokenizer.pad_token_id, len(prompt_ids))
-        with reward_model.disable_adapter():
-            _, base_rewards, _ = trl_ppo.get_reward(reward_model, rows, tokenizer.pad_token_id, len(prompt_ids))
-    assert [rows[i, e].item() for i, e in enumerate(ends)] == [tokenizer.eos_token_id] * len(completions)
-    scored = torch.tensor(score_completions(reward_model, tokenizer, [(prompt, c) for c in completions], progress=False))
-    assert torch.allclose(ppo_rewards.float(), scored, atol=0.05 * scored.abs().max().item()), (ppo_rewards, scored)
-    assert not torch.allclose(ppo_rewards.float(), base_rewards.float(), atol=0.1), "the adapter must matter"
+    config = tiny_config.override(**QLORA, **{"policy.method": "rloo", "policy.steps": 1, "policy.learning_rate": 1e-2})
+    problems = load_problems("mbpp", split="train", purpose="train", data=config.data)[:2]
+    train_rloo(config, problems, str(tmp_path / "rloo"), policy_adapter=None, reference_adapter=None, reward_adapter=None,
+               score=lambda completions: [float(c.token_ids[0]) if c.token_ids else 0.0 for c in completions])
+    weights = load_file(tmp_path / "rloo" / "adapter_model.safetensors")
+    assert {tensor.dtype for tensor in weights.values()} == {torch.float32}
+    assert any(tensor.abs().max() > 0 for name, tensor in weights.items() if "lora_B" in name)
 
 
 def test_trl_sft_trainer_casts_4bit_adapters_to_bf16_unless_kept(tiny_config, tmp_path):
     """TRL casts a quantized model's trainable weights to bf16 when its SFT or reward trainer is built
-    (PPO's does not); models.trainable_weights_kept, around both in sft.py and reward.py, undoes that.
-    The loop test checks the saved adapters of all three."""
+    (lab/ppo.py casts nothing); models.trainable_weights_kept, around them in sft.py, reward.py and rloo.py,
+    undoes that. The loop test checks the saved adapters of SFT, RM and PPO."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -159,7 +141,7 @@ def test_gpu_smoke_script_runs_dry_on_cpu(tmp_path):
                           cwd=repo_root(), env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     figures = json.loads((tmp_path / "figures.json").read_text())
-    assert list(figures["steps"]) == ["sft", "reward model", "ppo"]
+    assert list(figures["steps"]) == ["sft", "reward model", "ppo", "rloo"]
     assert all(step["seconds_per_step"] > 0 and step["steps"] > 0 for step in figures["steps"].values())
     hf = figures["samplers"]["hf"]
     assert hf["tokens_per_second"] > 0 and hf["candidates"] == 4 * hf["problems"] and 0 <= hf["pass_at_1"] <= 1
