@@ -18,7 +18,7 @@ float16 rounding of the cached states (tests/test_reward.py).
 What is TRL's and what is written here: training is TRL's `RewardTrainer` (dataset filtering by
 max_length, the collator, the loss -log sigmoid(r_chosen - r_rejected), its metrics, logging,
 optimiser, saving, data parallelism under `accelerate launch`); `RewardTrainer.compute_loss` is kept
-and the model's forward is `sequence_rewards` (`PackedRewardTrainer`), because TRL's forward runs
+and the model's forward is `sequence_rewards` there (`PackedRewardTrainer`), because TRL's forward runs
 every layer over each padded sequence and has no way to start from cached states or to share a
 prompt. The packed forward, the cache and scoring are written by hand.
 
@@ -81,12 +81,15 @@ def reward_trainer(config: LabConfig, model, tokenizer, pairs: list[PreferencePa
     from trl import RewardConfig, RewardTrainer
 
     class PackedRewardTrainer(RewardTrainer):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            # on the model itself, so that TRL's compute_loss reaches it through the trainer's wrapper: under
-            # `accelerate launch` that is DistributedDataParallel, which averages the gradients of calls made
-            # through it only
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # the packed forward is set on the model itself for this call, so that TRL's compute_loss reaches it
+            # through `model`, the trainer's wrapper: under `accelerate launch` DistributedDataParallel, which
+            # averages the gradients of calls made through it only
             self.model.forward = self.packed_forward
+            try:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            finally:
+                del self.model.forward
 
         def packed_forward(self, input_ids, attention_mask, **_):
             """TRL's collator stacks the chosen sequences, then the rejected ones, right-padded."""
