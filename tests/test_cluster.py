@@ -125,7 +125,7 @@ def test_a_node_lost_mid_stage_loses_and_duplicates_nothing(ray_cluster, bootstr
 
 
 def test_without_a_cluster_address_ray_is_never_imported():
-    code = ("import sys\nfrom lab import __main__, app, evaluation, loop, stages\n"
+    code = ("import sys\nfrom lab import __main__, evaluation, handoff, loop, stages, training_jobs\n"
             "from lab.config import make_config\n"
             "assert make_config('tiny').cluster.address is None\n"
             "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
