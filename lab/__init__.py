@@ -23,8 +23,13 @@ Modules, in the order data flows through them (each imports only modules above i
   measures    one definition of each measure: rankers, pass@1, pairwise / ranking accuracy,
               length correlation, bootstrap and paired CIs
   reports     tables and CSV; plots draws the figures (run artefacts and the app alike)
+  replicas    the generator and reward-model replicas that sample and score on Ray nodes
+  cluster     Ray fan-out of sampling, execution and scoring (cluster.address; Ray imported only then)
   stages      store-driven work shared by loop and evaluation: run context, model cache,
-              versions, checkpoints, resumable sample / execute / score
+              versions, checkpoints, resumable sample / execute / score (here or through cluster)
+  training_jobs   SFT, reward-model and policy training as `accelerate launch` jobs (cluster.train_processes)
+  handoff     export to TRL / OpenRLHF / verl (pairs, prompts, the reward model as an HF classifier)
+              and import of a policy trained there as gen-k
   evaluation  held-out measures after every RM training, and the evaluation benchmarks
   temperature the sampling temperature chosen on held-out MBPP validation
   console, estimate   the main job's terminal (one line per stage, log file) and its time estimate

@@ -1,6 +1,7 @@
 """Command line: `python -m lab <command> --help`. A thin layer over the package.
 
-Commands: run (the main job), iterate, eval, problems, export, app, selftest, exec-check, config.
+Commands: run (the main job), iterate, eval, problems, export, import-policy, app, selftest, exec-check,
+config.
 Not covered here: any logic beyond parsing arguments and printing results.
 """
 from __future__ import annotations
@@ -132,6 +133,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     from lab.store import Store
 
     config = _config_from(args)
+    if args.what == "engines":
+        from lab.handoff import export_for_engines
+        from lab.stages import RunContext
+
+        with Store(config.store_path) as store:
+            manifest = export_for_engines(RunContext.existing(config, store), args.out, iteration=args.iteration,
+                                          reward_model=not args.no_reward_model)
+        for name, count in manifest["files"].items():
+            print(f"wrote {count} rows to {args.out}/{name}")
+        if "reward_model" in manifest:
+            print(f"wrote {manifest['reward_model']} as a Hugging Face sequence classifier to {args.out}/reward_model")
+        print("the command each engine runs with them: docs/scale-out.md")
+        return 0
     with Store(config.store_path) as store:
         run_id = store.run_id(config.run_name)
         if args.format == "dataset":
@@ -142,6 +156,19 @@ def cmd_export(args: argparse.Namespace) -> int:
             return 0
         count = store.export_labels(run_id, args.out) if args.what == "labels" else store.export_pairs(run_id, args.out)
     print(f"wrote {count} {args.what} rows of run {config.run_name!r} to {args.out}")
+    return 0
+
+
+def cmd_import_policy(args: argparse.Namespace) -> int:
+    from lab.handoff import import_policy
+    from lab.stages import RunContext
+    from lab.store import Store
+
+    config = _config_from(args)
+    with Store(config.store_path) as store:
+        version = import_policy(RunContext.existing(config, store), args.iteration, args.adapter)
+    print(f"imported {args.adapter} as {version}; continue with: python -m lab iterate (or eval --iteration "
+          f"{args.iteration}) with the same --preset, --lab-dir and --run")
     return 0
 
 
@@ -211,10 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
     problems.add_argument("--check", action="store_true",
                           help="run each reference and an empty completion in the sandbox; list references that fail "
                                "and tests that pass without code (exit 1 if any)")
-    export = command("export", cmd_export, "export a run's manual labels or preference pairs")
-    export.add_argument("what", choices=("labels", "pairs"))
-    export.add_argument("--out", required=True, help="output path (a .jsonl file, or a folder with --format dataset)")
+    export = command("export", cmd_export, "export a run's manual labels or preference pairs, or everything the "
+                                            "RLHF engines (TRL, OpenRLHF, verl) need: pairs, prompts, reward model")
+    export.add_argument("what", choices=("labels", "pairs", "engines"))
+    export.add_argument("--out", required=True, help="output path (a .jsonl file, or a folder with --format dataset "
+                                                     "or for engines)")
     export.add_argument("--format", choices=("jsonl", "dataset"), default="jsonl")
+    export.add_argument("--iteration", type=int, help="engines: the reward model rm-K to export (default: the newest)")
+    export.add_argument("--no-reward-model", action="store_true", help="engines: write the data files only")
+    import_policy = command("import-policy", cmd_import_policy, "import a policy trained elsewhere (a LoRA adapter "
+                                                                "of the generator) into a run as gen-K")
+    import_policy.add_argument("adapter", help="the adapter's folder (adapter_config.json + weights)")
+    import_policy.add_argument("--iteration", type=int, required=True,
+                               help="K: the iteration whose generator it becomes (its training stage is marked done)")
     app_help = "open the Gradio app to browse rerankings and label hard negatives (its options: python -m lab app --help)"
     commands.add_parser("app", help=app_help, description=app_help, add_help=False)  # main() hands its options to lab.app
     selftest = command("selftest", cmd_selftest, "attack the execution sandbox and report escapes (exit 1 on any)")

@@ -291,6 +291,35 @@ class LoopConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """Scale-out (docs/scale-out.md): sampling, execution and scoring over a Ray cluster, and the
+    training stages as `accelerate launch` jobs. The defaults keep everything in this process."""
+    address: str | None = None
+    """Ray cluster for the sample, execute and score stages (lab/cluster.py): None = no Ray (it is not
+    even imported); 'local' = start one on this machine, bound to 127.0.0.1; 'auto' = the cluster this
+    machine joined with `ray start`; 'ray://host:port' = Ray Client. Every node needs this checkout's
+    Python environment, and the lab directory (checkpoints) at the same path (a shared filesystem)."""
+    replicas: int | None = None
+    """Model replicas (Ray actors) that sample or score; None = one per alive node."""
+    replica_cpus: float = 1.0
+    """CPUs each replica reserves (Ray sets its torch threads to match)."""
+    replica_gpus: float = 0.0
+    """GPUs each replica reserves: 1 on GPU nodes, so that each holds its own GPU."""
+    sampling_unit_batches: int = 4
+    """Decoder batches' worth of candidates (sampling.batch_size each) sent to a replica at once:
+    more keeps its batch full longer, fewer spreads the work more evenly and redoes less when a node
+    is lost."""
+    execution_task_cpus: int = 1
+    """CPUs per execution task; its node's executor runs that many programs at once."""
+    train_processes: int = 0
+    """0 = SFT, reward-model and policy training run in this process; N >= 1 = each is an `accelerate
+    launch` job of N data-parallel processes (lab/training_jobs.py) that the loop waits for."""
+    launch_config: str | None = None
+    """An accelerate config file for those jobs, e.g. lab/launch_configs/zero2.yaml (DeepSpeed ZeRO-2,
+    GPUs); None = plain data parallel (DDP on the GPUs, or on CPU processes)."""
+
+
+@dataclass
 class LabConfig:
     preset: str = "cpu"
     lab_dir: str = field(default_factory=default_lab_dir)
@@ -305,6 +334,7 @@ class LabConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     mining: MiningConfig = field(default_factory=MiningConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     @property
     def store_path(self) -> Path:

@@ -65,13 +65,17 @@ def format_prompt(problem: Problem, tokenizer, style: str) -> str:
     if style == "completion":
         return problem.prompt
     if style == "chat":
-        language = lexer_name(problem.language)
-        request = (f"Complete the following {language} code. Reply with the completed code only.\n\n"
-                   f"```{language}\n{problem.prompt.rstrip()}\n```")
-        chat = tokenizer.apply_chat_template([{"role": "user", "content": request}], tokenize=False,
+        chat = tokenizer.apply_chat_template([{"role": "user", "content": chat_request(problem)}], tokenize=False,
                                              add_generation_prompt=True)
-        return f"{chat}```{language}\n{problem.prompt}"
+        return f"{chat}```{lexer_name(problem.language)}\n{problem.prompt}"
     raise ValueError(f"prompt style {style!r}: use 'completion' or 'chat'")
+
+
+def chat_request(problem: Problem) -> str:
+    """The user turn of the 'chat' prompt style: complete this code, reply with the code only."""
+    language = lexer_name(problem.language)
+    return (f"Complete the following {language} code. Reply with the completed code only.\n\n"
+            f"```{language}\n{problem.prompt.rstrip()}\n```")
 
 
 def stop_strings(problem: Problem, style: str) -> tuple[str, ...]:

@@ -32,7 +32,9 @@ stage continues from the last step it saved.
 Manual labels (from the app) win over execution verdicts whenever pairs are built (mining.py),
 and pairs that a later label contradicts are left out when a RM is trained.
 
-Checkpoints (LoRA adapters) go under config.run_dir/iter-<k>/.
+Checkpoints (LoRA adapters) go under config.run_dir/iter-<k>/. With cluster.train_processes set, the
+sft, train_rm and policy stages each run as an `accelerate launch` job (training_jobs.py) that the stage
+waits for; sample, execute and score fan out over Ray with cluster.address (stages.py).
 
 Not covered here: the store-driven operations and run context (stages.py), the model code
 (models, generation, reward, sft, policy, ppo, rloo), the measures (evaluation.py), the command line (__main__.py).
@@ -64,6 +66,7 @@ from lab.sft import train_sft
 from lab.stages import (ModelCache, RunContext, execute_candidates, generator_version, iteration_seed,
                         reward_model_version, sample_candidates, score_candidates)
 from lab.store import Store
+from lab.training_jobs import train
 
 BOOTSTRAP_STAGES = ("sft", "sample", "execute", "pairs", "train_rm", "validate")
 ITERATION_STAGES = ("policy", "sample", "execute", "score", "mine", "train_rm", "validate", "evaluate")
@@ -207,8 +210,8 @@ def _train_sft(run: RunContext) -> dict:
     examples = [(p.prompt, p.reference) for p in run.problems("train") if p.reference]
     run.models.release()
     out = _fresh_dir(run.checkpoint_dir(0, "generator"))
-    metrics = train_sft(run.config, examples, str(out), on_log=run.on_log(0, "sft"),
-                        on_step=run.on_step("sft steps"))
+    metrics = train(train_sft, run.config, str(out), examples=examples, on_log=run.on_log(0, "sft"),
+                    on_step=run.on_step("sft steps"))
     version = generator_version(run.name, 0)
     info = {"examples": len(examples), **_numbers(metrics)}
     validation = run.problems("validation")
@@ -322,8 +325,8 @@ def _train_reward_model(run: RunContext, k: int) -> dict:
     init = run.reward_model_path(k - 1) if k >= 1 else None
     run.models.release()
     out = _fresh_dir(run.checkpoint_dir(k, "reward_model"))
-    metrics = train_reward_model(run.config, pairs, str(out), init_adapter=init, on_log=run.on_log(k, "train_rm"),
-                                 on_step=run.on_step("reward-model steps"))
+    metrics = train(train_reward_model, run.config, str(out), pairs=pairs, init_adapter=init,
+                    on_log=run.on_log(k, "train_rm"), on_step=run.on_step("reward-model steps"))
     info = {"pairs": len(pairs), "pairs_dropped_by_labels": len(rows) - len(kept),
             "pairs_with_reference": sum("reference" in (r["chosen_origin"], r["rejected_origin"]) for r in kept),
             **_numbers(metrics)}
@@ -345,10 +348,10 @@ def _train_policy(run: RunContext, k: int) -> dict:
     run.models.release()
     out = run.checkpoint_dir(k, "generator")
     out.mkdir(parents=True, exist_ok=True)
-    metrics = POLICY_TRAINERS[settings.method](
-        run.config, problems, str(out), policy_adapter=policy, reference_adapter=reference,
-        reward_adapter=run.reward_model_path(k - 1), seed=iteration_seed(run.config.sampling.seed, k),
-        on_log=run.on_log(k, "policy"), on_step=run.on_step("policy steps"))
+    metrics = train(POLICY_TRAINERS[settings.method], run.config, str(out), problems=problems, policy_adapter=policy,
+                    reference_adapter=reference, reward_adapter=run.reward_model_path(k - 1),
+                    seed=iteration_seed(run.config.sampling.seed, k), on_log=run.on_log(k, "policy"),
+                    on_step=run.on_step("policy steps"))
     run.store.add_checkpoint(run.run_id, k, "generator", generator_version(run.name, k), str(out), metrics)
     return {"method": settings.method, "trained_on": settings.reward, "problems": len(problems), **_numbers(metrics)}
 

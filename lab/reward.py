@@ -17,10 +17,10 @@ float16 rounding of the cached states (tests/test_reward.py).
 
 What is TRL's and what is written here: training is TRL's `RewardTrainer` (dataset filtering by
 max_length, the collator, the loss -log sigmoid(r_chosen - r_rejected), its metrics, logging,
-optimiser, saving); `RewardTrainer.compute_loss` is kept and only handed `sequence_rewards` as the
-model's forward (`PackedRewardTrainer`), because TRL's forward runs every layer over each padded
-sequence and has no way to start from cached states or to share a prompt. The packed forward, the
-cache and scoring are written by hand.
+optimiser, saving, data parallelism under `accelerate launch`); `RewardTrainer.compute_loss` is kept
+and the model's forward is `sequence_rewards` there (`PackedRewardTrainer`), because TRL's forward runs
+every layer over each padded sequence and has no way to start from cached states or to share a
+prompt. The packed forward, the cache and scoring are written by hand.
 
 Not covered here: building pairs from executed candidates or mining hard negatives (mining.py).
 """
@@ -82,7 +82,14 @@ def reward_trainer(config: LabConfig, model, tokenizer, pairs: list[PreferencePa
 
     class PackedRewardTrainer(RewardTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            return super().compute_loss(self.packed_forward, inputs, return_outputs, num_items_in_batch)
+            # the packed forward is set on the model itself for this call, so that TRL's compute_loss reaches it
+            # through `model`, the trainer's wrapper: under `accelerate launch` DistributedDataParallel, which
+            # averages the gradients of calls made through it only
+            self.model.forward = self.packed_forward
+            try:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            finally:
+                del self.model.forward
 
         def packed_forward(self, input_ids, attention_mask, **_):
             """TRL's collator stacks the chosen sequences, then the rejected ones, right-padded."""

@@ -6,6 +6,9 @@ a problem) at a time, so one interrupted at any point, `kill -9` included, is si
 and continues where it stopped: candidates are unique per (iteration, problem, origin, model,
 index), only unexecuted candidates are executed and only unscored ones scored.
 
+With cluster.address set, sampling, execution and scoring fan out over a Ray cluster (cluster.py,
+replicas.py) in the same units, and the results land in the store here, in the same transactions.
+
 Versions: the generator trained in iteration k is '<run>/gen-k', the reward model '<run>/rm-k';
 scores are stored under the reward model's version.
 
@@ -23,13 +26,14 @@ from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from lab import generation, reward
+from lab import cluster, generation, reward
 from lab.config import LabConfig
 from lab.execution import Executor, build_program
 from lab.hidden_states import HiddenStateCache
 from lab.models import load_reward_model
 from lab.problems import Problem
 from lab.records import CandidateRow
+from lab.replicas import GeneratorReplica, RewardModelReplica
 from lab.store import Store
 from lab.stored_config import config_difference
 from lab.vllm_backend import load_backend_sampler
@@ -197,8 +201,8 @@ def sample_candidates(run: RunContext, iteration: int, problems: list[Problem], 
                       generator: tuple[str, str | None] | None = None, models: ModelCache | None = None) -> int:
     """Per problem, `num_samples` samples (origin 'sample'; default sampling.num_samples) and/or one
     greedy answer (origin 'greedy') from `generator` = (model name, adapter dir), by default the
-    iteration's generator (from `models`, by default the run's cache), seeded per iteration
-    (`iteration_seed`); each problem's candidates are
+    iteration's generator (from `models`, by default the run's cache; on the cluster's replicas when
+    cluster.address is set), seeded per iteration (`iteration_seed`); each problem's candidates are
     written as soon as it is done, and complete problems are skipped. Returns how many were added."""
     model_name, adapter_dir = generator or run.generator_at(iteration)
     models = models or run.models
@@ -211,7 +215,7 @@ def sample_candidates(run: RunContext, iteration: int, problems: list[Problem], 
         if not missing:
             continue
 
-        def write(problem: Problem, candidates: list, origin=origin) -> None:
+        def write(problem_id: str, candidates: list, origin=origin) -> None:
             nonlocal added
             run.store.add_candidates(run.run_id, iteration, [
                 {"problem_id": c.problem_id, "origin": origin, "model": model_name, "sample_index": c.sample_index,
@@ -222,35 +226,51 @@ def sample_candidates(run: RunContext, iteration: int, problems: list[Problem], 
             added += len(candidates)
             bar.update(len(candidates))
 
-        model, tokenizer = models.generator(adapter_dir)
         with run.progress_bar(len(missing) * count, f"sample ({origin})", unit="cand") as bar:
-            generation.generate(model, tokenizer, missing, sampling, num_samples=count, greedy=greedy,
-                                on_problem_done=write, progress=False)
+            if run.config.cluster.address:
+                per_unit = max(1, run.config.cluster.sampling_unit_batches * sampling.batch_size // count)
+                def write_unit(_: int, finished: list) -> None:
+                    for problem_id, candidates in finished:
+                        write(problem_id, candidates)
+
+                cluster.run_on_replicas(
+                    run.config.cluster, GeneratorReplica, (run.config.model, sampling, adapter_dir), "sample",
+                    [(missing[start:start + per_unit], count, greedy) for start in range(0, len(missing), per_unit)],
+                    write_unit)
+            else:
+                model, tokenizer = models.generator(adapter_dir)
+                generation.generate(model, tokenizer, missing, sampling, num_samples=count, greedy=greedy,
+                                    on_problem_done=lambda problem, candidates: write(problem.id, candidates),
+                                    progress=False)
     return added
 
 
 def execute_candidates(run: RunContext, iteration: int, problem_ids: set[str] | None = None) -> dict:
-    """Execute the iteration's unexecuted candidates (of `problem_ids`, or all), a chunk at a time.
-    Failures of the executor itself are not verdicts: nothing is recorded for them, and the call
-    raises after the rest is stored, so calling it again retries them."""
+    """Execute the iteration's unexecuted candidates (of `problem_ids`, or all), a chunk at a time
+    (each chunk a task on some node's executor when cluster.address is set). Failures of the executor
+    itself are not verdicts: nothing is recorded for them, and the call raises after the rest is
+    stored, so calling it again retries them."""
     pending = [c for c in run.store.unexecuted_candidates(run.run_id, iteration)
                if problem_ids is None or c["problem_id"] in problem_ids]
     if not pending:
         return {"executed": 0}
-    problems: dict[str, Problem] = {}
+    problems = {problem_id: run.store.problem(problem_id) for problem_id in dict.fromkeys(c["problem_id"] for c in pending)}
+    chunks = [pending[start:start + EXECUTION_CHUNK] for start in range(0, len(pending), EXECUTION_CHUNK)]
+    jobs = [[(problems[c["problem_id"]].language, build_program(problems[c["problem_id"]], c["completion"]))
+             for c in chunk] for chunk in chunks]
     failures = []
-    with Executor(run.config.execution) as executor, \
-            run.progress_bar(len(pending), "execute", unit="prog") as bar:
-        for start in range(0, len(pending), EXECUTION_CHUNK):
-            chunk = pending[start:start + EXECUTION_CHUNK]
-            for c in chunk:
-                problems.setdefault(c["problem_id"], run.store.problem(c["problem_id"]))
-            jobs = [(problems[c["problem_id"]].language, build_program(problems[c["problem_id"]], c["completion"]))
-                    for c in chunk]
-            results = executor.run_many(jobs, progress=False)
-            failures += [r for r in results if r.executor_error]
-            run.store.add_executions([(c["id"], r) for c, r in zip(chunk, results) if not r.executor_error])
-            bar.update(len(chunk))
+    with run.progress_bar(len(pending), "execute", unit="prog") as bar:
+        def store(index: int, results: list) -> None:
+            failures.extend(r for r in results if r.executor_error)
+            run.store.add_executions([(c["id"], r) for c, r in zip(chunks[index], results) if not r.executor_error])
+            bar.update(len(chunks[index]))
+
+        if run.config.cluster.address:
+            cluster.run_as_tasks(run.config.cluster, run.config.execution, jobs, store)
+        else:
+            with Executor(run.config.execution) as executor:
+                for index, chunk_jobs in enumerate(jobs):
+                    store(index, executor.run_many(chunk_jobs, progress=False))
     if failures:
         raise RuntimeError(f"{len(failures)} of {len(pending)} runs failed inside the executor, not in the programs "
                            f"(first: {failures[0].stderr.strip()[:300]}). Nothing was recorded for them: rerun the "
@@ -259,25 +279,31 @@ def execute_candidates(run: RunContext, iteration: int, problem_ids: set[str] | 
 
 
 def score_candidates(run: RunContext, iteration: int, candidates: Sequence[CandidateRow]) -> int:
-    """Score the given candidate rows that have no score under rm-`iteration` yet, a chunk at a time.
-    Returns how many were scored."""
+    """Score the given candidate rows that have no score under rm-`iteration` yet, a chunk at a time
+    (each chunk on one of the cluster's reward-model replicas when cluster.address is set). Returns how
+    many were scored."""
     version = reward_model_version(run.name, iteration)
     scored = run.store.scored_candidate_ids(version)
     pending = [c for c in candidates if c["id"] not in scored]
     if not pending:
         return 0
-    model, tokenizer = run.models.reward_model(run.reward_model_path(iteration))
-    hidden = HiddenStateCache.for_reward_backbone(run.config.model)  # shared with training: a text's frozen layers run once
-    prompts: dict[str, str] = {}
+    prompts = {problem_id: run.store.problem(problem_id).prompt
+               for problem_id in dict.fromkeys(c["problem_id"] for c in pending)}
+    chunks = [pending[start:start + SCORE_CHUNK] for start in range(0, len(pending), SCORE_CHUNK)]
+    items = [[(prompts[c["problem_id"]], c["completion"]) for c in chunk] for chunk in chunks]
+    adapter_dir, batch_size = run.reward_model_path(iteration), run.config.reward.score_batch_size
     with run.progress_bar(len(pending), f"score ({version})", unit="cand") as bar:
-        for start in range(0, len(pending), SCORE_CHUNK):
-            chunk = pending[start:start + SCORE_CHUNK]
-            for c in chunk:
-                prompts.setdefault(c["problem_id"], run.store.problem(c["problem_id"]).prompt)
-            values = reward.score_completions(model, tokenizer,
-                                              [(prompts[c["problem_id"]], c["completion"]) for c in chunk],
-                                              batch_size=run.config.reward.score_batch_size, progress=False,
-                                              cache=hidden)
-            run.store.add_scores(version, [(c["id"], v) for c, v in zip(chunk, values)])
-            bar.update(len(chunk))
+        def store(index: int, values: list[float]) -> None:
+            run.store.add_scores(version, [(c["id"], v) for c, v in zip(chunks[index], values)])
+            bar.update(len(chunks[index]))
+
+        if run.config.cluster.address:
+            cluster.run_on_replicas(run.config.cluster, RewardModelReplica, (run.config.model, adapter_dir, batch_size),
+                                    "score", [(chunk_items,) for chunk_items in items], store)
+        else:
+            model, tokenizer = run.models.reward_model(adapter_dir)
+            hidden = HiddenStateCache.for_reward_backbone(run.config.model)  # shared with training: a text's frozen layers run once
+            for index, chunk_items in enumerate(items):
+                store(index, reward.score_completions(model, tokenizer, chunk_items, batch_size=batch_size,
+                                                      progress=False, cache=hidden))
     return len(pending)

@@ -7,12 +7,14 @@ config (launcher.py), or comparing runs' results (compare.py).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 
-from lab.config import RENAMED_FIELDS, UsageError
+from lab.config import RENAMED_FIELDS, ClusterConfig, UsageError
 
-UNCOMPARED_FIELDS = ("lab_dir", "run_name")
-"""Where a run lives, not how it runs: never reported as a config difference."""
+UNCOMPARED_FIELDS = ("lab_dir", "run_name", *(f"cluster.{f.name}" for f in dataclasses.fields(ClusterConfig)))
+"""Where a run lives and on what it runs, not what it computes (the cluster's results do not depend on
+how the work was split): never reported as a config difference."""
 
 
 def config_difference(configs: dict[str, str]) -> list[dict]:

@@ -166,7 +166,7 @@ def test_every_evaluation_keeps_the_base_model_and_each_generator_of_the_chain(t
     config = make_config("tiny", lab_dir=str(tmp_path), **{
         "model.cache_dir": tiny_config.model.cache_dir, "data.max_train_problems": 2, "data.max_validation_problems": 2,
         "data.max_eval_problems": 2, "sampling.num_samples": 3, "sampling.max_new_tokens": 12, "sft.max_steps": 2,
-        "reward.max_steps": 2, "ppo.total_episodes": 2})
+        "reward.max_steps": 2, "policy.steps": 1})
     summary = loop.run_loop(config, progress=False, log=lambda line: None)
     rows = {(r["generator"], r["method"]) for r in summary["evaluations"] if r["iteration"] == 1}
     assert {("base", m) for m in generators.GENERATOR_METHODS} <= rows
