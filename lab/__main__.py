@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from lab.config import PRESETS, UsageError, describe_fields, make_config, parse_assignments
@@ -130,6 +131,7 @@ def cmd_problems(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from lab import curation
     from lab.store import Store
 
     config = _config_from(args)
@@ -148,14 +150,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     with Store(config.store_path) as store:
         run_id = store.run_id(config.run_name)
-        if args.format == "dataset":
-            if args.what != "pairs":
-                raise UsageError("--format dataset exports pairs; use --format jsonl for labels")
-            store.pairs_dataset(run_id).save_to_disk(args.out)
-            print(f"saved the pairs of run {config.run_name!r} as a datasets.Dataset to {args.out}")
+        if args.what == "dataset":
+            export = curation.export_dataset(store, config.run_name, args.out)
+            print(f"exported the curated dataset of run {config.run_name!r} ({export.counts}) to {export.folder} "
+                  f"and {export.zip_path}")
             return 0
-        count = store.export_labels(run_id, args.out) if args.what == "labels" else store.export_pairs(run_id, args.out)
-    print(f"wrote {count} {args.what} rows of run {config.run_name!r} to {args.out}")
+        if args.what == "pairs":
+            curated = curation.training_pairs(store, run_id)
+            count = curation.write_pairs(curated.kept, args.out, args.format)
+            dropped = f" ({len(curated.dropped)} left out: a later label contradicts them)" if curated.dropped else ""
+        else:
+            if args.format != "jsonl":
+                raise UsageError("labels are exported as JSONL: drop --format")
+            count = curation.write_jsonl(args.out, store.labels_for_export(run_id, history=args.history))
+            dropped = ""
+    print(f"wrote {count} {args.what} rows of run {config.run_name!r} to {args.out}{dropped}")
     return 0
 
 
@@ -238,12 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
     problems.add_argument("--check", action="store_true",
                           help="run each reference and an empty completion in the sandbox; list references that fail "
                                "and tests that pass without code (exit 1 if any)")
-    export = command("export", cmd_export, "export a run's manual labels or preference pairs, or everything the "
-                                            "RLHF engines (TRL, OpenRLHF, verl) need: pairs, prompts, reward model")
-    export.add_argument("what", choices=("labels", "pairs", "engines"))
-    export.add_argument("--out", required=True, help="output path (a .jsonl file, or a folder with --format dataset "
-                                                     "or for engines)")
-    export.add_argument("--format", choices=("jsonl", "dataset"), default="jsonl")
+    export = command("export", cmd_export, "export a run's curated dataset (the pairs the reward-model training "
+                                           "uses, labels applied; its labels; all of it as a folder and a zip), or "
+                                           "everything the RLHF engines (TRL, OpenRLHF, verl) need")
+    export.add_argument("what", choices=("dataset", "pairs", "labels", "engines"))
+    export.add_argument("--out", required=True, help="output path: a folder for dataset (the export goes in it) and "
+                                                     "engines, a file (or a folder with --format dataset) for pairs "
+                                                     "and labels")
+    export.add_argument("--format", choices=("jsonl", "parquet", "dataset"), default="jsonl", help="pairs only")
+    export.add_argument("--history", action="store_true", help="labels: every label row, not each current label")
     export.add_argument("--iteration", type=int, help="engines: the reward model rm-K to export (default: the newest)")
     export.add_argument("--no-reward-model", action="store_true", help="engines: write the data files only")
     import_policy = command("import-policy", cmd_import_policy, "import a policy trained elsewhere (a LoRA adapter "
@@ -252,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     import_policy.add_argument("--iteration", type=int, required=True,
                                help="K: the iteration whose generator it becomes (its training stage is marked done)")
     app_help = "open the Gradio app to browse rerankings and label hard negatives (its options: python -m lab app --help)"
-    commands.add_parser("app", help=app_help, description=app_help, add_help=False)  # main() hands its options to lab.app
+    # main() hands the app's options to lab.app.server
+    commands.add_parser("app", help=app_help, description=app_help, add_help=False)
     selftest = command("selftest", cmd_selftest, "attack the execution sandbox and report escapes (exit 1 on any)")
     selftest.add_argument("--languages", nargs="*", help="languages to attack with (default: py, a compiled and a JVM one)")
     exec_check = command("exec-check", cmd_exec_check, "per language: the toolchain (or the package to install), "
@@ -269,13 +282,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["app"]:
-        from lab import app
-        return app.main(argv[1:], prog="python -m lab app") or 0
+        from lab.app import server
+        return server.main(argv[1:], prog="python -m lab app") or 0
     args = build_parser().parse_args(argv)
     from lab.launcher import LaunchRefused
     from lab.problems import LicenceError, ProblemLoadError
     from lab.store import StoreError
 
+    signal.signal(signal.SIGTERM, _interrupt)  # a cancel from the app ends a stage as Ctrl-C does: recorded
     try:
         return args.handler(args)
     except (ProblemLoadError, LicenceError, StoreError, LaunchRefused, UsageError) as error:
@@ -284,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: everything committed so far is kept; rerun the same command to continue", file=sys.stderr)
         return 130
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ time of programs that hang until execution.timeout_s, and load from other proces
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -218,6 +220,18 @@ def policy_step_seconds(config: LabConfig, costs: UnitCosts) -> float:
         return measured["seconds_per_step"] * size / (measured["batch_size"] * measured["response_length"] *
                                                       measured["epochs"])
     return costs.ppo_step_s * size / (4 * 96)
+
+
+def save_estimate(estimate: JobEstimate, path: str | Path) -> None:
+    """Write the estimate as JSON for whoever follows the job (the app's job view reads it):
+    {"stages": [{"iteration", "name", "seconds", "work"}, ...], "calibrated", "basis", "startup_s"}."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps({"stages": [dataclasses.asdict(stage) for stage in estimate.stages],
+                                   "calibrated": estimate.calibrated, "basis": estimate.basis,
+                                   "startup_s": estimate.startup_s}, indent=1))
+    partial.replace(path)
 
 
 def sampling_rate(config: LabConfig, costs: UnitCosts) -> float:

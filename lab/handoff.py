@@ -13,8 +13,8 @@ a policy trained elsewhere imported as the run's gen-k. docs/scale-out.md shows 
                              score head: loads with AutoModelForSequenceClassification alone
   manifest.json              the run, the reward model's version, the row counts
 The pairs are the ones the lab trains its reward model on (manual labels that contradict a pair leave
-it out, mining.pair_is_consistent); the prompts are the run's training problems and its held-out
-validation problems. Completions are continuations of the prompt (prompt + completion is the program),
+it out: curation.training_pairs, the one rule that training and every export follow); the prompts are
+the run's training problems and its held-out validation problems. Completions are continuations of the prompt (prompt + completion is the program),
 and the reward model reads its score at an EOS appended to prompt + completion, as the lab trains it.
 
 Licence: only problems whose training is allowed are written; MultiPL-E (evaluation-only) never is:
@@ -25,7 +25,7 @@ the store refuses it as a training problem and in pairs, and every problem is ch
 the generator trained elsewhere into the run as gen-k and marks iteration k's training stage done, so
 that `python -m lab iterate` and `python -m lab eval` sample, rank and evaluate it like their own.
 
-Not covered here: what the pairs are (mining.py, loop.py), loading models (models.py).
+Not covered here: what the pairs are (mining.py, curation.py), loading models (models.py).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from lab import mining
+from lab import curation
 from lab.config import UsageError
 from lab.generation import chat_request
 from lab.models import load_generator, load_reward_model, resolve_dtype
@@ -52,16 +52,17 @@ def export_for_engines(run: RunContext, out: str | Path, *, iteration: int | Non
     """Write the hand-off files (module docstring) under `out`; rm-`iteration` (default: the newest
     trained) as the reward model, unless `reward_model` is False. Returns the manifest."""
     out = Path(out)
-    pairs = training_pairs(run)
+    pairs = curation.training_pairs(run.store, run.run_id).kept
     train, validation = run.problems("train"), run.problems("validation")
     for problem in [*train, *validation, *(run.store.problem(pid) for pid in {p["problem_id"] for p in pairs})]:
         check_training_allowed(problem)
     preference = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
     manifest = {"run": run.name, "pairs": len(preference), "train_prompts": len(train),
                 "validation_prompts": len(validation), "files": {}}
-    manifest["files"]["trl/preference.jsonl"] = _write_jsonl(out / "trl" / "preference.jsonl", preference)
-    manifest["files"]["openrlhf/preference.jsonl"] = _write_jsonl(out / "openrlhf" / "preference.jsonl", preference)
-    manifest["files"]["openrlhf/prompts.jsonl"] = _write_jsonl(out / "openrlhf" / "prompts.jsonl", [
+    for engine in ("trl", "openrlhf"):
+        manifest["files"][f"{engine}/preference.jsonl"] = curation.write_jsonl(out / engine / "preference.jsonl",
+                                                                               preference)
+    manifest["files"]["openrlhf/prompts.jsonl"] = curation.write_jsonl(out / "openrlhf" / "prompts.jsonl", [
         {"prompt": p.prompt, "problem_id": p.id, "language": p.language, "tests": p.tests} for p in train])
     for split, problems in (("train", train), ("validation", validation)):
         manifest["files"][f"verl/{split}.parquet"] = _write_parquet(out / "verl" / f"{split}.parquet",
@@ -76,12 +77,6 @@ def export_for_engines(run: RunContext, out: str | Path, *, iteration: int | Non
         manifest["reward_model"] = reward_model_version(run.name, chosen)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
-
-
-def training_pairs(run: RunContext) -> list[dict]:
-    """Every pair of the run that the lab would train its reward model on now."""
-    labels = {cid: row["label"] for cid, row in run.store.current_labels(run.run_id).items()}
-    return [pair for pair in run.store.pairs(run.run_id) if mining.pair_is_consistent(pair, labels)]
 
 
 def check_training_allowed(problem: Problem) -> None:
@@ -144,14 +139,6 @@ def import_policy(run: RunContext, iteration: int, adapter_dir: str | Path) -> s
     run.store.start_stage(run.run_id, iteration, stage)
     run.store.finish_stage(run.run_id, iteration, stage, "done", info)
     return version
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    partial.replace(path)
-    return len(rows)
 
 
 def _write_parquet(path: Path, rows: list[dict]) -> int:

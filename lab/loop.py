@@ -30,7 +30,8 @@ stages.py), so a stage interrupted at any point, `kill -9` included, is simply r
 stage continues from the last step it saved.
 
 Manual labels (from the app) win over execution verdicts whenever pairs are built (mining.py),
-and pairs that a later label contradicts are left out when a RM is trained.
+and pairs that a later label contradicts are left out when a RM is trained (curation.training_pairs,
+the same rule an export of the curated dataset follows).
 
 Checkpoints (LoRA adapters) go under config.run_dir/iter-<k>/. With cluster.train_processes set, the
 sft, train_rm and policy stages each run as an `accelerate launch` job (training_jobs.py) that the stage
@@ -53,7 +54,8 @@ from lab import evaluation, generators, mining
 from lab.benchmarks import sampling_note
 from lab.config import LabConfig, UsageError
 from lab.console import JobConsole
-from lab.estimate import JobEstimate, estimate_job
+from lab.curation import training_pairs
+from lab.estimate import JobEstimate, estimate_job, save_estimate
 from lab.execution import Executor, build_program
 from lab.measures import HELDOUT_SET
 from lab.ppo import train_ppo
@@ -126,6 +128,8 @@ def run_loop(config: LabConfig, iterations: int | None = None, *, progress: bool
             f"{len(done)} iteration(s) done, target {target}{stop}; artefacts in {config.run_dir}")
         log(sampling_note(config.model))
         estimate = estimate_job(config, iterations=target) if console else None
+        if estimate is not None:
+            save_estimate(estimate, config.estimate_path)
         for k in range(target + 1):
             for name, work in stage_work(run, k).items():
                 _stage(run, k, name, work, console, estimate)
@@ -159,6 +163,10 @@ def _record_stage(run: RunContext, iteration: int, name: str, work: Callable[[],
     started = time.time()
     try:
         info = work() or {}
+    except KeyboardInterrupt:
+        run.store.finish_stage(run.run_id, iteration, name, "cancelled",
+                               {"error": "interrupted (Ctrl-C, or cancelled from the app); rerun to resume"})
+        raise
     except BaseException as error:
         run.store.finish_stage(run.run_id, iteration, name, "failed", {"error": f"{type(error).__name__}: {error}"})
         raise
@@ -313,9 +321,8 @@ def _mine(run: RunContext, k: int) -> dict:
 
 
 def _train_reward_model(run: RunContext, k: int) -> dict:
-    labels = {cid: row["label"] for cid, row in run.store.current_labels(run.run_id).items()}
-    rows = run.store.pairs(run.run_id, up_to_iteration=k)
-    kept = [r for r in rows if mining.pair_is_consistent(r, labels)]
+    curated = training_pairs(run.store, run.run_id, up_to_iteration=k)
+    kept = curated.kept
     pairs = [PreferencePair(r["prompt"], r["chosen"], r["rejected"]) for r in kept]
     if not pairs:
         raise UsageError(
@@ -327,7 +334,7 @@ def _train_reward_model(run: RunContext, k: int) -> dict:
     out = _fresh_dir(run.checkpoint_dir(k, "reward_model"))
     metrics = train(train_reward_model, run.config, str(out), pairs=pairs, init_adapter=init,
                     on_log=run.on_log(k, "train_rm"), on_step=run.on_step("reward-model steps"))
-    info = {"pairs": len(pairs), "pairs_dropped_by_labels": len(rows) - len(kept),
+    info = {"pairs": len(pairs), "pairs_dropped_by_labels": len(curated.dropped),
             "pairs_with_reference": sum("reference" in (r["chosen_origin"], r["rejected_origin"]) for r in kept),
             **_numbers(metrics)}
     run.store.add_checkpoint(run.run_id, k, "reward_model", reward_model_version(run.name, k), str(out), info)

@@ -182,8 +182,19 @@ def hard_negative_pairs(candidates: Sequence[Candidate], mining: MiningConfig, *
     return pairs
 
 
-def pair_is_consistent(pair: PairRow, labels: dict[int, str | None]) -> bool:
-    """False when a label given after the pair was built contradicts it: either side excluded,
-    a chosen side later labelled hard negative, or a rejected side later labelled positive."""
+def pair_contradiction(pair: PairRow, labels: dict[int, str | None]) -> str | None:
+    """Why a label given after the pair was built contradicts it (either side excluded, a chosen side
+    later labelled hard negative, a rejected side later labelled positive), or None when none does."""
     chosen, rejected = labels.get(pair["chosen_id"]), labels.get(pair["rejected_id"])
-    return "exclude" not in (chosen, rejected) and chosen != "hard_negative" and rejected != "positive"
+    if "exclude" in (chosen, rejected):
+        return f"{'chosen' if chosen == 'exclude' else 'rejected'} side {pair['chosen_id' if chosen == 'exclude' else 'rejected_id']} excluded"
+    if chosen == "hard_negative":
+        return f"chosen side {pair['chosen_id']} labelled hard negative"
+    if rejected == "positive":
+        return f"rejected side {pair['rejected_id']} labelled positive"
+    return None
+
+
+def pair_is_consistent(pair: PairRow, labels: dict[int, str | None]) -> bool:
+    """True when no label given after the pair was built contradicts it (see pair_contradiction)."""
+    return pair_contradiction(pair, labels) is None

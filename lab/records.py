@@ -8,11 +8,12 @@ checker checks the key and its type. One row type per store read:
                                    execution, score and current label (Store.candidates)
   CandidateText                    id, problem and code only (Store.unexecuted_candidates)
   PairRow, LabelRow                preference pairs with their texts, and label history rows
+  AnnotatorLabelRow                one author's own label of a candidate (agreement between annotators)
   CheckpointRow, MetricRow         trained checkpoints and training-step metrics
   PassAt1Row, EvaluationRow        pass@1 of one method on one benchmark/language, to store and stored
   MeasureKey, Measurement,         one measurement: what it measures (measure) of what (subject), its
   MeasurementRow                   value, count and 95% interval
-  RankingRow, HardNegativeCountRow, RewardScoreRow, CandidateCountRow, PairCountRow
+  RankingRow, CandidatePlaceRow, HardNegativeCountRow, RewardScoreRow, CandidateCountRow, PairCountRow
                                    the short rows of the app's and the summary's counting reads
 
 A measurement's key has two fields: `measure` (e.g. 'ranking_accuracy', 'top1', 'lambda') and
@@ -45,7 +46,7 @@ class StageRow(TypedDict):
     iteration: int
     name: str
     status: str
-    """'running', 'done' or 'failed'."""
+    """'running', 'done', 'failed' or 'cancelled'."""
     started_at: str
     finished_at: str | None
     info_json: str | None
@@ -95,6 +96,10 @@ class CandidateRow(TypedDict):
     reward: float | None
     label: str | None
     label_note: str | None
+    label_version: int | None
+    """The version of the current label row (None: never labelled); what a label write says it saw."""
+    label_author: str | None
+    label_at: str | None
     reward_plus_logprob: NotRequired[float | None]
     """Added by evaluation.with_combined_score: reward + λ·mean_logprob."""
     previous_reward: NotRequired[float | None]
@@ -149,6 +154,20 @@ class LabelRow(TypedDict):
     note: str
     author: str
     created_at: str
+    version: int
+    """The candidate's label version this row made: 1 for its first row, +1 for each next one."""
+    action: int
+    """Rows written by one action (a label, a bulk label, an undo) share it."""
+    undoes: int | None
+    """For the rows of an undo: the action undone."""
+
+
+class AnnotatorLabelRow(TypedDict):
+    """One author's own current label of a candidate (Store.annotator_labels)."""
+    candidate_id: int
+    problem_id: str
+    author: str
+    label: str | None
 
 
 class CheckpointRow(TypedDict):
@@ -252,11 +271,20 @@ class RankingRow(TypedDict):
     passed: int | None
     mean_logprob: float | None
     label: str | None
+    label_version: int | None
     mined: int
     """1 when it is the rejected side of a 'hard_negative' pair."""
     ranked_by: str | None
     ranked_by_iteration: int | None
     reward: float | None
+
+
+class CandidatePlaceRow(TypedDict):
+    """Where a candidate is (Store.candidate_places)."""
+    id: int
+    run_id: int
+    iteration: int
+    problem_id: str
 
 
 class HardNegativeCountRow(TypedDict):

@@ -9,7 +9,8 @@ import torch
 
 from lab.__main__ import main
 from lab.config import UsageError
-from lab.handoff import check_training_allowed, import_policy, training_pairs
+from lab.curation import training_pairs
+from lab.handoff import check_training_allowed, import_policy
 from lab.loop import run_loop
 from lab.models import load_reward_model
 from lab.problems import LicenceError, load_problems
@@ -49,7 +50,7 @@ def test_pairs_and_prompts_load_with_the_columns_each_engine_reads(run_with_pair
 
     with Store(run_with_pairs.store_path) as store:
         run = RunContext.existing(run_with_pairs, store)
-        pairs, train, validation = training_pairs(run), run.problems("train"), run.problems("validation")
+        pairs, train, validation = training_pairs(run.store, run.run_id).kept, run.problems("train"), run.problems("validation")
     assert pairs and len(train) == 3 and len(validation) == 2
     for name in ("trl/preference.jsonl", "openrlhf/preference.jsonl"):
         loaded = datasets.load_dataset("json", data_files=str(exported / name), split="train")

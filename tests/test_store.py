@@ -14,7 +14,7 @@ from conftest import execution_result
 
 from lab.problems import LicenceError, Problem
 from lab.records import MeasureKey, Measurement
-from lab.store import MIGRATIONS, Store, StoreError
+from lab.store import MIGRATIONS, LabelConflict, Store, StoreError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,28 +58,79 @@ def test_a_failing_multi_row_write_leaves_nothing_behind(store, run):
     assert store.candidates(run) == []
 
 
-def test_labels_are_append_only_and_undo_restores_the_previous_one(store, run):
+def test_labels_are_append_only_and_versioned(store, run):
     candidate = add(store, run, 1)[0]
-    store.add_label(candidate, "hard_negative", "ann", note="looks right, fails on []")
-    store.add_label(candidate, "exclude", "bob")
-    assert store.undo_label(candidate, "ann") == "hard_negative"
+    first = store.add_label(candidate, "hard_negative", "ann", note="looks right, fails on []", seen_version=0)
+    assert (first["version"], first["label"], first["undoes"]) == (1, "hard_negative", None)
+    second = store.add_label(candidate, "exclude", "bob", seen_version=1)
+    assert second["version"] == 2 and second["action"] > first["action"]
+    assert store.add_label(candidate, "exclude", "bob") == second, "the same label again writes nothing"
     history = store.label_history(candidate)
-    assert [h["label"] for h in history] == ["hard_negative", "exclude", "hard_negative"]
-    assert [h["author"] for h in history] == ["ann", "bob", "ann"]
-    assert history[2]["note"] == "looks right, fails on []"
-    assert store.candidates(run)[0]["label"] == "hard_negative"
-    assert store.undo_label(candidate, "ann") == "exclude"
-    assert store.undo_label(candidate, "ann") == "hard_negative"
+    assert [(h["label"], h["author"], h["version"]) for h in history] == [("hard_negative", "ann", 1), ("exclude", "bob", 2)]
+    assert store.candidates(run)[0]["label"] == "exclude" and store.candidates(run)[0]["label_version"] == 2
     with pytest.raises(ValueError, match="label must be one of"):
         store.add_label(candidate, "great", "ann")
 
 
-def test_undo_of_a_single_label_clears_it(store, run):
+def test_a_label_written_over_a_version_its_author_did_not_see_is_refused(store, run):
+    candidate = add(store, run, 1)[0]
+    store.add_label(candidate, "positive", "bob", seen_version=0)
+    with pytest.raises(LabelConflict) as conflict:
+        store.add_label(candidate, "hard_negative", "ann", seen_version=0)
+    assert conflict.value.current["author"] == "bob" and conflict.value.current["label"] == "positive"
+    assert "changed to positive by bob" in str(conflict.value)
+    assert [h["label"] for h in store.label_history(candidate)] == ["positive"]
+    store.add_label(candidate, "hard_negative", "ann", seen_version=conflict.value.current["version"])
+    assert store.current_labels(run)[candidate]["label"] == "hard_negative"
+
+
+def test_undo_is_a_stack_of_each_authors_own_actions_across_problems(store, run):
+    store.add_problems([make_problem("mbpp/602")], run, "train")
+    a, b = add(store, run, 2)
+    c = add(store, run, 1, problem_id="mbpp/602")[0]
+    store.add_label(a, "hard_negative", "ann")
+    store.add_label(b, "positive", "bob")
+    store.add_label(c, "exclude", "ann")
+    [undone] = store.undo_last(run, "ann")
+    assert (undone["candidate_id"], undone["label"], undone["undoes"]) == (c, None, store.label_history(c)[0]["action"])
+    [undone] = store.undo_last(run, "ann")
+    assert undone["candidate_id"] == a and store.current_labels(run) == {b: store.label_history(b)[0]}
+    assert store.undo_last(run, "ann") == [], "undos are not undone again: ann's stack is empty"
+    assert store.last_action(run, "bob")[0]["candidate_id"] == b
+
+
+def test_an_undo_over_another_authors_later_label_is_refused_unless_forced(store, run):
     candidate = add(store, run, 1)[0]
     store.add_label(candidate, "positive", "ann")
-    assert store.undo_label(candidate, "ann") is None
-    assert store.current_labels(run) == {}
-    assert len(store.label_history(candidate)) == 2
+    store.add_label(candidate, "hard_negative", "ann", note="fails on []")
+    store.add_label(candidate, "exclude", "bob")
+    with pytest.raises(LabelConflict, match="changed to exclude by bob"):
+        store.undo_last(run, "ann")
+    assert store.current_labels(run)[candidate]["label"] == "exclude"
+    [forced] = store.undo_last(run, "ann", force=True)
+    assert (forced["label"], forced["author"]) == ("positive", "ann")
+    assert [h["label"] for h in store.label_history(candidate)] == ["positive", "hard_negative", "exclude", "positive"]
+
+
+def test_a_bulk_label_is_one_action_written_whole_or_not_at_all(store, run):
+    ids = add(store, run, 3)
+    store.add_label(ids[2], "positive", "bob")
+    with pytest.raises(LabelConflict):
+        store.add_labels({ids[0]: 0, ids[1]: 0, ids[2]: 0}, "exclude", "ann")
+    assert store.current_labels(run).keys() == {ids[2]}
+    rows = store.add_labels({ids[0]: 0, ids[1]: 0}, "exclude", "ann", note="duplicates")
+    assert len({r["action"] for r in rows}) == 1 and {r["label"] for r in rows} == {"exclude"}
+    assert len(store.undo_last(run, "ann")) == 2 and store.current_labels(run).keys() == {ids[2]}
+
+
+def test_each_annotators_own_label_is_kept_for_agreement(store, run):
+    a, b = add(store, run, 2)
+    store.add_label(a, "positive", "ann")
+    store.add_label(a, "hard_negative", "bob")
+    store.add_label(b, "exclude", "ann")
+    store.undo_last(run, "ann")
+    assert [(r["candidate_id"], r["author"], r["label"]) for r in store.annotator_labels(run)] == [
+        (a, "ann", "positive"), (a, "bob", "hard_negative")]
 
 
 def test_pairs_on_evaluation_only_problems_are_refused(store):
@@ -138,20 +189,6 @@ def test_restarting_a_stage_drops_its_partial_metrics(store, run):
     assert store.stage_status(run, 1, "reward_model") == "done"
 
 
-def test_exports_write_jsonl_with_trl_columns(store, run, tmp_path):
-    a, b = add(store, run, 2)
-    store.add_pairs(run, 1, [(a, b, "hard_negative")])
-    store.add_label(b, "hard_negative", "ann", "subtle off-by-one")
-    assert store.export_pairs(run, tmp_path / "pairs.jsonl") == 1
-    pair = json.loads((tmp_path / "pairs.jsonl").read_text())
-    assert {"prompt", "chosen", "rejected", "kind"} <= pair.keys() and pair["kind"] == "hard_negative"
-    assert store.export_labels(run, tmp_path / "labels.jsonl") == 1
-    label = json.loads((tmp_path / "labels.jsonl").read_text())
-    assert (label["label"], label["note"], label["author"], label["completion"]) == ("hard_negative", "subtle off-by-one", "ann", "    return 1\n")
-    dataset = store.pairs_dataset(run)
-    assert dataset.column_names[:3] == ["prompt", "chosen", "rejected"] and len(dataset) == 1
-
-
 def test_a_newer_schema_is_refused_and_an_old_one_upgraded(tmp_path):
     path = tmp_path / "lab.sqlite"
     sqlite3.connect(path).execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
@@ -207,6 +244,51 @@ def test_measurement_names_of_an_old_store_become_measure_and_subject(tmp_path):
         store.add_measurements(1, 0, "mbpp-validation", {MeasureKey("pair_accuracy", "reranker"): Measurement(0.75, 21)})
         again = [m for m in store.measurements(1) if m["measure"] == "pair_accuracy"]
         assert [(m["value"], m["count"], m["ci_low"]) for m in again] == [(0.75, 21, None)]  # replaced, not added
+
+
+def test_labels_and_stages_of_an_old_store_gain_versions_actions_and_cancelled(tmp_path):
+    path = tmp_path / "lab.sqlite"
+    with old_store(path, 6) as db:  # version 6 labels had no version, action nor undoes
+        db.execute("INSERT INTO runs (name, preset, config_json, created_at) VALUES ('old', 'cpu', '{}', 'then')")
+        db.execute("INSERT INTO problems VALUES ('p/1', 'py', 'def f():', '', '[]', 'f', 'test', 'train', 1, NULL)")
+        db.executemany("INSERT INTO candidates (id, run_id, iteration, problem_id, origin, model, sample_index, completion, "
+                       "created_at) VALUES (?, 1, 0, 'p/1', 'sample', 'm', ?, 'x', 'then')", [(1, 0), (2, 1)])
+        db.executemany("INSERT INTO labels (candidate_id, label, note, author, created_at) VALUES (?, ?, '', ?, 'then')",
+                       [(1, "positive", "ann"), (2, "exclude", "ann"), (1, "hard_negative", "bob")])
+        db.execute("INSERT INTO stages VALUES (1, 0, 'sft', 'running', 'then', NULL, NULL)")
+    with Store(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        assert [(h["version"], h["action"], h["undoes"]) for h in store.label_history(1)] == [(1, 1, None), (2, 3, None)]
+        assert store.add_label(2, "positive", "bob", seen_version=1)["version"] == 2
+        assert store.undo_last(1, "bob")[0]["label"] == "exclude"
+        assert store.end_running_stages(1, "cancelled", {"error": "killed"}) == 1
+        assert store.stage_status(1, 0, "sft") == "cancelled"
+
+
+def test_a_damaged_or_foreign_file_is_refused_with_what_to_do(tmp_path):
+    foreign = tmp_path / "foreign.sqlite"
+    foreign.write_bytes(b"not a database at all, just text" * 200)
+    with pytest.raises(StoreError, match=r"cannot be read as the lab's store.*integrity_check.*\.backup-.*\.recover"):
+        Store(foreign)
+    with pytest.raises(StoreError, match="cannot be read as the lab's store"):
+        Store(foreign, readonly=True)
+    assert foreign.read_bytes().startswith(b"not a database"), "nothing was changed"
+    path = tmp_path / "lab.sqlite"
+    with Store(path) as store:
+        run_id = store.create_run("r", "tiny", "{}")
+        store.add_problems([make_problem()], run_id, "train")
+        add(store, run_id, 400)
+        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.check()
+    size = path.stat().st_size
+    damaged = tmp_path / "damaged.sqlite"
+    damaged.write_bytes(path.read_bytes()[: size // 2] + b"\x5a" * 4096 + path.read_bytes()[size // 2 + 4096:])
+    with pytest.raises(StoreError, match="cannot be read as the lab's store"):
+        Store(damaged).check()
+    truncated = tmp_path / "truncated.sqlite"
+    truncated.write_bytes(path.read_bytes()[: size // 3])
+    with pytest.raises(StoreError, match="cannot be read as the lab's store"):
+        Store(truncated).check()
 
 
 def test_a_read_only_store_reads_refuses_writes_and_opens_only_a_current_store(tmp_path):

@@ -15,11 +15,11 @@ transaction, so a crash or `kill -9` leaves either all of a write or none of it,
   problems.py     problems and the runs they belong to; the licence guard  (ProblemTables)
   candidates.py   candidates, executions, scores                           (CandidateTables)
   pairs.py        preference pairs                                         (PairTables)
-  labels.py       append-only manual labels                                (LabelTables)
+  labels.py       append-only manual labels: versions, actions, undo       (LabelTables)
   checkpoints.py  checkpoints and training-step metrics                    (CheckpointTables)
   evaluations.py  pass@1 evaluations and measurements                      (EvaluationTables)
   app_queries.py  the app's short reads                                    (AppQueries)
-  export.py       labels and pairs as JSONL, pairs as a datasets.Dataset   (Exports)
+  export.py       a run's labels as an export writes them                  (Exports)
 
 Not covered here: deciding what to write (loop.py, stages.py, mining.py, evaluation.py) or how to
 show it (app.py, reports.py, plots.py).
@@ -29,15 +29,15 @@ from __future__ import annotations
 from lab.store.app_queries import AppQueries
 from lab.store.candidates import OUTPUT_CAP_CHARS, CandidateTables, ExecutionOutcome, cap_output
 from lab.store.checkpoints import CheckpointTables
-from lab.store.core import StoreError, now
+from lab.store.core import StoreError, damaged_store_error, is_damage, now
 from lab.store.evaluations import EvaluationTables
 from lab.store.export import Exports
-from lab.store.labels import LabelTables
+from lab.store.labels import LabelConflict, LabelTables
 from lab.store.problems import ProblemTables
 from lab.store.runs import RunTables
 from lab.store.schema import LABELS, MIGRATIONS, ORIGINS, PAIR_KINDS, SCHEMA_VERSION, STAGE_STATES
 
-__all__ = ["Store", "StoreError", "ExecutionOutcome", "MIGRATIONS", "SCHEMA_VERSION", "LABELS",
+__all__ = ["Store", "StoreError", "LabelConflict", "damaged_store_error", "is_damage", "ExecutionOutcome", "MIGRATIONS", "SCHEMA_VERSION", "LABELS",
            "ORIGINS", "PAIR_KINDS", "STAGE_STATES", "OUTPUT_CAP_CHARS", "cap_output", "now"]
 
 

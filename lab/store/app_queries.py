@@ -2,6 +2,8 @@
 a page of a large run reads only what it shows. Nothing here writes.
 
   candidate_iterations   the iterations of a run that have candidates
+  candidate_problem_ids  the problems a run has candidates for
+  candidate_places       the run, iteration and problem of candidates by id
   ranking_rows           one short row per candidate of an iteration (no code, no outputs), with the
                          reward-model version that ranks its problem and its score under it
   hard_negative_counts   per iteration: hard negatives mined, and labelled by hand
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab.records import HardNegativeCountRow, RankingRow, RewardScoreRow
+from lab.records import CandidatePlaceRow, HardNegativeCountRow, RankingRow, RewardScoreRow
 from lab.store.core import StoreCore
 
 
@@ -23,6 +25,17 @@ class AppQueries(StoreCore):
         """The iterations of a run that have candidates, in order."""
         rows = self._query("SELECT DISTINCT iteration FROM candidates WHERE run_id = ? ORDER BY iteration", (run_id,))
         return [row["iteration"] for row in rows]
+
+    def candidate_places(self, candidate_ids: list[int]) -> list[CandidatePlaceRow]:
+        """Where candidates are: id, run_id, iteration, problem_id (unknown ids left out)."""
+        marks = ",".join("?" * len(candidate_ids))
+        return self._query(f"SELECT id, run_id, iteration, problem_id FROM candidates WHERE id IN ({marks}) ORDER BY id",
+                           candidate_ids) if candidate_ids else []
+
+    def candidate_problem_ids(self, run_id: int) -> list[str]:
+        """The problems a run has candidates for, by id."""
+        rows = self._query("SELECT DISTINCT problem_id FROM candidates WHERE run_id = ? ORDER BY problem_id", (run_id,))
+        return [row["problem_id"] for row in rows]
 
     def ranking_rows(self, run_id: int, iteration: int, *, problem_id: str | None = None, language: str | None = None,
                      split: str | None = None, search: str = "") -> list[RankingRow]:
@@ -59,6 +72,7 @@ class AppQueries(StoreCore):
                     FROM version_counts) WHERE position = 1
             )
             SELECT c.id, c.problem_id, p.language, p.split, c.origin, e.passed, c.mean_logprob, cl.label,
+                   cl.version AS label_version,
                    c.id IN (SELECT rejected_id FROM pairs WHERE run_id = :run AND kind = 'hard_negative') AS mined,
                    r.reward_model AS ranked_by, r.trained_in AS ranked_by_iteration, s.score AS reward
             FROM candidates c JOIN problems p ON p.id = c.problem_id JOIN ranking r ON r.problem_id = c.problem_id

@@ -95,7 +95,8 @@ class CandidateTables(StoreCore):
         sql = (
             "SELECT c.*, p.language, p.split, e.status, e.exit_code, e.passed, e.stdout, e.stderr, e.duration_s, "
             "s.score AS reward, "
-            "cl.label, cl.note AS label_note "
+            "cl.label, cl.note AS label_note, cl.version AS label_version, cl.author AS label_author, "
+            "cl.created_at AS label_at "
             "FROM candidates c JOIN problems p ON p.id = c.problem_id "
             "LEFT JOIN executions e ON e.candidate_id = c.id "
             "LEFT JOIN current_labels cl ON cl.candidate_id = c.id "

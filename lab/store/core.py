@@ -11,6 +11,11 @@ decode text that is not UTF-8 with U+FFFD instead of raising: for showing model 
 where one bad byte must not break a page. A read-only store opens only an existing store at this
 code's schema version.
 
+A file that is not a SQLite database, or a damaged one, is refused with a StoreError that says what
+to do (check it with `PRAGMA integrity_check`, keep a copy at a named backup path, recover what is
+readable) and changes nothing; `check()` runs SQLite's quick check for callers that must know before
+they serve (the app).
+
 Not covered here: the schema itself (schema.py), and any table's rows (the per-table modules, which
 build on StoreCore).
 """
@@ -28,6 +33,25 @@ from lab.store.schema import SCHEMA_VERSION, apply_migrations
 
 class StoreError(RuntimeError):
     """A write or read the store refuses; the message says why and what to do."""
+
+
+DAMAGE = ("file is not a database", "malformed", "disk i/o error", "database corrupt")
+"""SQLite's words for a file that is no store or a damaged one (not for a busy or read-only one)."""
+
+
+def is_damage(error: sqlite3.DatabaseError) -> bool:
+    return any(word in str(error).lower() for word in DAMAGE)
+
+
+def damaged_store_error(path: Path, reason: object) -> StoreError:
+    """What to do about a store SQLite cannot read (`reason`: its words, or the failed check's)."""
+    backup = path.with_name(f"{path.name}.backup-{datetime.now():%Y%m%d-%H%M%S}")
+    recovered = path.with_name(f"{path.stem}.recovered{path.suffix}")
+    return StoreError(
+        f"{path} cannot be read as the lab's store (SQLite: {reason}); nothing was changed. Check it with "
+        f"`sqlite3 {path} 'PRAGMA integrity_check'`. Keep a copy first: `cp {path} {backup}`; then recover what "
+        f"is readable with `sqlite3 {backup} .recover | sqlite3 {recovered}` and move {recovered.name} to "
+        f"{path.name}, or point --lab-dir at another directory to start afresh.")
 
 
 def now() -> str:
@@ -61,11 +85,17 @@ class StoreCore:
         self._busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         self._reader: Self | None = None
-        if readonly:
-            self._check_readable()
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._migrate()
+        try:
+            if readonly:
+                self._check_readable()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._migrate()
+        except sqlite3.DatabaseError as error:
+            self.close()
+            if not is_damage(error):
+                raise
+            raise damaged_store_error(self.path, error) from error
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -126,6 +156,17 @@ class StoreCore:
 
     def integrity_check(self) -> str:
         return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def check(self) -> None:
+        """SQLite's quick check of every page: StoreError saying what to do unless it is 'ok'."""
+        try:
+            result = [row[0] for row in self.db.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as error:
+            if not is_damage(error):
+                raise
+            raise damaged_store_error(self.path, error) from error
+        if result != ["ok"]:
+            raise damaged_store_error(self.path, "; ".join(result))
 
     def _migrate(self) -> None:
         with self.transaction() as db:

@@ -1,7 +1,8 @@
 """Runs, their iterations and their stages: what the loop has done, and under which config.
 
 A run is named and keeps the config it continues with. A stage of an iteration is 'running' from
-`start_stage` until `finish_stage` marks it 'done' or 'failed' with its info; the loop skips done
+`start_stage` until `finish_stage` marks it 'done', 'failed' or 'cancelled' with its info (a job
+killed before it could say so is ended by `end_running_stages`); the loop skips done
 stages when it resumes, and a restarted stage first drops the step metrics of its unfinished attempt.
 
 Not covered here: what the stages do (loop.py, stages.py), checkpoints and metrics (checkpoints.py).
@@ -81,6 +82,16 @@ class RunTables(StoreCore):
                 "UPDATE stages SET status = ?, finished_at = ?, info_json = ? WHERE run_id = ? AND iteration = ? AND name = ?",
                 (status, now(), json.dumps(info or {}), run_id, iteration, name),
             )
+
+    def end_running_stages(self, run_id: int, status: str, info: dict) -> int:
+        """Mark the run's stages still 'running' as `status` (for a job that ended without saying so,
+        killed or cancelled); how many were."""
+        if status not in STAGE_STATES or status == "running":
+            raise ValueError(f"an ended stage's status must be one of {STAGE_STATES[1:]}")
+        with self.transaction() as db:
+            return db.execute("UPDATE stages SET status = ?, finished_at = ?, info_json = ? "
+                              "WHERE run_id = ? AND status = 'running'",
+                              (status, now(), json.dumps(info), run_id)).rowcount
 
     def stages(self, run_id: int) -> list[StageRow]:
         return self._query("SELECT * FROM stages WHERE run_id = ? ORDER BY started_at", (run_id,))

@@ -18,7 +18,7 @@ import sqlite3
 LABELS = ("hard_negative", "positive", "exclude")
 ORIGINS = ("sample", "greedy", "reference")
 PAIR_KINDS = ("execution", "hard_negative", "manual")
-STAGE_STATES = ("running", "done", "failed")
+STAGE_STATES = ("running", "done", "failed", "cancelled")
 
 MIGRATIONS: list[str] = [
     # version 1
@@ -230,6 +230,34 @@ MIGRATIONS: list[str] = [
         FROM evaluations;
     DROP TABLE evaluations;
     ALTER TABLE evaluations_by_generator RENAME TO evaluations;
+    """,
+    # version 7: labels for a team. A label row carries its candidate's label version (1 for the first
+    # row, +1 per row: what optimistic concurrency compares), the action it was written by (rows written
+    # together, a bulk label, share one number) and, for the rows of an undo, the action
+    # it undoes. Old rows are numbered in id order, each its own action. A stage can end 'cancelled'.
+    """
+    ALTER TABLE labels ADD COLUMN version INTEGER;
+    ALTER TABLE labels ADD COLUMN action INTEGER;
+    ALTER TABLE labels ADD COLUMN undoes INTEGER;
+    UPDATE labels SET action = id, version = (SELECT COUNT(*) FROM labels older
+                                              WHERE older.candidate_id = labels.candidate_id AND older.id <= labels.id);
+    CREATE UNIQUE INDEX labels_by_version ON labels (candidate_id, version);
+    CREATE INDEX labels_by_author ON labels (author, action);
+    CREATE INDEX labels_by_undone_action ON labels (undoes) WHERE undoes IS NOT NULL;
+    CREATE TABLE stages_with_cancelled (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        iteration INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'cancelled')),
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        info_json TEXT,
+        PRIMARY KEY (run_id, iteration, name)
+    );
+    INSERT INTO stages_with_cancelled SELECT run_id, iteration, name, status, started_at, finished_at, info_json
+        FROM stages;
+    DROP TABLE stages;
+    ALTER TABLE stages_with_cancelled RENAME TO stages;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
