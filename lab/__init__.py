@@ -35,7 +35,9 @@ Modules, in the order data flows through them (each imports only modules above i
   console, estimate   the main job's terminal (one line per stage, log file) and its time estimate
   problem_check       checks of a user problem file's references and tests in the sandbox
   loop        the resumable self-training iteration
+  curation    the curated dataset: the pairs training uses (labels applied) and its export
+  agreement   overlap assignment of problems to annotators, Cohen's kappa between them
   compare     runs side by side (CLI and app)
-  app, app_views, launcher   the Gradio app, its views, background jobs
+  app/, launcher   the Gradio app (a package: views, handlers by tab, layout, static files), background jobs
 """
 __version__ = "0.1.0"

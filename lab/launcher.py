@@ -13,7 +13,7 @@ for whoever wants to show or cancel it. `python -m lab run` and `iterate` typed 
 the same lock (`job_lock`), so the app and a terminal never run two jobs on one store.
 
 Progress is read back from the log: its last lines (tqdm's carriage-return redraws collapsed) and
-the last tqdm percentage. Cancel signals the process group: SIGINT, then SIGTERM, then SIGKILL,
+the current stage's tqdm bar (percent and time left), none when the stage has not drawn one. Cancel signals the process group: SIGINT, then SIGTERM, then SIGKILL,
 each after a grace period.
 
 Not covered here: what an iteration does (loop.py) or how the app shows a job (app.py).
@@ -43,6 +43,9 @@ INHERITED_LOCK_ENV = "RR_JOB_LOCK"
 """Set by the launcher for its job: the path of the lock the job already holds by inheritance."""
 TAIL_BYTES = 64 * 1024
 TQDM_PROGRESS = re.compile(r"^(?P<label>.*?):?\s*(?P<percent>\d{1,3})%\|")
+TQDM_REMAINING = re.compile(r"\[[0-9:]+<(?P<remaining>[0-9:]+)")
+STAGE_START = re.compile(r"^\[iteration \d+\] \S+ \.\.\.")
+"""The console's line when a stage starts (console.JobConsole.stage)."""
 
 
 class LaunchRefused(RuntimeError):
@@ -61,6 +64,8 @@ class JobStatus:
     returncode: int | None = None
     progress_label: str = ""
     progress_percent: int | None = None
+    progress_remaining: str = ""
+    """The progress bar's estimate of the time its work has left ('01:23'), '' when unknown."""
     log_tail: str = ""
 
     @property
@@ -107,20 +112,38 @@ def _format_value(value: object) -> str:
 
 def read_log_tail(path: str | Path | None, lines: int = 40) -> tuple[str, str, int | None]:
     """(last `lines` lines, last progress label, last progress percent) of a log file."""
+    tail = _read_tail(path, lines)
+    return tail.text, tail.label, tail.percent
+
+
+@dataclass(frozen=True)
+class _Tail:
+    text: str = ""
+    label: str = ""
+    percent: int | None = None
+    remaining: str = ""
+    """tqdm's estimate of the time left ('01:23'), '' when it has none."""
+
+
+def _read_tail(path: str | Path | None, lines: int) -> _Tail:
+    """The log's last lines, and its last progress bar unless a stage started after it (its bar would
+    be an earlier stage's)."""
     if not path or not Path(path).exists():
-        return "", "", None
+        return _Tail()
     with open(path, "rb") as handle:
         handle.seek(0, os.SEEK_END)
         handle.seek(max(0, handle.tell() - TAIL_BYTES))
         text = handle.read().decode("utf-8", "replace")
     shown = [segment for line in text.split("\n") if (segment := line.rstrip("\r").rsplit("\r", 1)[-1].rstrip())]
-    label, percent = "", None
     for line in reversed(shown):
+        if STAGE_START.match(line):
+            break
         match = TQDM_PROGRESS.match(line)
         if match:
-            label, percent = match["label"].strip(), min(100, int(match["percent"]))
-            break
-    return "\n".join(shown[-lines:]), label, percent
+            remaining = TQDM_REMAINING.search(line)
+            return _Tail("\n".join(shown[-lines:]), match["label"].strip(), min(100, int(match["percent"])),
+                         remaining["remaining"] if remaining else "")
+    return _Tail("\n".join(shown[-lines:]))
 
 
 def _acquire(lock_path: Path) -> int:
@@ -230,11 +253,11 @@ class Launcher:
             if self._last is None:
                 return JobStatus(state="idle")
             job = dict(self._last)
-        tail, label, percent = read_log_tail(job.get("log_path"), tail_lines)
+        tail = _read_tail(job.get("log_path"), tail_lines)
         return JobStatus(
             state=job["state"], command=job.get("command", []), log_path=job.get("log_path"), pid=job.get("pid"),
-            started_at=job.get("started_at"), returncode=job.get("returncode"), progress_label=label,
-            progress_percent=percent, log_tail=tail,
+            started_at=job.get("started_at"), returncode=job.get("returncode"), progress_label=tail.label,
+            progress_percent=tail.percent, progress_remaining=tail.remaining, log_tail=tail.text,
         )
 
     def cancel(self, grace_s: float = 5.0) -> JobStatus:

@@ -1,0 +1,104 @@
+"""Time the app's Metrics tab in a real browser, and take the screenshots of the docs.
+
+    python scripts/bench_app.py --lab-dir DIR [--run NAME] [--repeat 3] [--screenshots assets/]
+
+Serves `python app.py --lab-dir DIR` on loopback, opens it in Debian's Chromium (Playwright) at
+1280x720, and for each repeat reloads the page, clicks the Metrics tab and prints the seconds until
+the first plot is drawn and until every plot is; then the median of each. With --screenshots it
+also writes review.png (the Review screen as it opens) and metrics.png (the Metrics tab) there.
+
+Needs a lab directory with a run (e.g. `python -m lab iterate --preset tiny --lab-dir DIR --run demo
+--iterations 1`). Not covered here: the app itself (lab/app/).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+PLOTS = ("#pass-plot", "#measure-plot", "#reward-plot", "#hard-plot")
+DRAWN = " img, {} svg, {} canvas"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve(lab_dir: Path, port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    server = subprocess.Popen([sys.executable, "app.py", "--lab-dir", str(lab_dir), "--port", str(port),
+                               "--author", "bench"], cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+            return server
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                sys.exit(f"the app did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.5)
+
+
+def drawn(selector: str) -> str:
+    return selector + DRAWN.format(selector, selector)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lab-dir", required=True, type=Path)
+    parser.add_argument("--run", help="the run to show (default: the newest)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--screenshots", type=Path, help="folder for review.png and metrics.png")
+    args = parser.parse_args()
+    port = free_port()
+    server = serve(args.lab_dir, port, args.lab_dir / "bench_app.log")
+    url = f"http://127.0.0.1:{port}/" + (f"?run={args.run}" if args.run else "")
+    first, settled = [], []
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            for attempt in range(args.repeat):
+                page.goto(url)
+                page.locator(".card.selected").wait_for(timeout=60_000)
+                if attempt == 0 and args.screenshots:
+                    args.screenshots.mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(args.screenshots / "review.png"))
+                started = time.perf_counter()
+                page.get_by_role("tab", name="Metrics").click()
+                page.locator(", ".join(drawn(plot) for plot in PLOTS)).first.wait_for(timeout=60_000)
+                first.append(time.perf_counter() - started)
+                for plot in PLOTS:
+                    page.locator(drawn(plot)).first.wait_for(timeout=60_000)
+                settled.append(time.perf_counter() - started)
+                print(f"run {attempt + 1}: first plot {first[-1]:.2f} s, all {len(PLOTS)} plots {settled[-1]:.2f} s",
+                      flush=True)
+            if args.screenshots:
+                page.wait_for_timeout(500)
+                page.screenshot(path=str(args.screenshots / "metrics.png"), full_page=True)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+    print(f"Metrics tab, median of {args.repeat}: first plot {statistics.median(first):.2f} s, "
+          f"all plots {statistics.median(settled):.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
