@@ -1,4 +1,4 @@
-"""Shared test setup: offline hub, no analytics, and the data directory fixture."""
+"""Shared test setup: offline hub, no analytics, the tiny config fixture, and helpers that fill a store."""
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -8,6 +8,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+
+import json  # noqa: E402
+import random  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -28,6 +31,37 @@ def measurement_row(measure: str, subject: str, value, *, iteration: int = 0, ev
     return {"iteration": iteration, "eval_set": eval_set, "measure": measure, "subject": subject,
             "name": MeasureKey(measure, subject).label, "value": value, "count": count, "ci_low": ci_low,
             "ci_high": ci_high}
+
+
+def fill_store(store, *, problems: int = 6, samples: int = 4, iteration: int = 1, seed: int = 0,
+               run_name: str = "demo", mining: dict | None = None) -> int:
+    """A run with scored, executed candidates: problem 0 is a reranker mistake, problem 1 all-fail,
+    and the rest random. Returns the run id."""
+    from lab.problems import Problem
+    rng = random.Random(seed)
+    config = {"sampling": {"num_samples": samples}, **({"mining": mining} if mining else {})}
+    run_id = store.create_run(run_name, "tiny", json.dumps(config))
+    store.ensure_iteration(run_id, iteration)
+    batch = [Problem(id=f"mbpp/{600 + i}", language="py" if i % 3 else "cpp", prompt=f"def f{i}(x):\n",
+                     tests="assert True\n", stop_tokens=("\ndef",), entry_point=f"f{i}", source="test",
+                     split="train" if i % 2 else "validation", training_allowed=True) for i in range(problems)]
+    store.add_problems(batch, run_id, "train")
+    version = f"rm-{run_name}-{iteration}"
+    store.add_checkpoint(run_id, iteration, "reward_model", version, "/nowhere", {})
+    for index, problem in enumerate(batch):
+        ids = store.add_candidates(run_id, iteration, [
+            {"problem_id": problem.id, "model": "gen", "sample_index": s, "completion": f"    return x + {s}\n",
+             "mean_logprob": -rng.random(), "num_tokens": 5} for s in range(samples)])
+        if index == 0:
+            passed, rewards = [False, True] + [False] * (samples - 2), [0.9, 0.5] + [0.1] * (samples - 2)
+        elif index == 1:
+            passed, rewards = [False] * samples, [rng.random() for _ in ids]
+        else:
+            passed, rewards = [rng.random() < 0.5 for _ in ids], [rng.random() for _ in ids]
+        store.add_executions([(cid, execution_result(ok, stderr="" if ok else "Traceback ...\nAssertionError"))
+                              for cid, ok in zip(ids, passed)])
+        store.add_scores(version, list(zip(ids, rewards)))
+    return run_id
 
 
 @pytest.fixture(scope="session")

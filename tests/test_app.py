@@ -6,13 +6,12 @@ metrics, held-out curves, pairs with reference solutions, annotators and kappa, 
 the job view)."""
 import inspect
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import execution_result
+from conftest import execution_result, fill_store
 
 from lab import curation
 from lab.app import export, jobs, labels, layout, metrics, review, server, views
@@ -26,36 +25,6 @@ from lab.store import Store, StoreError
 
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE = ['<script>alert(1)</script>', '</pre><img src=x onerror=alert(2)>']
-
-
-def fill_store(store: Store, *, problems: int = 6, samples: int = 4, iteration: int = 1, seed: int = 0,
-               run_name: str = "demo", mining: dict | None = None) -> int:
-    """A run with scored, executed candidates: problem 0 is a reranker mistake, problem 1 all-fail,
-    and the rest random. Returns the run id."""
-    rng = random.Random(seed)
-    config = {"sampling": {"num_samples": samples}, **({"mining": mining} if mining else {})}
-    run_id = store.create_run(run_name, "tiny", json.dumps(config))
-    store.ensure_iteration(run_id, iteration)
-    batch = [Problem(id=f"mbpp/{600 + i}", language="py" if i % 3 else "cpp", prompt=f"def f{i}(x):\n",
-                     tests="assert True\n", stop_tokens=("\ndef",), entry_point=f"f{i}", source="test",
-                     split="train" if i % 2 else "validation", training_allowed=True) for i in range(problems)]
-    store.add_problems(batch, run_id, "train")
-    version = f"rm-{run_name}-{iteration}"
-    store.add_checkpoint(run_id, iteration, "reward_model", version, "/nowhere", {})
-    for index, problem in enumerate(batch):
-        ids = store.add_candidates(run_id, iteration, [
-            {"problem_id": problem.id, "model": "gen", "sample_index": s, "completion": f"    return x + {s}\n",
-             "mean_logprob": -rng.random(), "num_tokens": 5} for s in range(samples)])
-        if index == 0:
-            passed, rewards = [False, True] + [False] * (samples - 2), [0.9, 0.5] + [0.1] * (samples - 2)
-        elif index == 1:
-            passed, rewards = [False] * samples, [rng.random() for _ in ids]
-        else:
-            passed, rewards = [rng.random() < 0.5 for _ in ids], [rng.random() for _ in ids]
-        store.add_executions([(cid, execution_result(ok, stderr="" if ok else "Traceback ...\nAssertionError"))
-                              for cid, ok in zip(ids, passed)])
-        store.add_scores(version, list(zip(ids, rewards)))
-    return run_id
 
 
 @pytest.fixture
