@@ -151,7 +151,7 @@ def reward_histogram_figure(candidates: Sequence[CandidateRow | RewardScoreRow],
         axis.set(xlabel="reward model score", ylabel="candidates",
                  title=f"Reward of passing vs failing {title}" + (f"\n{version}" if version else ""))
         axis.title.set_fontsize(9 if len(versions) > 1 else 11)
-        axis.legend(fontsize=8)
+        axis.legend(fontsize=8, loc="best")
     return figure
 
 
@@ -239,7 +239,7 @@ def hard_negatives_figure(per_iteration: Sequence[HardNegativeCountRow]) -> Figu
     axis.bar([k + width / 2 for k in iterations], [r["labeled_hard_negatives"] for r in per_iteration], width,
              label="labeled by hand")
     axis.set(title="hard negatives per iteration", xlabel="iteration", ylabel="candidates", xticks=iterations)
-    axis.legend(fontsize=7)
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the bars, never over them
     return figure
 
 
@@ -276,7 +276,7 @@ def heldout_figure(measurements: Sequence[MeasurementRow]) -> Figure | None:
         axis.set(title=f"{eval_set}: {measure}", xlabel="iteration", xticks=iterations)
         axis.title.set_fontsize(9)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the panel, off the lines
     for axis in list(axes.flat)[len(panels):]:
         axis.set_visible(False)
     return figure

@@ -5,7 +5,7 @@
 Serves `python app.py --lab-dir DIR` on loopback, opens it in Debian's Chromium (Playwright) at
 1280x720, and for each repeat reloads the page, clicks the Metrics tab and prints the seconds until
 the first plot is drawn and until every plot is; then the median of each. With --screenshots it
-also writes review.png (the Review screen as it opens) and metrics.png (the Metrics tab) there.
+also writes app_review.png (the Review screen as it opens) and app_metrics.png (the Metrics tab) there.
 
 Needs a lab directory with a run (e.g. `python -m lab iterate --preset tiny --lab-dir DIR --run demo
 --iterations 1`). Not covered here: the app itself (lab/app/).
@@ -29,7 +29,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 PLOTS = ("#pass-plot", "#measure-plot", "#reward-plot", "#hard-plot")
-DRAWN = " img, {} svg, {} canvas"
+"""The Metrics tab's plots that a run with an evaluated iteration fills (the matplotlib ones draw an <img>)."""
 
 
 def free_port() -> int:
@@ -54,16 +54,12 @@ def serve(lab_dir: Path, port: int, log: Path) -> subprocess.Popen:
             time.sleep(0.5)
 
 
-def drawn(selector: str) -> str:
-    return selector + DRAWN.format(selector, selector)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lab-dir", required=True, type=Path)
     parser.add_argument("--run", help="the run to show (default: the newest)")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--screenshots", type=Path, help="folder for review.png and metrics.png")
+    parser.add_argument("--screenshots", type=Path, help="folder for app_review.png and app_metrics.png")
     args = parser.parse_args()
     port = free_port()
     server = serve(args.lab_dir, port, args.lab_dir / "bench_app.log")
@@ -78,19 +74,19 @@ def main() -> int:
                 page.locator(".card.selected").wait_for(timeout=60_000)
                 if attempt == 0 and args.screenshots:
                     args.screenshots.mkdir(parents=True, exist_ok=True)
-                    page.screenshot(path=str(args.screenshots / "review.png"))
+                    page.screenshot(path=str(args.screenshots / "app_review.png"))
                 started = time.perf_counter()
                 page.get_by_role("tab", name="Metrics").click()
-                page.locator(", ".join(drawn(plot) for plot in PLOTS)).first.wait_for(timeout=60_000)
+                page.locator(", ".join(f"{plot} img" for plot in PLOTS)).first.wait_for(timeout=60_000)
                 first.append(time.perf_counter() - started)
                 for plot in PLOTS:
-                    page.locator(drawn(plot)).first.wait_for(timeout=60_000)
+                    page.locator(f"{plot} img").first.wait_for(timeout=60_000)
                 settled.append(time.perf_counter() - started)
                 print(f"run {attempt + 1}: first plot {first[-1]:.2f} s, all {len(PLOTS)} plots {settled[-1]:.2f} s",
                       flush=True)
             if args.screenshots:
                 page.wait_for_timeout(500)
-                page.screenshot(path=str(args.screenshots / "metrics.png"), full_page=True)
+                page.screenshot(path=str(args.screenshots / "app_metrics.png"), full_page=True)
             browser.close()
     finally:
         server.terminate()

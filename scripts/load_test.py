@@ -1,14 +1,16 @@
 """Load test of the app's labels: simulated annotators label through its HTTP API while iterations of
 the tiny preset run, then the store is checked.
 
-    python scripts/load_test.py --lab-dir DIR [--run demo] [--annotators 8] [--seconds 120]
+    python scripts/load_test.py --lab-dir DIR [--run demo] [--annotators 8] [--seconds 120] [--think 1.0]
 
 On loopback only: serves `python app.py --lab-dir DIR` on a free 127.0.0.1 port, keeps one
 `python -m lab iterate --preset tiny` running the whole time (starting the next iteration when one
-ends), and runs N annotators, each its own gradio_client session, for the given time. Each labels
+ends), and runs N annotators, each a thread with its own HTTP connection to the app's API (POST
+/gradio_api/run/label, /undo, /candidates), for the given time. Each labels
 candidates of a shared pool (so that they race on the same ones) with the label version it last saw,
-takes a refused write's news and writes again over it half the time, and now and then undoes its own
-last label. Then, from the store:
+takes a refused write's news and writes again over it half the time, now and then undoes its own last
+label, and between two labels reads for --think seconds on average (uniform from half to one and a
+half times it; 0 labels back to back, a stress test rather than a team). Then, from the store:
 
   - every write the API acknowledged is there, once (by its row id), and no annotator row is there
     that no call acknowledged;
@@ -24,6 +26,8 @@ exits 1 when a check fails. A run with candidates is needed: when DIR has none, 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import random
 import socket
@@ -37,7 +41,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gradio_client import Client
 
 REPO = Path(__file__).resolve().parent.parent
 LABELS = ("hard_negative", "positive", "exclude")
@@ -100,11 +103,27 @@ def serve(lab_dir: Path, port: int, log) -> subprocess.Popen:
             time.sleep(0.5)
 
 
-def annotate(annotator: Annotator, url: str, run: str, iteration: int, stop: float, seed: int) -> None:
+class Api:
+    """One annotator's keep-alive connection to the app's API: call(name, *arguments) -> the result."""
+
+    def __init__(self, port: int):
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def call(self, name: str, *arguments):
+        self.connection.request("POST", f"/gradio_api/run/{name}", json.dumps({"data": list(arguments)}),
+                                {"Content-Type": "application/json"})
+        response = self.connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"/{name}: HTTP {response.status}: {body[:300]!r}")
+        return json.loads(body)["data"][0]
+
+
+def annotate(annotator: Annotator, port: int, run: str, iteration: int, stop: float, seed: int, think: float) -> None:
     rng = random.Random(seed)
     try:
-        client = Client(url, verbose=False)
-        pool = client.predict(run=run, iteration=iteration, api_name="/candidates")[:POOL]
+        client = Api(port)
+        pool = client.call("candidates", run, iteration)[:POOL]
     except Exception as error:  # the report counts it; the test fails on it
         annotator.errors.append(f"start: {type(error).__name__}: {error}")
         return
@@ -118,13 +137,13 @@ def annotate(annotator: Annotator, url: str, run: str, iteration: int, stop: flo
             label(annotator, client, candidate, rng.choice(LABELS), rng)
         except Exception as error:
             annotator.errors.append(f"{type(error).__name__}: {error}")
+        time.sleep(think * rng.uniform(0.5, 1.5))
 
 
-def label(annotator: Annotator, client: Client, candidate: int, choice: str, rng: random.Random) -> None:
+def label(annotator: Annotator, client: Api, candidate: int, choice: str, rng: random.Random) -> None:
     for attempt in range(2):
         started = time.perf_counter()
-        answer = client.predict(candidate_id=candidate, label=choice, author=annotator.name,
-                                seen_version=annotator.seen[candidate], note=f"load test {attempt}", api_name="/label")
+        answer = client.call("label", candidate, choice, annotator.name, annotator.seen[candidate], f"load test {attempt}")
         annotator.latencies.append(time.perf_counter() - started)
         if answer["status"] == "saved":
             annotator.seen[candidate] = answer["version"]
@@ -140,9 +159,9 @@ def label(annotator: Annotator, client: Client, candidate: int, choice: str, rng
             return
 
 
-def undo(annotator: Annotator, client: Client, run: str) -> None:
+def undo(annotator: Annotator, client: Api, run: str) -> None:
     started = time.perf_counter()
-    answer = client.predict(run=run, author=annotator.name, api_name="/undo")
+    answer = client.call("undo", run, annotator.name)
     annotator.latencies.append(time.perf_counter() - started)
     if answer["status"] == "undone":
         annotator.undos += 1
@@ -192,6 +211,7 @@ def main() -> int:
     parser.add_argument("--run", default="demo")
     parser.add_argument("--annotators", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--think", type=float, default=1.0, help="mean seconds between two labels of an annotator")
     args = parser.parse_args()
     args.lab_dir.mkdir(parents=True, exist_ok=True)
     logs = args.lab_dir / "load_test_logs"
@@ -206,16 +226,18 @@ def main() -> int:
                                "WHERE r.name = ?", (args.run,)).fetchone()[0]
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
+    load_before = os.getloadavg()[0]
     app_log = open(logs / "app.log", "wb")
     server = serve(args.lab_dir, port, app_log)
     jobs: list[tuple[float, subprocess.Popen, float | None]] = []
+    stopped: set[int] = set()
     annotators = [Annotator(f"annotator-{i + 1}") for i in range(args.annotators)]
     try:
         started = time.monotonic()
         stop = started + args.seconds
         job_log = open(logs / "iterations.log", "ab")
         jobs.append((0.0, iterate(args.lab_dir, args.run, 1, job_log), None))
-        threads = [threading.Thread(target=annotate, args=(a, url, args.run, iteration, stop, i))
+        threads = [threading.Thread(target=annotate, args=(a, port, args.run, iteration, stop, i, args.think))
                    for i, a in enumerate(annotators)]
         for thread in threads:
             thread.start()
@@ -231,6 +253,7 @@ def main() -> int:
     finally:
         for index, (begun, job, ended) in enumerate(jobs):
             if job.poll() is None:
+                stopped.add(index)
                 job.terminate()
                 job.wait(60)
                 ended = ended or time.monotonic() - started
@@ -242,11 +265,12 @@ def main() -> int:
     errors = [f"{a.name}: {e}" for a in annotators for e in a.errors]
     problems = check(args.lab_dir, annotators)
     saved = sum(len(a.acknowledged) for a in annotators)
-    print(f"load test: {args.annotators} annotators for {args.seconds:.0f} s on {url} (loopback), lab {args.lab_dir}, "
-          f"run {args.run!r} iteration {iteration}")
-    for begun, job, ended in jobs:
+    print(f"load test: {args.annotators} annotators for {args.seconds:.0f} s, {args.think:g} s between labels on average, "
+          f"on {url} (loopback), lab {args.lab_dir}, run {args.run!r} iteration {iteration}")
+    print(f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before the test, {os.getloadavg()[0]:.1f} after")
+    for index, (begun, job, ended) in enumerate(jobs):
         print(f"  tiny iteration alongside: from {begun:.0f} s to {ended:.0f} s, exit status {job.returncode}"
-              + (" (stopped at the end of the test)" if job.returncode and job.returncode < 0 else ""))
+              + (" (stopped at the end of the test)" if index in stopped else ""))
     print(f"calls: {len(latencies)} ({saved} label rows acknowledged, {sum(a.conflicts for a in annotators)} refused "
           f"as conflicts, {sum(a.undos for a in annotators)} undos), errors: {len(errors)}")
     if latencies:

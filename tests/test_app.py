@@ -531,7 +531,11 @@ def test_metrics_show_pass_at_1_a_chosen_measure_scores_and_plots(lab):
     assert first["measure"]["value"] == "mbpp-validation: pair_accuracy"
     chosen = metrics.measurement(lab, view, "mbpp-validation: length_correlation")
     assert chosen["measure_plot"] is not None and len(chosen["heldout_table"]) == 2
-    assert len(chosen["measure_plot"].axes) == 1, "one panel: the chosen measure"
+    assert chosen["measure_plot"] != metrics.measurement(lab, view, "mbpp-validation: pair_accuracy")["measure_plot"]
+    assert metrics.measurement(lab, view, "mbpp-validation: length_correlation")["measure_plot"] is \
+        chosen["measure_plot"], "a plot is drawn once per content"
+    lab.store.add_measurements(run_id, 2, "mbpp-validation", {MeasureKey("length_correlation", "passed"): Measurement(0.1, 9)})
+    assert metrics.measurement(lab, view, "mbpp-validation: length_correlation")["measure_plot"] != chosen["measure_plot"]
     values = metrics.scores(lab, view)
     assert values["reward_plot"] is not None and values["hard_plot"] is None
     assert metrics.scores_if_shown(lab, view, "review") == {}
@@ -706,6 +710,31 @@ def test_the_app_listens_on_localhost_by_default_and_takes_user_password(monkeyp
     assert calls[-1][0][1:4] == ("127.0.0.1", 7860, ("ann", "s3cret")) and calls[-1][1] == {"create": True}
     with pytest.raises(SystemExit):
         server.main(["--auth", "no-colon"])
+
+
+def test_the_http_api_labels_over_the_version_seen(tmp_path):
+    import socket
+    import urllib.request
+
+    with Store(tmp_path / "lab.sqlite") as store:
+        fill_store(store, problems=1)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    served = server.launch(tmp_path, port=port, block=False)
+
+    def call(name, *arguments):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/gradio_api/run/{name}", method="POST",
+                                         data=json.dumps({"data": list(arguments)}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        return json.loads(urllib.request.urlopen(request, timeout=30).read())["data"][0]
+    try:
+        [first, *_] = call("candidates", "demo", 1)
+        assert call("label", first["id"], "positive", "ann", 0, "")["status"] == "saved"
+        assert call("label", first["id"], "exclude", "bob", 0, "")["current"]["author"] == "ann"
+        assert call("undo", "demo", "ann")["status"] == "undone"
+    finally:
+        served.close()
 
 
 def test_a_shared_app_refuses_requests_without_the_password(tmp_path):

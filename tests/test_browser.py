@@ -333,6 +333,7 @@ def test_the_metrics_tab_compares_two_runs(chromium, app_url):
     page.get_by_role("tab", name="Metrics").click()
     page.get_by_text("No iteration with candidates yet").wait_for(timeout=30_000)
     page.locator("#pass-plot img").wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Compare runs").click()
     runs = page.locator("#compare-runs input")
     for name in ("baseline", "cooler"):
         runs.click()

@@ -8,8 +8,8 @@ Tabs:
            its candidates; keys (KEYS) press the buttons. A sticky action bar, auto-advance, two
            candidates side by side, the guidelines, bulk labels; conflicts offered to keep or overwrite.
   Iterate  launch `python -m lab iterate` in the background, follow every stage, cancel.
-  Metrics  pass@1, a chosen measurement, the score histogram, hard negatives and pairs per iteration,
-           the annotators (progress, Cohen's kappa, overlap assignment), runs side by side.
+  Metrics  plots (pass@1, a chosen measurement, the score histogram, hard negatives), tables, the
+           annotators (progress, Cohen's kappa, overlap assignment), runs side by side.
   Export   the curated dataset of the run as a zip and single files.
 
 Not covered here: serving (server.py), what any handler does.
@@ -67,7 +67,7 @@ def _review_tab(c: dict) -> None:
                                                value="hard_negative", elem_id="bulk-action")
                 c["bulk"] = gr.Button("Label them (one action: u undoes it)", size="sm", elem_id="bulk")
                 c["bulk_message"] = gr.Markdown(elem_id="bulk-message")
-        with gr.Column(scale=5):
+        with gr.Column(scale=5, elem_id="main"):
             with gr.Column(elem_id="action-bar"):
                 c["candidate"] = gr.Radio(show_label=False, choices=[], elem_id="candidate-radio", container=False)
                 with gr.Row(equal_height=True):
@@ -80,7 +80,7 @@ def _review_tab(c: dict) -> None:
                         c[name] = gr.Button(text, size="sm", elem_id=name.replace("_", "-"), min_width=50)
                 with gr.Row(equal_height=True):
                     c["note"] = gr.Textbox(show_label=False, placeholder="note (optional, saved with the next label)",
-                                           scale=4, elem_id="note", container=False)
+                                           scale=4, elem_id="note", container=False, max_lines=1)
                     c["compare_with"] = gr.Dropdown(show_label=False, choices=[], elem_id="compare-with", scale=2,
                                                     container=False)
                     c["advance"] = gr.Checkbox(label="auto-advance", value=True, scale=1, elem_id="advance",
@@ -122,41 +122,46 @@ def _iterate_tab(c: dict) -> None:
 
 
 def _metrics_tab(c: dict) -> None:
-    with gr.Tab("Metrics", id="metrics") as c["metrics_tab"]:
-        with gr.Row():
-            c["metrics_note"] = gr.Markdown()
-            c["refresh_metrics"] = gr.Button("Refresh", size="sm", scale=0)
-        with gr.Row():
-            c["pass_plot"] = gr.Plot(label="pass@1 per iteration (95% interval)", elem_id="pass-plot")
-            with gr.Column():
-                c["measure"] = gr.Dropdown(label="Measurement", choices=[], elem_id="measure")
-                c["measure_plot"] = gr.Plot(label="the chosen measurement per iteration", elem_id="measure-plot")
-        with gr.Row():
-            c["reward_plot"] = gr.Plot(label="scores of the selected iteration (follows Iteration)", elem_id="reward-plot")
-            c["hard_plot"] = gr.Plot(label="hard negatives per iteration", elem_id="hard-plot")
-        c["pass_table"] = gr.Dataframe(label="pass@1 (benchmark × language × method, one column per iteration)",
-                                       interactive=False)
-        c["heldout_table"] = gr.Dataframe(label="measurements: value (count) per iteration", interactive=False)
-        with gr.Row():
-            c["hard_table"] = gr.Dataframe(label="hard negatives per iteration", interactive=False)
-            c["pairs_table"] = gr.Dataframe(label="preference pairs per iteration and kind", interactive=False)
-        gr.Markdown("### Annotators\nEach annotator's own labels in the selected iteration, and Cohen's kappa between "
-                    "two annotators on the candidates both labelled. An overlap assignment deals the run's problems "
-                    "out, a share of them to two annotators, for kappa to be measured on.")
-        with gr.Row():
-            c["progress_table"] = gr.Dataframe(label="progress", interactive=False, elem_id="progress-table")
-            c["agreement_table"] = gr.Dataframe(label="agreement", interactive=False, elem_id="agreement-table")
-        with gr.Row():
-            c["annotators"] = gr.Textbox(label="Annotators (comma-separated)", scale=3, elem_id="annotators")
-            c["overlap"] = gr.Slider(0, 100, value=20, step=5, label="labelled twice (%)", scale=2)
-            c["assign"] = gr.Button("Assign", scale=0, elem_id="assign")
-        c["assign_message"] = gr.Markdown()
-        gr.Markdown("### Compare runs\npass@1, ranking accuracy, held-out reward-model measurements and the "
-                    "config differences of two or more runs (also `python -m lab eval --compare RUN RUN...`).")
-        with gr.Row():
-            c["compare_runs"] = gr.Dropdown(label="Runs", choices=[], multiselect=True, scale=4, elem_id="compare-runs")
-            c["compare"] = gr.Button("Compare", scale=1, elem_id="compare")
-        c["comparison"] = gr.Markdown(elem_id="comparison")
+    with gr.Tab("Metrics", id="metrics") as c["metrics_tab"], gr.Tabs():
+        with gr.Tab("Plots", id="plots"):
+            with gr.Row():
+                c["metrics_note"] = gr.Markdown()
+                c["refresh_metrics"] = gr.Button("Refresh", size="sm", scale=0, elem_id="refresh-metrics")
+            with gr.Row():
+                c["pass_plot"] = gr.Plot(show_label=False, elem_id="pass-plot")
+                with gr.Column():
+                    c["measure"] = gr.Dropdown(label="Measurement", choices=[], elem_id="measure")
+                    c["measure_plot"] = gr.Plot(show_label=False, elem_id="measure-plot")
+            with gr.Row():
+                c["reward_plot"] = gr.Plot(show_label=False, elem_id="reward-plot")  # follows Iteration
+                c["hard_plot"] = gr.Plot(show_label=False, elem_id="hard-plot")
+        with gr.Tab("Tables", id="tables"):
+            c["pass_table"] = gr.Dataframe(label="pass@1 (benchmark × language × method, one column per iteration)",
+                                           interactive=False)
+            c["heldout_table"] = gr.Dataframe(label="measurements: value (count) per iteration", interactive=False)
+            with gr.Row():
+                c["hard_table"] = gr.Dataframe(label="hard negatives per iteration", interactive=False)
+                c["pairs_table"] = gr.Dataframe(label="preference pairs per iteration and kind", interactive=False)
+        with gr.Tab("Annotators", id="annotators", elem_id="annotators-tab"):
+            gr.Markdown("Each annotator's own labels in the selected iteration, and Cohen's kappa between two "
+                        "annotators on the candidates both labelled. An overlap assignment deals the run's problems "
+                        "out, a share of them to two annotators, for kappa to be measured on.")
+            with gr.Row():
+                c["progress_table"] = gr.Dataframe(label="progress", interactive=False, elem_id="progress-table")
+                c["agreement_table"] = gr.Dataframe(label="agreement", interactive=False, elem_id="agreement-table")
+            with gr.Row():
+                c["annotators"] = gr.Textbox(label="Annotators (comma-separated)", scale=3, elem_id="annotators")
+                c["overlap"] = gr.Slider(0, 100, value=20, step=5, label="labelled twice (%)", scale=2)
+                c["assign"] = gr.Button("Assign", scale=0, elem_id="assign")
+            c["assign_message"] = gr.Markdown()
+        with gr.Tab("Compare runs", id="compare-tab"):
+            gr.Markdown("pass@1, ranking accuracy, held-out reward-model measurements and the config differences of "
+                        "two or more runs (also `python -m lab eval --compare RUN RUN...`).")
+            with gr.Row():
+                c["compare_runs"] = gr.Dropdown(label="Runs", choices=[], multiselect=True, scale=4,
+                                                elem_id="compare-runs")
+                c["compare"] = gr.Button("Compare", scale=1, elem_id="compare")
+            c["comparison"] = gr.Markdown(elem_id="comparison")
 
 
 def _export_tab(c: dict) -> None:
@@ -195,8 +200,10 @@ def build_app(lab_dir: str | Path, author: str = "", *, create: bool = False) ->
                                                               "queue") if k in constants_and_options}
         names = list(inputs)
 
-        def call(values, **extra) -> dict:
+        def call(values, **extra) -> dict | None:
             updates = _guard(lab, handler, {**dict(zip(names, values)), **extra, **constants_and_options})
+            if not outputs:
+                return None
             return {c[name]: value for name, value in updates.items()} or {c[name]: gr.skip() for name in outputs}
 
         def run(*values):
@@ -229,7 +236,8 @@ def build_app(lab_dir: str | Path, author: str = "", *, create: bool = False) ->
 
 
 def _api(lab: Lab) -> None:
-    """The HTTP API (Gradio's, at /gradio_api/...; gradio_client calls it by name): labels for scripts."""
+    """The HTTP API for scripts: POST /gradio_api/run/<name> with {"data": [arguments in order]} answers
+    {"data": [result]} at once (no queue: a label is a short write); gradio_client calls them by name too."""
     def label(candidate_id: int, label: str, author: str, seen_version: int, note: str = "") -> dict:
         return labels.api_label(lab, candidate_id, label, author, seen_version, note)
 
@@ -239,7 +247,7 @@ def _api(lab: Lab) -> None:
     def candidates(run: str, iteration: int) -> list[dict]:
         return labels.api_candidates(lab, run, iteration)
     for function in (label, undo, candidates):
-        gr.api(function, api_name=function.__name__, concurrency_limit=None)
+        gr.api(function, api_name=function.__name__, queue=False)
 
 
 def _wire(app: gr.Blocks, c: dict, on: Callable, default_author: str) -> None:
@@ -249,8 +257,10 @@ def _wire(app: gr.Blocks, c: dict, on: Callable, default_author: str) -> None:
         author = (saved_author or "").strip() or default_author
         return {"author": author, "guidelines": views.guidelines_markdown(lab.lab_dir),
                 **_with_form(lab, review.open_link(lab, view, query, author), iterations_to_add), **jobs.job_view(lab)}
-    on(app.load, open_page, ("view", "saved_author", "iterations_to_add"),
-       ("author", "guidelines", "message", "command") + shown + selectors + form[:3] + jobs.JOB, special="request")
+    loaded = on(app.load, open_page, ("view", "saved_author", "iterations_to_add"),
+                ("author", "guidelines", "message", "command") + shown + selectors + form[:3] + jobs.JOB,
+                special="request")
+    on(loaded.then, metrics.warm, ("view", "measure"), ())
     on(c["author"].change, lambda lab, author: {"saved_author": (author or "").strip()}, ("author",), ("saved_author",))
 
     on(c["run"].input, _select_run, ("view", "run", "author", "iterations_to_add"), shown + selectors + form[:3] + ("command",))

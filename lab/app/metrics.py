@@ -6,14 +6,16 @@ side by side.
 The tab draws in steps, each a handler of its own chained after the one before (layout.py), so the
 first plot shows while the others are drawn: `overview` (notes, pass@1), then `measurement` (the
 chosen measure), then `scores` (histogram, hard negatives, pairs), then `team`. Each plot follows
-its selector: the measure's dropdown, the Iteration selector for the histogram.
+its selector: the measure's dropdown, the Iteration selector for the histogram. A plot is drawn
+(and encoded for the page) once per content: `warm` draws the run's plots right after the page
+loads, so that opening the tab only sends them.
 
 Not covered here: the figures (plots.py), the tables and team reads (views.py), the comparison
 (compare.py), agreement (agreement.py).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
 
@@ -34,6 +36,24 @@ PREFERRED_MEASURES = ("pair_accuracy", "ranking_accuracy", "top1")
 
 def _measure_key(row: MeasurementRow) -> str:
     return f"{row['eval_set']}: {row['measure']}"
+
+
+ENCODER = gr.Plot(render=False)
+
+
+def _drawn(lab: Lab, key: tuple, rows: list, draw: Callable[[], Any]) -> Any:
+    """The plot of `rows` (drawn by `draw`), encoded for the page once per content."""
+    fingerprint = (len(rows), repr(rows[-1]) if rows else "", hash(repr(rows)))
+    return lab.drawing((*key, fingerprint), draw, ENCODER.postprocess)
+
+
+def warm(lab: Lab, view: View, measure: str | None = None) -> dict[str, Any]:
+    """Draw the view's run's plots ahead, so that the Metrics tab opens at once; shows nothing."""
+    if lab.runs().get(view.run or ""):
+        chosen = overview(lab, view, measure)["measure"]["value"]
+        measurement(lab, view, chosen)
+        scores(lab, view)
+    return {}
 
 
 def overview(lab: Lab, view: View, measure: str | None) -> dict[str, Any]:
@@ -57,7 +77,8 @@ def overview(lab: Lab, view: View, measure: str | None) -> dict[str, Any]:
     if measure not in choices:
         preferred = [key for name in PREFERRED_MEASURES for key in choices if key.endswith(f": {name}")]
         measure = (preferred or choices or [None])[0]
-    return {"metrics_note": "\n\n".join(notes), "pass_plot": plots.pass_at_1_figure(evaluations),
+    pass_plot = _drawn(lab, (run["id"], "pass"), evaluations, lambda: plots.pass_at_1_figure(evaluations))
+    return {"metrics_note": "\n\n".join(notes), "pass_plot": pass_plot,
             "pass_table": views.pass_at_1_table(evaluations), "measure": gr.update(choices=choices, value=measure),
             "compare_runs": compare_choices}
 
@@ -67,7 +88,8 @@ def measurement(lab: Lab, view: View, measure: str | None) -> dict[str, Any]:
     run = lab.runs().get(view.run or "")
     rows = lab.reader.measurements(run["id"]) if run else []
     chosen = [m for m in rows if _measure_key(m) == measure]
-    return {"measure_plot": plots.heldout_figure(chosen), "heldout_table": views.heldout_table(rows)}
+    return {"measure_plot": _drawn(lab, (view.run, "measure", measure), chosen, lambda: plots.heldout_figure(chosen)),
+            "heldout_table": views.heldout_table(rows)}
 
 
 def scores(lab: Lab, view: View) -> dict[str, Any]:
@@ -79,8 +101,12 @@ def scores(lab: Lab, view: View) -> dict[str, Any]:
     reader = lab.reader
     rewards = reader.reward_scores(run["id"], int(view.iteration)) if view.iteration is not None else []
     hard_negatives = views.hard_negatives_per_iteration(lab.store, run["id"])
-    return {"reward_plot": plots.reward_histogram_figure(rewards, f"candidates, iteration {view.iteration}"),
-            "hard_plot": plots.hard_negatives_figure(hard_negatives.to_dict("records")), "hard_table": hard_negatives,
+    counts = hard_negatives.to_dict("records")
+    title = f"candidates, iteration {view.iteration}"
+    return {"reward_plot": _drawn(lab, (run["id"], "scores", view.iteration), rewards,
+                                  lambda: plots.reward_histogram_figure(rewards, title)),
+            "hard_plot": _drawn(lab, (run["id"], "hard"), counts, lambda: plots.hard_negatives_figure(counts)),
+            "hard_table": hard_negatives,
             "pairs_table": views.pairs_table(reader.pairs(run["id"]))}
 
 

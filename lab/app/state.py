@@ -17,8 +17,10 @@ Not covered here: the handlers (review.py, labels.py, jobs.py, metrics.py, expor
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 from lab.config import UsageError
 from lab.launcher import Launcher
@@ -26,14 +28,16 @@ from lab.records import RunRow
 from lab.store import Store
 
 STORE_FILE = "lab.sqlite"
+DRAWN_KEPT = 64
 
 
 @dataclass
 class Lab:
-    """A lab directory, its store and the job launcher."""
+    """A lab directory, its store and the job launcher; `drawn` keeps the plots last drawn, ready to send."""
     lab_dir: Path
     store: Store
     launcher: Launcher
+    drawn: OrderedDict = field(default_factory=OrderedDict)
 
     @classmethod
     def open(cls, lab_dir: str | Path, *, create: bool = False) -> "Lab":
@@ -51,6 +55,16 @@ class Lab:
     @property
     def reader(self) -> Store:
         return self.store.reader()
+
+    def drawing(self, key: tuple, draw: Callable[[], Any], encode: Callable[[Any], Any]) -> Any:
+        """`encode(draw())`, kept under `key` (what the plot shows: the run, and a fingerprint of its rows)
+        so that the same plot is drawn once however often it is shown."""
+        if key not in self.drawn:
+            self.drawn[key] = encode(draw())
+            while len(self.drawn) > DRAWN_KEPT:
+                self.drawn.popitem(last=False)
+        self.drawn.move_to_end(key)
+        return self.drawn[key]
 
     def runs(self) -> dict[str, RunRow]:
         return {row["name"]: row for row in self.reader.runs()}
