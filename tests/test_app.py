@@ -538,7 +538,9 @@ def test_metrics_show_pass_at_1_a_chosen_measure_scores_and_plots(lab):
     assert metrics.measurement(lab, view, "mbpp-validation: length_correlation")["measure_plot"] != chosen["measure_plot"]
     values = metrics.scores(lab, view)
     assert values["reward_plot"] is not None and values["hard_plot"] is None
-    assert metrics.scores_if_shown(lab, view, "review") == {}
+    assert metrics.follow(lab, view, "demo", 1, None, "review") == {}
+    followed = metrics.follow(lab, view.with_(iteration=None), "demo", 1, None, "metrics")
+    assert followed["reward_plot"] is values["reward_plot"], "the new iteration's, not the view's"
     without_iteration = metrics.overview(lab, view.with_(iteration=None), None)
     assert "No iteration with candidates yet" in without_iteration["metrics_note"]
     assert metrics.scores(lab, view.with_(iteration=None))["reward_plot"] is None

@@ -305,7 +305,9 @@ def _wire(app: gr.Blocks, c: dict, on: Callable, default_author: str) -> None:
         then = on(then.then, metrics.scores, ("view",), metrics.SCORES)
         on(then.then, metrics.team, ("view",), metrics.TEAM)
     on(c["measure"].input, metrics.measurement, ("view", "measure"), metrics.MEASUREMENT)
-    on(c["iteration"].change, metrics.scores_if_shown, ("view", "tab"), metrics.SCORES)
+    for name in ("run", "iteration"):
+        on(c[name].change, metrics.follow, ("view", "run", "iteration", "measure", "tab"),
+           metrics.OVERVIEW + metrics.MEASUREMENT + metrics.SCORES)
     on(c["assign"].click, metrics.assign, ("view", "annotators", "overlap"), metrics.TEAM)
     on(c["compare"].click, metrics.compare_view, ("compare_runs",), ("comparison",))
     on(c["export"].click, export.export_run, ("view",), ("export_files", "export_message"))

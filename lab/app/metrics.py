@@ -6,7 +6,7 @@ side by side.
 The tab draws in steps, each a handler of its own chained after the one before (layout.py), so the
 first plot shows while the others are drawn: `overview` (notes, pass@1), then `measurement` (the
 chosen measure), then `scores` (histogram, hard negatives, pairs), then `team`. Each plot follows
-its selector: the measure's dropdown, the Iteration selector for the histogram. A plot is drawn
+its selectors: the measure's dropdown, and Run and Iteration while the tab is open. A plot is drawn
 (and encoded for the page) once per content: `warm` draws the run's plots right after the page
 loads, so that opening the tab only sends them.
 
@@ -110,9 +110,15 @@ def scores(lab: Lab, view: View) -> dict[str, Any]:
             "pairs_table": views.pairs_table(reader.pairs(run["id"]))}
 
 
-def scores_if_shown(lab: Lab, view: View, tab: str) -> dict[str, Any]:
-    """The histogram follows the Iteration selector while the Metrics tab is open."""
-    return scores(lab, view) if tab == "metrics" else {}
+def follow(lab: Lab, view: View, run: str | None, iteration: int | None, measure: str | None,
+           tab: str) -> dict[str, Any]:
+    """The plots follow the Run and Iteration selectors (their new values, which the view may not
+    hold yet) while the Metrics tab is open."""
+    if tab != "metrics":
+        return {}
+    shown = view.with_(run=run, iteration=iteration)
+    first = overview(lab, shown, measure)
+    return {**first, **measurement(lab, shown, first["measure"]["value"]), **scores(lab, shown)}
 
 
 def team(lab: Lab, view: View) -> dict[str, Any]:
