@@ -13,45 +13,20 @@ Needs a lab directory with a run (e.g. `python -m lab iterate --preset tiny --la
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-REPO = Path(__file__).resolve().parent.parent
+from lab.app.server import spawn
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 PLOTS = ("#pass-plot", "#measure-plot", "#reward-plot", "#hard-plot")
 """The Metrics tab's plots that a run with an evaluated iteration fills (the matplotlib ones draw an <img>)."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def serve(lab_dir: Path, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    server = subprocess.Popen([sys.executable, "app.py", "--lab-dir", str(lab_dir), "--port", str(port),
-                               "--author", "bench"], cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-            return server
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                sys.exit(f"the app did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.5)
 
 
 def main() -> int:
@@ -61,9 +36,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--screenshots", type=Path, help="folder for app_review.png and app_metrics.png")
     args = parser.parse_args()
-    port = free_port()
-    server = serve(args.lab_dir, port, args.lab_dir / "bench_app.log")
-    url = f"http://127.0.0.1:{port}/" + (f"?run={args.run}" if args.run else "")
+    server, url = spawn(args.lab_dir, args.lab_dir / "bench_app.log", ("--author", "bench"))
+    url += f"?run={args.run}" if args.run else ""
     first, settled = [], []
     try:
         with sync_playwright() as playwright:

@@ -30,16 +30,16 @@ import http.client
 import json
 import os
 import random
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lab.app.server import spawn
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,12 +62,6 @@ class Annotator:
     errors: list[str] = field(default_factory=list)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def env() -> dict[str, str]:
     return {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
             "TRL_EXPERIMENTAL_SILENCE": "1"}
@@ -86,21 +80,6 @@ def has_candidates(lab_dir: Path, run: str) -> bool:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         return db.execute("SELECT COUNT(*) FROM candidates c JOIN runs r ON r.id = c.run_id WHERE r.name = ?",
                           (run,)).fetchone()[0] > 0
-
-
-def serve(lab_dir: Path, port: int, log) -> subprocess.Popen:
-    server = subprocess.Popen([sys.executable, "app.py", "--lab-dir", str(lab_dir), "--port", str(port)],
-                              cwd=REPO, env=env(), stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-            return server
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                sys.exit("the app did not start: see its log")
-            time.sleep(0.5)
 
 
 class Api:
@@ -224,11 +203,9 @@ def main() -> int:
     with sqlite3.connect(f"file:{args.lab_dir / 'lab.sqlite'}?mode=ro", uri=True) as db:
         iteration = db.execute("SELECT MAX(c.iteration) FROM candidates c JOIN runs r ON r.id = c.run_id "
                                "WHERE r.name = ?", (args.run,)).fetchone()[0]
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
     load_before = os.getloadavg()[0]
-    app_log = open(logs / "app.log", "wb")
-    server = serve(args.lab_dir, port, app_log)
+    server, url = spawn(args.lab_dir, logs / "app.log")
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
     jobs: list[tuple[float, subprocess.Popen, float | None]] = []
     stopped: set[int] = set()
     annotators = [Annotator(f"annotator-{i + 1}") for i in range(args.annotators)]
@@ -260,7 +237,6 @@ def main() -> int:
             jobs[index] = (begun, job, ended)
         server.terminate()
         server.wait(10)
-        app_log.close()
     latencies = [s for a in annotators for s in a.latencies]
     errors = [f"{a.name}: {e}" for a in annotators for e in a.errors]
     problems = check(args.lab_dir, annotators)

@@ -715,14 +715,11 @@ def test_the_app_listens_on_localhost_by_default_and_takes_user_password(monkeyp
 
 
 def test_the_http_api_labels_over_the_version_seen(tmp_path):
-    import socket
     import urllib.request
 
     with Store(tmp_path / "lab.sqlite") as store:
         fill_store(store, problems=1)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = server.free_port()
     served = server.launch(tmp_path, port=port, block=False)
 
     def call(name, *arguments):
@@ -740,13 +737,10 @@ def test_the_http_api_labels_over_the_version_seen(tmp_path):
 
 
 def test_a_shared_app_refuses_requests_without_the_password(tmp_path):
-    import socket
     import urllib.error
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = server.free_port()
     served = server.launch(tmp_path, port=port, auth=("ann", "s3cret"), block=False, create=True)
     try:
         assert served.server_name == "127.0.0.1"

@@ -22,12 +22,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import sqlite3
-import subprocess
-import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 import zipfile
@@ -38,10 +34,10 @@ import pytest
 from conftest import fill_store
 from playwright.sync_api import expect, sync_playwright
 
+from lab.app.server import spawn
 from lab.records import MeasureKey, Measurement
 from lab.store import Store
 
-REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
@@ -70,31 +66,16 @@ def chromium():
 @contextmanager
 def serve(lab_dir: Path, temp_dir: Path):
     """`python app.py --create` serving lab_dir, with its temp directory elsewhere, for the block: its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TMPDIR": str(temp_dir), "GRADIO_TEMP_DIR": str(temp_dir / "gradio")}
-    log = open(temp_dir / "app.log", "wb")
-    server = subprocess.Popen([sys.executable, "app.py", "--lab-dir", str(lab_dir), "--port", str(port), "--create"],
-                              cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                pytest.fail(f"the app did not start: {(temp_dir / 'app.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    try:
+        server, url = spawn(lab_dir, temp_dir / "app.log", ("--create",),
+                            {"TMPDIR": str(temp_dir), "GRADIO_TEMP_DIR": str(temp_dir / "gradio")})
+    except RuntimeError as error:
+        pytest.fail(str(error))
     try:
         yield url
     finally:
         server.terminate()
         server.wait(10)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """The store: transactions, append-only labels, licence guard, migrations, and real-process
 concurrency and kill -9 crash safety."""
-import json
 import os
 import signal
 import sqlite3

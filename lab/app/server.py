@@ -12,20 +12,55 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
-
-import gradio as gr
 
 from lab.app import render
 from lab.app.export import EXPORTS
 from lab.app.layout import STATIC, build_app
-from lab.config import UsageError, default_lab_dir
+from lab.config import UsageError, default_lab_dir, repo_root
 from lab.store import StoreError
 
+START_TIMEOUT_S = 120.0
 CONCURRENT_EVENTS = 16
 """Events handled at once (Gradio's default is one per event listener, which queues one annotator's
 label behind another's)."""
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def spawn(lab_dir: str | Path, log_path: str | Path, args: tuple[str, ...] = (),
+          env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """`python app.py --lab-dir LAB_DIR --port <a free one> ARGS` in a process of its own on loopback, its
+    output to `log_path`, once it answers: (the process, its URL). RuntimeError with the end of its log
+    when it has not answered within START_TIMEOUT_S (the benchmark, load test and browser tests use it)."""
+    port = free_port()
+    environment = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+                   "HF_DATASETS_OFFLINE": "1", **(env or {})}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "app.py", "--lab-dir", str(lab_dir), "--port", str(port), *args],
+                                   cwd=repo_root(), env=environment, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return process, url
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                raise RuntimeError(f"the app did not start: {Path(log_path).read_text(errors='replace')[-2000:]}")
+            time.sleep(0.5)
 
 
 def parse_auth(text: str | None) -> tuple[str, str] | None:
