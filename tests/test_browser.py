@@ -149,7 +149,7 @@ def test_launch_follow_review_and_label_with_keys(chromium, app_url):
     third = selected_candidate(page)
     page.locator("#label-counter", has_text="1").wait_for()
 
-    page.locator("#note textarea").fill("hhh passes by luck")
+    page.locator("#note textarea, #note input").first.fill("hhh passes by luck")
     assert len(labels_in_db(lab_dir)) == 1, "keys typed in the note must not label"
     page.locator("#candidates-view").click(position={"x": 5, "y": 5})
     page.keyboard.press("p")
@@ -220,7 +220,7 @@ def test_two_annotators_racing_on_one_label(chromium, app_url):
                    r"\d+ s ago — keep that, or overwrite\?"))
     expect(loser.locator(f"#candidate-{target}")).to_contain_text("hard negative" if winner == "ann" else "positive")
     loser.locator("#overwrite").click()
-    loser.locator("#label-message", has_text="Saved").wait_for(timeout=30_000)
+    loser.locator("#label-message", has_text=re.compile("Saved: candidate")).wait_for(timeout=30_000)
     assert [row[1] for row in labels_in_db(lab_dir, target)] == [first_label, loser_label.replace(" ", "_")]
     winner_page = ann if loser is bob else bob
     expect(winner_page.locator(f"#candidate-{target} .card-head")).to_contain_text(loser_label, timeout=30_000)

@@ -194,8 +194,10 @@ def build_app(lab_dir: str | Path, author: str = "", *, create: bool = False) ->
 
     def on(event, handler, inputs=(), outputs=(), *, special=None, **constants_and_options):
         """`handler(lab, **{input name: value}, **constants)` on `event`; its name -> value dict updates
-        those components (an empty one, none). `special` ('row' or 'request') passes the row a table click selected, or the
-        page's query parameters, as `row` / `query`."""
+        those components (an empty one, none). `special` ('row' or 'request') passes the row a table click
+        selected, or the page's query parameters, as `row` / `query`. Events that set a tab's View run one
+        at a time in the order they came: Gradio starts different listeners' events in random order, and
+        a key pressed after another must not be overtaken by it."""
         options = {k: constants_and_options.pop(k) for k in ("trigger_mode", "concurrency_limit", "show_progress",
                                                               "queue") if k in constants_and_options}
         names = list(inputs)
@@ -216,6 +218,8 @@ def build_app(lab_dir: str | Path, author: str = "", *, create: bool = False) ->
         def run_on_request(request: gr.Request, *values):
             return call(values, query=dict(request.query_params) if request else {})
         function = {None: run, "row": run_on_row, "request": run_on_request}[special]
+        if "view" in outputs:
+            options.update(concurrency_id="view", concurrency_limit=1)
         return event(function, [c[n] for n in names], [c[n] for n in outputs], **options)
 
     with gr.Blocks(title="RewardRanker Lab") as app:

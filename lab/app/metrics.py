@@ -76,7 +76,7 @@ def overview(lab: Lab, view: View, measure: str | None) -> dict[str, Any]:
     choices = list(dict.fromkeys(_measure_key(m) for m in measurements if m["subject"] and m["value"] is not None))
     if measure not in choices:
         preferred = [key for name in PREFERRED_MEASURES for key in choices if key.endswith(f": {name}")]
-        measure = (preferred or choices or [None])[0]
+        measure = next(iter(preferred or choices), None)
     pass_plot = _drawn(lab, (run["id"], "pass"), evaluations, lambda: plots.pass_at_1_figure(evaluations))
     return {"metrics_note": "\n\n".join(notes), "pass_plot": pass_plot,
             "pass_table": views.pass_at_1_table(evaluations), "measure": gr.update(choices=choices, value=measure),

@@ -43,7 +43,7 @@ def render(lab: Lab, view: View, author: str = "", *, listing: bool = True) -> d
     problem = view.problem if view.problem is not None else (view.page_ids[0] if view.page_ids else None)
     summary = views.problem_summary(lab.store, scope, problem) if problem else None
     counter = _counter(lab, scope, author)
-    if summary is None:
+    if summary is None or problem is None:
         return {**values, "view": view.with_(problem=None, candidate=None, candidate_ids=(), seen=(), labels_seen=0),
                 "problem_view": '<div class="empty">No problem matches these filters.</div>', "counter": counter,
                 "candidate": gr.update(choices=[], value=None), "candidates_view": "",

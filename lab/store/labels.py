@@ -20,7 +20,7 @@ Not covered here: what a label does to pairs (mining.py), the app's labelling co
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from lab.records import AnnotatorLabelRow, LabelRow
 from lab.store.core import StoreCore, StoreError, now
@@ -49,7 +49,7 @@ class LabelTables(StoreCore):
         candidate's label version is another. Returns the candidate's newest row after the write."""
         return self.add_labels({candidate_id: seen_version}, label, author, note)[0]
 
-    def add_labels(self, seen_versions: dict[int, int | None], label: str | None, author: str,
+    def add_labels(self, seen_versions: Mapping[int, int | None], label: str | None, author: str,
                    note: str = "") -> list[LabelRow]:
         """The same label on several candidates as one action (undone together), all or nothing:
         `seen_versions` maps each candidate to the version its author saw (None: not checked)."""
@@ -147,7 +147,7 @@ class LabelTables(StoreCore):
         return dict(row) if row is not None else None  # type: ignore[return-value]
 
     def _append(self, db: sqlite3.Connection, writes: list[Write], author: str,
-                seen_versions: dict[int, int | None] | None, *, undoes: int | None = None) -> list[LabelRow]:
+                seen_versions: Mapping[int, int | None] | None, *, undoes: int | None = None) -> list[LabelRow]:
         """Append `writes` as one action inside the caller's transaction (conflicts checked first, so a
         refused action writes nothing). A plain write equal to the current row is skipped."""
         newest = {}
