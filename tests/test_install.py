@@ -22,7 +22,7 @@ def test_no_notebook_or_script_edits_sys_path():
     assert [f.name for f in files if "sys.path.insert" in f.read_text(encoding="utf-8")] == []
 
 
-def test_the_wheel_carries_the_sandbox_helpers(tmp_path):
+def test_the_wheel_carries_the_sandbox_helpers_and_the_apps_static_files(tmp_path):
     source = tmp_path / "source"
     shutil.copytree(REPO / "lab", source / "lab", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md", "requirements.txt"):
@@ -33,6 +33,7 @@ def test_the_wheel_carries_the_sandbox_helpers(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     helpers = {f"lab/exec_helpers/{p.name}" for p in (REPO / "lab" / "exec_helpers").iterdir() if p.is_file()}
     assert helpers and helpers <= names and "lab/console.py" in names and "lab/sandbox/runner.py" in names
+    assert {"lab/app/static/app.css", "lab/app/static/app.js"} <= names, "the app page's static files"
     modules = {str(p.relative_to(source)) for p in (source / "lab").rglob("*.py")}
     assert modules - names == set(), "add their packages to pyproject.toml's packages"
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
