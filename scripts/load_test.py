@@ -16,7 +16,7 @@ half times it; 0 labels back to back, a stress test rather than a team). Then, f
     that no call acknowledged;
   - each candidate's label versions run 1, 2, 3, ... without a gap or a repeat;
   - each candidate's current label is the last write acknowledged on it;
-  - no call failed (a conflict is an answer, not a failure).
+  - no call failed (a conflict is an answer, not a failure), and no iteration failed.
 
 Prints the counts, the iterations that ran meanwhile and the label calls' latency (p50, p95, max);
 exits 1 when a check fails. A run with candidates is needed: when DIR has none, the run's bootstrap
@@ -255,6 +255,10 @@ def main() -> int:
     print("store: " + ("every acknowledged label is there once, no label without an acknowledgement, versions "
                        "without gaps, each current label the last acknowledged write: OK" if not problems else
                        f"{len(problems)} problems"))
+    failed = [index for index, (_, job, _) in enumerate(jobs) if job.returncode and index not in stopped]
+    if failed:
+        problems.append(f"{len(failed)} tiny iteration(s) failed, so the labels did not meet a running iteration the "
+                        f"whole time: see {logs / 'iterations.log'}")
     for line in (errors + problems)[:20]:
         print(f"  {line}")
     return 1 if errors or problems or not latencies else 0
