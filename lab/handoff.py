@@ -33,6 +33,7 @@ import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from lab import curation
 from lab.config import UsageError
@@ -57,7 +58,7 @@ def export_for_engines(run: RunContext, out: str | Path, *, iteration: int | Non
     for problem in [*train, *validation, *(run.store.problem(pid) for pid in {p["problem_id"] for p in pairs})]:
         check_training_allowed(problem)
     preference = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
-    manifest = {"run": run.name, "pairs": len(preference), "train_prompts": len(train),
+    manifest: dict[str, Any] = {"run": run.name, "pairs": len(preference), "train_prompts": len(train),
                 "validation_prompts": len(validation), "files": {}}
     for engine in ("trl", "openrlhf"):
         manifest["files"][f"{engine}/preference.jsonl"] = curation.write_jsonl(out / engine / "preference.jsonl",

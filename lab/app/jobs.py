@@ -186,7 +186,8 @@ def _progress_html(lab: Lab, job: JobStatus, run_name: str | None, stages: list[
     elif stage_s:
         percent = min(99, int(100 * spent / stage_s))
         stage_left = max(0.0, stage_s - spent)
-        left, source = f"~{format_duration(stage_left)} left", f"{format_duration(spent)} of ~{format_duration(stage_s)} estimated"
+        left = f"~{format_duration(stage_left)} left"
+        source = f"{format_duration(spent)} of ~{format_duration(stage_s)} estimated"
     else:
         return f'<div class="meta">stage {html.esc(name)}: {format_duration(spent)} so far (no estimate)</div>'
     done = {(s["iteration"], s["name"]) for s in stages if s["status"] == "done"}

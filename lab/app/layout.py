@@ -8,7 +8,7 @@ Tabs:
            its candidates; keys (KEYS) press the buttons. A sticky action bar, auto-advance, two
            candidates side by side, the guidelines, bulk labels; conflicts offered to keep or overwrite.
   Iterate  launch `python -m lab iterate` in the background, follow every stage, cancel.
-  Metrics  plots (pass@1, a chosen measurement, the score histogram, hard negatives), tables, the
+  Metrics  plots (pass@1, a chosen measurement, the score histogram, hard negatives, policy steps), tables, the
            annotators (progress, Cohen's kappa, overlap assignment), runs side by side.
   Export   the curated dataset of the run as a zip and single files.
 
@@ -135,6 +135,9 @@ def _metrics_tab(c: dict) -> None:
             with gr.Row():
                 c["reward_plot"] = gr.Plot(show_label=False, elem_id="reward-plot")  # follows Iteration
                 c["hard_plot"] = gr.Plot(show_label=False, elem_id="hard-plot")
+            c["policy_plot"] = gr.Plot(label="policy steps: the rollouts' reward-model score beside their executed "
+                                             "pass rate (a score rising while the pass rate falls is reward hacking)",
+                                       elem_id="policy-plot")
         with gr.Tab("Tables", id="tables"):
             c["pass_table"] = gr.Dataframe(label="pass@1 (benchmark × language × method, one column per iteration)",
                                            interactive=False)

@@ -1,11 +1,13 @@
 """The Metrics tab's handlers: pass@1 per iteration and method, one chosen measurement across
-iterations, the score histogram of the selected iteration, hard negatives and pairs per iteration,
+iterations, the score histogram of the selected iteration, hard negatives and pairs per iteration, the
+policy stage's steps (the rollouts' reward-model score beside their executed pass rate, KL, entropy,
+length),
 the annotators (progress, Cohen's kappa between them, the overlap assignment) and two or more runs
 side by side.
 
 The tab draws in steps, each a handler of its own chained after the one before (layout.py), so the
 first plot shows while the others are drawn: `overview` (notes, pass@1), then `measurement` (the
-chosen measure), then `scores` (histogram, hard negatives, pairs), then `team`. Each plot follows
+chosen measure), then `scores` (histogram, hard negatives, policy steps, pairs), then `team`. Each plot follows
 its selectors: the measure's dropdown, and Run and Iteration while the tab is open. A plot is drawn
 (and encoded for the page) once per content: `warm` draws the run's plots right after the page
 loads, so that opening the tab only sends them.
@@ -28,7 +30,7 @@ from lab.store import StoreError
 
 OVERVIEW = ("metrics_note", "pass_plot", "pass_table", "measure", "compare_runs")
 MEASUREMENT = ("measure_plot", "heldout_table")
-SCORES = ("reward_plot", "hard_plot", "hard_table", "pairs_table")
+SCORES = ("reward_plot", "hard_plot", "policy_plot", "hard_table", "pairs_table")
 TEAM = ("progress_table", "agreement_table", "annotators", "overlap", "assign_message")
 PREFERRED_MEASURES = ("pair_accuracy", "ranking_accuracy", "top1")
 """The measure shown first, the first of these the run has."""
@@ -93,19 +95,21 @@ def measurement(lab: Lab, view: View, measure: str | None) -> dict[str, Any]:
 
 
 def scores(lab: Lab, view: View) -> dict[str, Any]:
-    """The selected iteration's score histogram, hard negatives and pairs per iteration."""
+    """The selected iteration's score histogram, hard negatives and pairs per iteration, the policy steps."""
     run = lab.runs().get(view.run or "")
     if run is None:
-        return {"reward_plot": None, "hard_plot": None, "hard_table": views.hard_negatives_per_iteration(lab.store, -1),
-                "pairs_table": views.pairs_table([])}
+        return {"reward_plot": None, "hard_plot": None, "policy_plot": None,
+                "hard_table": views.hard_negatives_per_iteration(lab.store, -1), "pairs_table": views.pairs_table([])}
     reader = lab.reader
     rewards = reader.reward_scores(run["id"], int(view.iteration)) if view.iteration is not None else []
     hard_negatives = views.hard_negatives_per_iteration(lab.store, run["id"])
     counts = hard_negatives.to_dict("records")
+    steps = reader.metrics(run["id"], stage="policy")
     title = f"candidates, iteration {view.iteration}"
     return {"reward_plot": _drawn(lab, (run["id"], "scores", view.iteration), rewards,
                                   lambda: plots.reward_histogram_figure(rewards, title)),
             "hard_plot": _drawn(lab, (run["id"], "hard"), counts, lambda: plots.hard_negatives_figure(counts)),
+            "policy_plot": _drawn(lab, (run["id"], "policy"), steps, lambda: plots.policy_curves_figure(steps)),
             "hard_table": hard_negatives,
             "pairs_table": views.pairs_table(reader.pairs(run["id"]))}
 

@@ -37,8 +37,9 @@ from lab.store.problems import ProblemTables
 from lab.store.runs import RunTables
 from lab.store.schema import LABELS, MIGRATIONS, ORIGINS, PAIR_KINDS, SCHEMA_VERSION, STAGE_STATES
 
-__all__ = ["Store", "StoreError", "LabelConflict", "damaged_store_error", "is_damage", "ExecutionOutcome", "MIGRATIONS", "SCHEMA_VERSION", "LABELS",
-           "ORIGINS", "PAIR_KINDS", "STAGE_STATES", "OUTPUT_CAP_CHARS", "cap_output", "now"]
+__all__ = ["Store", "StoreError", "LabelConflict", "damaged_store_error", "is_damage", "ExecutionOutcome",
+           "MIGRATIONS", "SCHEMA_VERSION", "LABELS", "ORIGINS", "PAIR_KINDS", "STAGE_STATES", "OUTPUT_CAP_CHARS",
+           "cap_output", "now"]
 
 
 class Store(RunTables, ProblemTables, CandidateTables, Exports, LabelTables, CheckpointTables, EvaluationTables,

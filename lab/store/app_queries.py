@@ -1,4 +1,4 @@
-"""The reads behind the app's pages and figures (app.py, app_views.py): short rows computed in SQL, so
+"""The reads behind the app's pages and figures (lab/app/): short rows computed in SQL, so
 a page of a large run reads only what it shows. Nothing here writes.
 
   candidate_iterations   the iterations of a run that have candidates
@@ -10,7 +10,7 @@ a page of a large run reads only what it shows. Nothing here writes.
   reward_scores          every score of an iteration's executed candidates, per reward-model version
 
 Not covered here: the full candidate rows (candidates.py), pairs (pairs.py), what the app makes of
-these rows (app_views.py).
+these rows (lab/app/views.py).
 """
 from __future__ import annotations
 

@@ -172,7 +172,8 @@ class LabelTables(StoreCore):
             cursor = db.execute(
                 "INSERT INTO labels (candidate_id, label, note, author, created_at, version, action, undoes) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (candidate_id, label, note, author, now(), version, action, undoes))
-            rows.append(dict(db.execute("SELECT * FROM labels WHERE id = ?", (cursor.lastrowid,)).fetchone()))  # type: ignore[arg-type]
+            written = db.execute("SELECT * FROM labels WHERE id = ?", (cursor.lastrowid,)).fetchone()
+            rows.append(dict(written))  # type: ignore[arg-type]
         return rows
 
 
