@@ -216,10 +216,10 @@ def policy_curves_figure(metrics: Sequence[MetricRow]) -> Figure | None:
     score_axis.set(title="rollouts: reward-model score and pass rate", xlabel="policy step", ylabel="mean score")
     pass_axis.set(ylabel="pass rate", ylim=(-0.02, 1.02))
     handles = [line for axis in (score_axis, pass_axis) for line in axis.get_lines()]
-    score_axis.legend(handles=handles, fontsize=7, loc="upper left")
+    score_axis.legend(handles=handles, fontsize=7, loc="best")
     for axis, (_, title) in zip(axes[1:], POLICY_PANELS):
         axis.set(title=title, xlabel="policy step")
-        axis.legend(fontsize=7)
+        axis.legend(fontsize=7, loc="best")
     for axis in axes:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from lab.app import export, jobs, labels, metrics, review, views
+from lab.app import export, jobs, labels, metrics, render, review, views
 from lab.app.state import Lab, View
 from lab.config import PRESETS, UsageError
 from lab.store import StoreError, damaged_store_error, is_damage
@@ -135,9 +135,9 @@ def _metrics_tab(c: dict) -> None:
             with gr.Row():
                 c["reward_plot"] = gr.Plot(show_label=False, elem_id="reward-plot")  # follows Iteration
                 c["hard_plot"] = gr.Plot(show_label=False, elem_id="hard-plot")
-            c["policy_plot"] = gr.Plot(label="policy steps: the rollouts' reward-model score beside their executed "
-                                             "pass rate (a score rising while the pass rate falls is reward hacking)",
-                                       elem_id="policy-plot")
+            gr.Markdown("Policy steps: the rollouts' reward-model score beside their executed pass rate (a score "
+                        "rising while the pass rate falls is reward hacking), then KL, entropy and length.")
+            c["policy_plot"] = gr.Plot(show_label=False, elem_id="policy-plot")
         with gr.Tab("Tables", id="tables"):
             c["pass_table"] = gr.Dataframe(label="pass@1 (benchmark × language × method, one column per iteration)",
                                            interactive=False)
@@ -227,7 +227,8 @@ def build_app(lab_dir: str | Path, author: str = "", *, create: bool = False) ->
 
     with gr.Blocks(title="RewardRanker Lab") as app:
         with gr.Row(equal_height=True, elem_id="topbar"):
-            gr.HTML(f'<div class="title">RewardRanker Lab</div><div class="meta">{lab.store.path}</div>', scale=1)
+            gr.HTML(f'<div class="title">RewardRanker Lab</div><div class="meta">{render.esc(lab.store.path)}</div>',
+                    scale=1)
             c["run"] = gr.Dropdown(label="Run", choices=[], scale=1, elem_id="run")
             c["iteration"] = gr.Dropdown(label="Iteration", choices=[], scale=1, elem_id="iteration")
             c["author"] = gr.Textbox(label="Author", value=author, scale=1, elem_id="author",
@@ -267,7 +268,7 @@ def _wire(app: gr.Blocks, c: dict, on: Callable, default_author: str) -> None:
     loaded = on(app.load, open_page, ("view", "saved_author", "iterations_to_add"),
                 ("author", "guidelines", "message", "command") + shown + selectors + form[:3] + jobs.JOB,
                 special="request")
-    on(loaded.then, metrics.warm, ("view", "measure"), ())
+    _metrics_steps(loaded.then, on)  # drawn behind the Review screen: opening the tab shows them at once
     on(c["author"].change, lambda lab, author: {"saved_author": (author or "").strip()}, ("author",), ("saved_author",))
 
     on(c["run"].input, _select_run, ("view", "run", "author", "iterations_to_add"), shown + selectors + form[:3] + ("command",))
@@ -307,10 +308,7 @@ def _wire(app: gr.Blocks, c: dict, on: Callable, default_author: str) -> None:
     for name in ("review", "iterate", "metrics", "export"):
         on(c[f"{name}_tab"].select, lambda lab, tab=name: {"tab": tab}, (), ("tab",))
     for event in (c["metrics_tab"].select, c["refresh_metrics"].click):
-        first = on(event, metrics.overview, ("view", "measure"), metrics.OVERVIEW)
-        then = on(first.then, metrics.measurement, ("view", "measure"), metrics.MEASUREMENT)
-        then = on(then.then, metrics.scores, ("view",), metrics.SCORES)
-        on(then.then, metrics.team, ("view",), metrics.TEAM)
+        _metrics_steps(event, on)
     on(c["measure"].input, metrics.measurement, ("view", "measure"), metrics.MEASUREMENT)
     for name in ("run", "iteration"):
         on(c[name].change, metrics.follow, ("view", "run", "iteration", "measure", "tab"),
@@ -318,6 +316,14 @@ def _wire(app: gr.Blocks, c: dict, on: Callable, default_author: str) -> None:
     on(c["assign"].click, metrics.assign, ("view", "annotators", "overlap"), metrics.TEAM)
     on(c["compare"].click, metrics.compare_view, ("compare_runs",), ("comparison",))
     on(c["export"].click, export.export_run, ("view",), ("export_files", "export_message"))
+
+
+def _metrics_steps(event, on: Callable) -> None:
+    """The Metrics tab drawn in steps on `event`, the first plot first (metrics.py)."""
+    then = on(event, metrics.overview, ("view", "measure"), metrics.OVERVIEW).then
+    then = on(then, metrics.measurement, ("view", "measure"), metrics.MEASUREMENT).then
+    then = on(then, metrics.scores, ("view",), metrics.SCORES).then
+    on(then, metrics.team, ("view",), metrics.TEAM)
 
 
 def _select_run(lab: Lab, view: View, run: str | None, author: str, iterations_to_add: float | None = 1) -> dict:

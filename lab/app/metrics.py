@@ -1,16 +1,15 @@
 """The Metrics tab's handlers: pass@1 per iteration and method, one chosen measurement across
 iterations, the score histogram of the selected iteration, hard negatives and pairs per iteration, the
 policy stage's steps (the rollouts' reward-model score beside their executed pass rate, KL, entropy,
-length),
-the annotators (progress, Cohen's kappa between them, the overlap assignment) and two or more runs
-side by side.
+length), the annotators (progress, Cohen's kappa between them, the overlap assignment) and two or
+more runs side by side.
 
 The tab draws in steps, each a handler of its own chained after the one before (layout.py), so the
 first plot shows while the others are drawn: `overview` (notes, pass@1), then `measurement` (the
-chosen measure), then `scores` (histogram, hard negatives, policy steps, pairs), then `team`. Each plot follows
-its selectors: the measure's dropdown, and Run and Iteration while the tab is open. A plot is drawn
-(and encoded for the page) once per content: `warm` draws the run's plots right after the page
-loads, so that opening the tab only sends them.
+chosen measure), then `scores` (histogram, hard negatives, policy steps, pairs), then `team`. Each
+plot follows its selectors: the measure's dropdown, and Run and Iteration while the tab is open. A
+plot is drawn (and encoded for the page) once per content, and the steps run right after the page
+loads too, so that the tab shows its plots as soon as it opens.
 
 Not covered here: the figures (plots.py), the tables and team reads (views.py), the comparison
 (compare.py), agreement (agreement.py).
@@ -47,15 +46,6 @@ def _drawn(lab: Lab, key: tuple, rows: list, draw: Callable[[], Any]) -> Any:
     """The plot of `rows` (drawn by `draw`), encoded for the page once per content."""
     fingerprint = (len(rows), repr(rows[-1]) if rows else "", hash(repr(rows)))
     return lab.drawing((*key, fingerprint), draw, ENCODER.postprocess)
-
-
-def warm(lab: Lab, view: View, measure: str | None = None) -> dict[str, Any]:
-    """Draw the view's run's plots ahead, so that the Metrics tab opens at once; shows nothing."""
-    if lab.runs().get(view.run or ""):
-        chosen = overview(lab, view, measure)["measure"]["value"]
-        measurement(lab, view, chosen)
-        scores(lab, view)
-    return {}
 
 
 def overview(lab: Lab, view: View, measure: str | None) -> dict[str, Any]:
