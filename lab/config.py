@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PRESETS = ("tiny", "cpu", "gpu")
-ESTIMATE_FILE = "estimate.json"
-"""In a run's directory: the running job's time estimate per stage (estimate.save_estimate), for the app."""
 
 
 class UsageError(ValueError):
@@ -345,10 +343,6 @@ class LabConfig:
     @property
     def run_dir(self) -> Path:
         return Path(self.lab_dir) / self.run_name
-
-    @property
-    def estimate_path(self) -> Path:
-        return self.run_dir / ESTIMATE_FILE
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

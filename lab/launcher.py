@@ -39,6 +39,9 @@ from lab.records import RunRow
 from lab.stored_config import flatten_config, upgrade_stored_config
 
 LOCK_NAME = "iterate.lock"
+ESTIMATE_FILE = "estimate.json"
+"""In a run's directory: the running job's time estimate per stage (written by the loop with
+estimate.save_estimate), for whoever follows the job (the app's job view)."""
 INHERITED_LOCK_ENV = "RR_JOB_LOCK"
 """Set by the launcher for its job: the path of the lock the job already holds by inheritance."""
 TAIL_BYTES = 64 * 1024

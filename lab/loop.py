@@ -57,6 +57,7 @@ from lab.console import JobConsole
 from lab.curation import training_pairs
 from lab.estimate import JobEstimate, estimate_job, save_estimate
 from lab.execution import Executor, build_program
+from lab.launcher import ESTIMATE_FILE
 from lab.measures import HELDOUT_SET
 from lab.ppo import train_ppo
 from lab.problems import Problem, load_problems
@@ -129,7 +130,7 @@ def run_loop(config: LabConfig, iterations: int | None = None, *, progress: bool
         log(sampling_note(config.model))
         estimate = estimate_job(config, iterations=target) if console else None
         if estimate is not None:
-            save_estimate(estimate, config.estimate_path)
+            save_estimate(estimate, config.run_dir / ESTIMATE_FILE)
         for k in range(target + 1):
             for name, work in stage_work(run, k).items():
                 _stage(run, k, name, work, console, estimate)

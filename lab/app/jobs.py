@@ -25,9 +25,9 @@ import gradio as gr
 from lab.app import render as html
 from lab.app.review import select_run
 from lab.app.state import Lab, View
-from lab.config import ESTIMATE_FILE, PRESETS, UsageError, make_config, parse_assignments
+from lab.config import PRESETS, UsageError, make_config, parse_assignments
 from lab.console import format_duration
-from lab.launcher import JobStatus, LaunchRefused, iterate_command, run_overrides
+from lab.launcher import ESTIMATE_FILE, JobStatus, LaunchRefused, iterate_command, run_overrides
 from lab.records import StageRow
 
 JOB = ("job_state", "log", "job_message", "timer", "launch", "cancel")
