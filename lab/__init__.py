@@ -4,14 +4,17 @@
 Modules, in the order data flows through them (each imports only modules above it):
   config      presets and dataclass configuration; stored_config reads back the configs runs stored
   problems    HumanEval / MBPP (rendered in HumanEval's form) / MultiPL-E / user JSONL -> Problem
-  store       the one SQLite database every stage reads from and writes to; the only SQL
+  records     the typed rows that cross modules; measurements keyed by measure and subject
+  store       the one SQLite database every stage reads from and writes to; the only SQL (a package)
   languages   the per-language table: toolchains, commands, verdict traps, names
+  examples    a prompt's visible examples and the program checking a completion against them
   sandbox     isolation of untrusted programs (bwrap + fork server in exec_helpers/zygote.py,
-              light fallback), cgroups, limits
+              light fallback), seccomp, Landlock, cgroups, limits (a package)
   execution   running candidates: MultiPL-E semantics, worker pool, cache, compile servers
   selftest    attacks on the sandbox and the per-language right/wrong check
   tiny        tiny random models and tokenizer built offline, for tests and the tiny preset
   models      model sources (hub, local, package-shipped GGUF, tiny) and loading
+  benchmarks  figures the bench scripts measured (benchmarks.json), read by the estimate
   generation  batched sampling of candidates
   vllm_backend, vllm_worker   optional vLLM sampling on CUDA, in its own environment and process
   hidden_states  shared-prefix packed forwards; the disk cache of frozen lower-layer states
@@ -32,6 +35,8 @@ Modules, in the order data flows through them (each imports only modules above i
               and import of a policy trained there as gen-k
   evaluation  held-out measures after every RM training, and the evaluation benchmarks
   temperature the sampling temperature chosen on held-out MBPP validation
+  generators  the generator's own progress (greedy, random pick, oracle) and the SFT gate
+  sft_choice  the SFT recipe, chosen on held-out MBPP validation
   console, estimate   the main job's terminal (one line per stage, log file) and its time estimate
   problem_check       checks of a user problem file's references and tests in the sandbox
   loop        the resumable self-training iteration
