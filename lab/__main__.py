@@ -223,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     run = command("run", cmd_run, "the main job: run the self-training loop and evaluate (default: cpu preset, "
-                                  "Qwen2.5-Coder-0.5B from its PyPI packages, a small subset, ~15 min on 2 cores)")
+                                  "Qwen2.5-Coder-0.5B from its PyPI packages, a small subset; it prints its time "
+                                  "estimate as it starts)")
     run.add_argument("--verbose", action="store_true", help="show the libraries' output and progress bars live "
                                                             "(it always goes to <run dir>/log.txt)")
     iterate = command("iterate", cmd_iterate, "run more self-training iterations (resumes an interrupted one)")

@@ -1,12 +1,12 @@
 """Benchmark the reward model's cost on CPU: today's all-layer LoRA reward model against LoRA on the
-top K layers over cached lower-layer states (issue 13), both arms in one run on the same training
+top K layers over cached lower-layer states (what lab.reward trains), both arms in one run on the same training
 pairs and the same held-out candidates.
 
     .venv/bin/python scripts/bench_reward.py                          # pairs sampled here from MBPP
     .venv/bin/python scripts/bench_reward.py --lab-dir runs --run default   # pairs of a store run
 
 Arms (the `cpu` preset's reward settings, the same steps, seed and pairs):
-  all layers   TRL's RewardTrainer as is, LoRA on every layer: reward.py before issue 13 (each
+  all layers   TRL's RewardTrainer as is, LoRA on every layer: reward.py before the top-K design (each
                sequence padded, every layer, chosen and rejected each with the prompt)
   top K        lab.reward.train_reward_model with reward.trainable_layers=K (--trainable-layers)
 Per arm: seconds per pair trained in the first epoch (the new arm's cache is cold then: the lower
@@ -64,7 +64,7 @@ class StepTimer:
 
 
 def train_all_layers_stock_trl(config: LabConfig, pairs: list[PreferencePair], output_dir: str, on_log) -> int:
-    """The baseline, reward.py's training before issue 13: TRL's RewardTrainer on (prompt, chosen,
+    """The baseline, reward.py's training before the top-K design: TRL's RewardTrainer on (prompt, chosen,
     rejected) text, LoRA on every layer. Returns the number of pairs it trains on."""
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer

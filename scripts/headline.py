@@ -55,8 +55,8 @@ def main() -> int:
     parser.add_argument("--big", help="model spec of a bigger model to compare with (greedy), e.g. "
                                       "package:qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--big-weights", default="float16", choices=SAMPLING_WEIGHTS,
-                        help="the bigger model's sampling weights (int8 costs the 1.5B +12 %% loss, so the default "
-                             "is lossless float16)")
+                        help="the bigger model's sampling weights (int8 costs the 1.5B more loss than the 0.5B: "
+                             "docs/benchmarks.md; the default is lossless float16)")
     parser.add_argument("--out", default=str(repo_root() / "results" / "headline.json"))
     parser.add_argument("--set", dest="assignments", action="append", default=[])
     args = parser.parse_args()
@@ -78,8 +78,8 @@ def main() -> int:
         ours = problem_outcomes(candidates)
         answers = {m: ours[m] for m in METHOD_NAMES}
         if args.big:
-            # int8 costs the 1.5B +12 % loss on reference solutions (../shared/notes/models.md), so the bigger
-            # model samples with lossless fp16 weights unless asked, stored under a name that says which.
+            # int8 damages the 1.5B more than the 0.5B (docs/benchmarks.md), so the bigger model samples
+            # with lossless fp16 weights unless asked, stored under a name that says which.
             big_config = config.override(**{"model.generator": args.big, "model.sampling_weights": args.big_weights})
             big = f"{args.big}@{args.big_weights}"
             with ModelCache(big_config) as models:

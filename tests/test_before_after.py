@@ -116,7 +116,7 @@ def test_hard_negative_accuracy_counts_ties_half_before_and_after(name):
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_execution_pairs_keep_their_count_and_cover_at_least_as_many_candidates(name):
-    """Changed on purpose (issue 12): the old round-robin walk took each problem's positives and
+    """Changed on purpose: the old round-robin walk took each problem's positives and
     negatives in id order; pairs are now chosen least-used first, then closest in length. Without
     balance_lengths every problem keeps its number of pairs (which of them are 'manual' follows
     which candidates are picked), no pair repeats, and as many distinct candidates take part."""

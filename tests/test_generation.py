@@ -73,7 +73,7 @@ def test_chat_prompt_continues_the_problem_prompt(tiny_config):
 @pytest.mark.slow
 def test_sampler_weights_cost_the_real_model_little_loss():
     """The cpu preset's 0.5B model on MBPP reference solutions: float16 sampling weights lose nothing,
-    int8 (the CPU default) under 10% (measured +8%)."""
+    int8 (the CPU default) under 10%."""
     from lab.config import make_config
     from lab.loop import select_train_problems
     from lab.models import load_sampler
