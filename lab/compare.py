@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from lab.config import UsageError
 from lab.measures import HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, RANKERS
 from lab.records import EvaluationRow, MeasurementRow
-from lab.reports import (generator_order, generator_title, measurement_text, own_generators, percent_with_interval,
-                         series_key)
+from lab.reports import (generator_order, generator_title, measurement_text, own_generators, percent,
+                         percent_with_interval, series_key)
 from lab.store import Store
 from lab.stored_config import config_difference
 
@@ -106,16 +106,12 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(map(_escape, row)) + " |" for row in rows])
 
 
-def _percent(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
-
-
 def _pass_cell(row: EvaluationRow | None) -> str:
     if row is None:
         return "–"
     low, high = row.get("ci_low"), row.get("ci_high")
-    interval = f" ({100 * low:.0f}–{100 * high:.0f})" if low is not None and high is not None else ""
-    return f"{_percent(row['pass_at_1'])}{interval}"
+    interval = f" ({percent(low, 0)}–{percent(high, 0)})" if low is not None and high is not None else ""
+    return f"{percent(row['pass_at_1'])}{interval}"
 
 
 def _ranking_cell(row: MeasurementRow | None) -> str:

@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lab.config import UsageError, make_config  # noqa: E402
 from lab.launcher import LaunchRefused, job_lock, stored_run_config  # noqa: E402
+from lab.reports import percent  # noqa: E402
 from lab.stages import ModelCache, RunContext  # noqa: E402
 from lab.store import Store, StoreError  # noqa: E402
 from lab.temperature import DEFAULT_TEMPERATURES, REPORTED_METHODS, choose_temperature  # noqa: E402
@@ -69,10 +70,10 @@ def choose(args: argparse.Namespace) -> int:
     return 0
 
 
-def _percent(row: dict | None) -> str:
+def _pass_cell(row: dict | None) -> str:
     if row is None:
         return "–"
-    return f"{100 * row['pass_at_1']:.1f} [{100 * row['ci_low']:.1f}–{100 * row['ci_high']:.1f}]"
+    return f"{percent(row['pass_at_1'])} [{percent(row['ci_low'])}–{percent(row['ci_high'])}]"
 
 
 def format_choice(result: dict, run_name: str) -> str:
@@ -84,7 +85,7 @@ def format_choice(result: dict, run_name: str) -> str:
         marks = " (chosen)" if t == result["chosen"] else ""
         marks += " (current)" if t == result["current"] else ""
         problems = max((row["n_problems"] for row in rows.values()), default=0)
-        lines.append(f"| {t:g}{marks} | " + " | ".join(_percent(rows.get(m)) for m in REPORTED_METHODS)
+        lines.append(f"| {t:g}{marks} | " + " | ".join(_pass_cell(rows.get(m)) for m in REPORTED_METHODS)
                      + f" | {problems} |")
     gain = result["gain_over_current"]
     if gain is not None:

@@ -34,7 +34,7 @@ from lab.measures import (METHOD_NAMES, METHOD_TITLES, PASS_COMPARISONS, PREVIOU
                           ranking_accuracy, ranking_difference_ci)
 from lab.models import SAMPLING_WEIGHTS  # noqa: E402
 from lab.records import MeasureKey, Measurement  # noqa: E402
-from lab.reports import percent_with_interval, points_with_interval  # noqa: E402
+from lab.reports import percent, percent_with_interval, points_with_interval  # noqa: E402
 from lab.stages import ModelCache, RunContext, execute_candidates, sample_candidates  # noqa: E402
 from lab.store import Store  # noqa: E402
 
@@ -132,10 +132,6 @@ def _mean(outcome: dict[str, float]) -> float | None:
     return sum(outcome.values()) / len(outcome) if outcome else None
 
 
-def _percent(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
-
-
 def _heldout_line(result: dict) -> str:
     def measure(key: MeasureKey, title: str, shown=percent_with_interval) -> str | None:
         if result["heldout"].get(key.label) is None:
@@ -176,11 +172,11 @@ def format_headline(result: dict, big: str | None) -> str:
     for method, value in result["pass_at_1"].items():
         low, high = result["pass_at_1_ci"][method]
         title = METHOD_TITLES.get(method, f"{big} greedy")
-        lines.append(f"| {title} | {_percent(value)} | {_percent(low)}–{_percent(high)} | "
+        lines.append(f"| {title} | {percent(value)} | {percent(low)}–{percent(high)} | "
                      f"{result['problems_per_method'][method]} |")
     lines += ["", f"ranking accuracy over {result['ranking_pairs']} (passing, failing) sample pairs of "
               f"{result['ranking_problems']} problems: "
-              + ", ".join(f"{m} {_percent(v)}" for m, v in result["ranking_accuracy"].items()),
+              + ", ".join(f"{m} {percent(v)}" for m, v in result["ranking_accuracy"].items()),
               "ranking accuracy, paired over the problems both rankers rank (95% CI resampling problems): "
               + "; ".join(f"{name} {100 * d['difference']:+.1f} points ({100 * d['ci_low']:+.1f} to "
                           f"{100 * d['ci_high']:+.1f}, {d['n_problems']} problems)"
