@@ -25,6 +25,7 @@ from pygments.util import ClassNotFound
 from lab.app.views import LABEL_NAMES
 from lab.languages import lexer_name
 from lab.records import LabelRow, PairRow, StageRow
+from lab.text import clip
 
 MAX_CODE_CHARS = 20_000
 MAX_OUTPUT_CHARS = 3_000
@@ -60,16 +61,12 @@ def ago(iso_time: str | None, now: datetime | None = None) -> str:
     return f"on {then:%Y-%m-%d}"
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit} more characters not shown]"
-
-
 def code_html(code: str, language: str) -> str:
     try:
         lexer = get_lexer_by_name(lexer_name(language), startinline=True)
     except ClassNotFound:
         lexer = TextLexer()
-    return f'<pre class="code">{highlight(_clip(code, MAX_CODE_CHARS), lexer, HtmlFormatter(nowrap=True))}</pre>'
+    return f'<pre class="code">{highlight(clip(code, MAX_CODE_CHARS), lexer, HtmlFormatter(nowrap=True))}</pre>'
 
 
 def output_excerpt(text: str | None) -> str:
@@ -77,11 +74,8 @@ def output_excerpt(text: str | None) -> str:
     text = (text or "").rstrip()
     if not text:
         return '<span class="muted">(empty)</span>'
-    lines = text.splitlines()
-    tail = "\n".join(lines[-MAX_OUTPUT_LINES:])[-MAX_OUTPUT_CHARS:]
-    dropped = len(text) - len(tail)
-    prefix = f"[... {dropped} earlier characters not shown]\n" if dropped > 0 else ""
-    return f'<pre class="output">{esc(prefix + tail)}</pre>'
+    last_lines = "".join(text.splitlines(keepends=True)[-MAX_OUTPUT_LINES:])
+    return f'<pre class="output">{esc(clip(text, min(len(last_lines), MAX_OUTPUT_CHARS), keep="tail"))}</pre>'
 
 
 def error_output(text: str | None) -> str:
@@ -89,14 +83,12 @@ def error_output(text: str | None) -> str:
     text = (text or "").rstrip()
     if not text:
         return '<span class="muted">(empty)</span>'
-    dropped = max(0, len(text) - MAX_ERROR_CHARS)
-    prefix = f"[... {dropped} earlier characters not shown]\n" if dropped else ""
-    return f'<pre class="output error">{esc(prefix + text[dropped:])}</pre>'
+    return f'<pre class="output error">{esc(clip(text, MAX_ERROR_CHARS, keep="tail"))}</pre>'
 
 
 def diff_html(reference: str, code: str) -> str:
     lines = list(difflib.unified_diff(
-        _clip(reference, MAX_CODE_CHARS).splitlines(), _clip(code, MAX_CODE_CHARS).splitlines(),
+        clip(reference, MAX_CODE_CHARS).splitlines(), clip(code, MAX_CODE_CHARS).splitlines(),
         "best passing", "this candidate", lineterm="", n=2,
     ))
     if not lines:
@@ -272,7 +264,7 @@ def side_by_side_html(left: dict, right: dict, language: str) -> str:
     def column(candidate: dict, other: dict) -> str:
         other_lines = set(other["completion"].splitlines())
         lines = "\n".join(f'<span class="{"changed" if line not in other_lines else ""}">{esc(line)}</span>'
-                          for line in _clip(candidate["completion"], MAX_CODE_CHARS).splitlines())
+                          for line in clip(candidate["completion"], MAX_CODE_CHARS).splitlines())
         return (f'<div><div class="card-head"><b>#{candidate["rank"]}</b> {pass_badge(candidate["passed"])} '
                 f'{label_badge(candidate["label"])}<span class="meta">reward {_number(candidate["reward"])} · id '
                 f'{candidate["id"]}</span></div><pre class="code side">{lines}</pre></div>')

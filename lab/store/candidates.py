@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from lab.records import CandidateCountRow, CandidateRow, CandidateText, NewCandidate
 from lab.store.core import StoreCore, now
 from lab.store.schema import ORIGINS
+from lab.text import clip
 
 OUTPUT_CAP_CHARS = 16_000
 
@@ -37,9 +38,7 @@ class ExecutionOutcome(Protocol):
 
 
 def cap_output(text: str) -> str:
-    if len(text) <= OUTPUT_CAP_CHARS:
-        return text
-    return text[:OUTPUT_CAP_CHARS] + f"\n[... {len(text) - OUTPUT_CAP_CHARS} more characters dropped]"
+    return clip(text, OUTPUT_CAP_CHARS, left_out="dropped")
 
 
 class CandidateTables(StoreCore):
