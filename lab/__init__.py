@@ -3,11 +3,11 @@
 
 Modules, in the order data flows through them (each imports only modules above it):
   config      presets and dataclass configuration; stored_config reads back the configs runs stored
+  languages   the language registry: MultiPL-E codes; toolchains, commands, verdict traps, names
   problems    HumanEval / MBPP (rendered in HumanEval's form) / MultiPL-E / user JSONL -> Problem
   records     the typed rows that cross modules; measurements keyed by measure and subject
   text        long texts clipped to a bounded size, saying how much was left out
   store       the one SQLite database every stage reads from and writes to; the only SQL (a package)
-  languages   the per-language table: toolchains, commands, verdict traps, names
   examples    a prompt's visible examples and the program checking a completion against them
   sandbox     isolation of untrusted programs (bwrap + fork server in exec_helpers/zygote.py,
               light fallback), seccomp, Landlock, cgroups, limits (a package)

@@ -1,6 +1,7 @@
-"""The per-language toolchain table: how to compile and run a MultiPL-E program, how to read
-the verdict (MultiPL-E's statuses, with each language's traps), which Debian package provides
-the toolchain, and how to ask its version.
+"""The language registry: every MultiPL-E language code a problem may have (MULTIPLE_E_CODES), and
+for the languages that run here the toolchain table (LANGUAGES): how to compile and run a program,
+how to read the verdict (MultiPL-E's statuses, with each language's traps), which Debian package
+provides the toolchain, how to ask its version, and the name and lexer to show it with.
 
 Argument templates use {src} (the source file), {work} (the job directory), {toolchains}
 (build artefacts made once: C++ precompiled header, Go cache template), {helpers}
@@ -24,7 +25,6 @@ JAVATUPLES = "/usr/share/java/javatuples.jar"
 GOLD_LINKER = ("-fuse-ld=gold",) if shutil.which("ld.gold") else ()
 """gold links a test program faster than ld.bfd (binutils ships both on Debian)."""
 JVM_FAST_START = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-XX:-UsePerfData")
-STATUSES = ("OK", "SyntaxError", "Exception", "Timeout")
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,9 @@ LANGUAGES: dict[str, Language] = {lang.code: lang for lang in [
              compile=("scalac", "-d", "{work}", "{src}"), run=("scala", "-cp", "{work}", "Problem"),
              stderr_is_failure=True, startup_allowance_s=20.0),
 ]}
+MULTIPLE_E_CODES = frozenset(LANGUAGES) | {"jl", "swift", "adb", "clj", "dart", "elixir", "hs", "ml", "luau"}
+"""Every MultiPL-E language code: those of LANGUAGES, which run here, and the ones no toolchain here
+runs (a problem in one still loads; executing it is refused by name)."""
 
 
 def get_language(code: str) -> Language:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Iterable
 
 from lab.config import DataConfig, UsageError
+from lab.languages import MULTIPLE_E_CODES
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Problem:
     reference: see DataConfig.mbpp_form), 'multipl-e/humaneval-cpp/HumanEval_0_has_close_elements',
     or the user's own id."""
     language: str
-    """MultiPL-E language code: py, cpp, java, js, ts, php, sh, cs, rs, go, rb, pl, lua, r, rkt, d, scala, ..."""
+    """MultiPL-E language code: py, cpp, java, js, ... (one of languages.MULTIPLE_E_CODES)."""
     prompt: str
     tests: str
     """Appended after the completion: program = prompt + completion + '\\n' + tests."""
@@ -478,22 +479,16 @@ def _load_multiple(benchmark: str, language: str, data: DataConfig) -> list[Prob
 
 # ---------------------------------------------------------------- checks
 
-KNOWN_LANGUAGES = {
-    "py", "cpp", "java", "js", "ts", "php", "sh", "cs", "rs", "go", "rb", "pl", "lua", "r", "rkt", "d",
-    "scala", "jl", "swift", "adb", "clj", "dart", "elixir", "hs", "ml", "luau",
-}
-
-
 def _check_split(split: str) -> None:
     if split not in MBPP_SPLITS:
         raise UsageError(f"unknown split {split!r}: choose one of {', '.join(MBPP_SPLITS)}")
 
 
 def _check_language(language: str, where: str) -> None:
-    if language not in KNOWN_LANGUAGES:
+    if language not in MULTIPLE_E_CODES:
         raise ProblemLoadError(
             f"{where}: field 'language' has unknown language {language!r}; "
-            f"use a MultiPL-E code: {', '.join(sorted(KNOWN_LANGUAGES))}"
+            f"use a MultiPL-E code: {', '.join(sorted(MULTIPLE_E_CODES))}"
         )
 
 
