@@ -196,13 +196,3 @@ def evaluate_pairs(model, tokenizer, pairs: list[PreferencePair], batch_size: in
     chosen, rejected = scores[:len(pairs)], scores[len(pairs):]
     return {"eval_accuracy": pairwise_accuracy(chosen, rejected),
             "eval_reward_gap": sum(c - r for c, r in zip(chosen, rejected)) / len(pairs)}
-
-
-def logprob_scores(candidates) -> list[float]:
-    """The no-training baseline ranker: each candidate's mean token log-prob under the generator."""
-    return [candidate.mean_logprob for candidate in candidates]
-
-
-def rank_candidates(candidates: list, scores: list[float]) -> list:
-    """Candidates best-first by score (ties keep sampling order)."""
-    return [candidates[i] for i in sorted(range(len(candidates)), key=lambda i: -scores[i])]

@@ -1,4 +1,5 @@
-"""Shared test setup: offline hub, no analytics, the tiny config fixture, and helpers that fill a store."""
+"""Shared test setup: offline hub, no analytics, the tiny config fixture, and helpers the tests
+share (real execution results, measurement rows and a filled store; a model's loss on completions)."""
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -62,6 +63,23 @@ def fill_store(store, *, problems: int = 6, samples: int = 4, iteration: int = 1
                               for cid, ok in zip(ids, passed)])
         store.add_scores(version, list(zip(ids, rewards)))
     return run_id
+
+
+def completion_loss(model, tokenizer, examples: list[tuple[str, str]]) -> float:
+    """Mean token NLL of `completion + EOS` given `prompt`, over all examples (the SFT objective)."""
+    import torch
+
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for prompt, completion in examples:
+            prompt_ids = tokenizer(prompt).input_ids
+            ids = torch.tensor([prompt_ids + tokenizer(completion + tokenizer.eos_token).input_ids], device=model.device)
+            logprobs = model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
+            targets = ids[0, 1:]
+            token_logprobs = logprobs.gather(-1, targets[:, None])[:, 0][len(prompt_ids) - 1:]
+            total -= token_logprobs.sum().item()
+            count += len(token_logprobs)
+    return total / count
 
 
 @pytest.fixture(scope="session")

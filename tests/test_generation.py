@@ -77,7 +77,7 @@ def test_sampler_weights_cost_the_real_model_little_loss():
     from lab.config import make_config
     from lab.loop import select_train_problems
     from lab.models import load_sampler
-    from lab.sft import completion_loss
+    from conftest import completion_loss
 
     config = make_config("cpu")
     examples = [(p.prompt, p.reference) for p in select_train_problems(config) if p.reference]

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from gguf_writer import write_tiny_gguf
 
 from lab import models
 from lab.models import PackageModel, load_generator, load_tokenizer, resolve_model_dir
-from lab.tiny import write_tiny_gguf
 
 
 @pytest.fixture

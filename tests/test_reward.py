@@ -8,10 +8,9 @@ import shutil
 import pytest
 import torch
 
-from lab.generation import Candidate
 from lab.hidden_states import HiddenStateCache, backbone_identity
 from lab.models import load_reward_model
-from lab.reward import (PreferencePair, evaluate_pairs, logprob_scores, rank_candidates, reward_trainer,
+from lab.reward import (PreferencePair, evaluate_pairs, reward_trainer,
                         score_completions, split_layer, train_reward_model)
 
 WORDS = ["x", "y", "total", "items", "n", "value", "result", "count", "a", "b"]
@@ -190,8 +189,3 @@ def test_trainable_layers_out_of_range_is_refused(tiny_config):
     with pytest.raises(ValueError, match="trainable_layers=3.*2 decoder layers"):
         load_reward_model(tiny_config.model, trainable=True, trainable_layers=3)
 
-
-def test_rank_candidates_orders_by_score_and_logprob_baseline():
-    candidates = [Candidate("p", i, f"c{i}", lp, 3, 0.8, 0.95, i) for i, lp in enumerate([-2.0, -0.5, -1.0])]
-    ranked = rank_candidates(candidates, logprob_scores(candidates))
-    assert [c.sample_index for c in ranked] == [1, 2, 0]

@@ -1,7 +1,9 @@
 """SFT makes the tiny generator learn its reference completions (and the saved adapter keeps that, in
 the sampler too, where it is merged and the linear layers go int8)."""
+from conftest import completion_loss
+
 from lab.models import load_generator, load_sampler
-from lab.sft import completion_loss, train_sft
+from lab.sft import train_sft
 
 EXAMPLES = [(f"def f{i}(x):\n", f"    return x * {i}\n") for i in range(8)]
 

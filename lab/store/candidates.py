@@ -153,13 +153,3 @@ class CandidateTables(StoreCore):
     def scored_candidate_ids(self, reward_model: str) -> set[int]:
         return {r["candidate_id"] for r in self._query("SELECT candidate_id FROM scores WHERE reward_model = ?",
                                                       (reward_model,))}
-
-    def unscored_candidates(self, run_id: int, reward_model: str, iteration: int | None = None) -> list[CandidateText]:
-        where = "c.run_id = ?" + (" AND c.iteration = ?" if iteration is not None else "")
-        params = (reward_model, run_id) if iteration is None else (reward_model, run_id, iteration)
-        return self._query(
-            "SELECT c.id, c.problem_id, c.completion FROM candidates c "
-            "LEFT JOIN scores s ON s.candidate_id = c.id AND s.reward_model = ? "
-            f"WHERE {where} AND s.candidate_id IS NULL ORDER BY c.id",
-            params,
-        )
