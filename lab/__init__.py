@@ -44,6 +44,7 @@ Modules, in the order data flows through them (each imports only modules above i
   curation    the curated dataset: the pairs training uses (labels applied) and its export
   agreement   overlap assignment of problems to annotators, Cohen's kappa between them
   compare     runs side by side (CLI and app)
+  notebook    what the notebooks share: the run's configuration from their parameters, figures inline
   app/, launcher   the Gradio app (a package: views, handlers by tab, layout, static files), background jobs
 """
 __version__ = "0.1.0"

@@ -390,8 +390,9 @@ def write_reports(run: RunContext) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     report.write_text("\n\n".join(s for s in sections if s) + "\n", encoding="utf-8")
     files = [report, write_csv(rows, out / "evaluation.csv")]
-    files += plots.plot_pass_at_1(rows, out / "pass_at_1.png")
-    files += plots.plot_reward_histograms(latest_candidates, out / "reward_histogram.png")
+    files += plots.save(plots.pass_at_1_figure(rows), out / "pass_at_1.png")
+    files += plots.save(plots.reward_histogram_figure(latest_candidates, "evaluation candidates"),
+                        out / "reward_histogram.png")
     return {"table_markdown": markdown, "files": [str(f) for f in files], "rows": rows}
 
 
