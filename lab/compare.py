@@ -26,6 +26,7 @@ from lab.reports import (generator_order, generator_title, measurement_text, own
 from lab.store import Store
 from lab.stored_config import config_difference
 
+
 @dataclass
 class Comparison:
     runs: list[str]
@@ -143,7 +144,8 @@ def comparison_markdown(comparison: Comparison) -> str:
          [([r["eval_set"], rankers.get(r["ranker"], r["ranker"])],
            [_ranking_cell(r["by_run"].get(name)) for name in runs]) for r in comparison.ranking],
          "No ranking accuracy recorded for an evaluated iteration."),
-        (f"Reward model on held-out problems ({comparison.heldout_set}) after each training: value [95% interval] (n=count)",
+        (f"Reward model on held-out problems ({comparison.heldout_set}) after each training: "
+         "value [95% interval] (n=count)",
          ["measure", "iteration"],
          [([r["name"], str(r["iteration"])], [measurement_text(r["by_run"].get(name)) for name in runs])
           for r in comparison.heldout],

@@ -350,7 +350,7 @@ class LabConfig:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
-    def override(self, **overrides) -> "LabConfig":
+    def override(self, **overrides) -> LabConfig:
         """Return a copy with dotted fields replaced; string values are parsed to the field's type."""
         new = dataclasses.replace(self, **{
             f.name: dataclasses.replace(getattr(self, f.name))

@@ -30,10 +30,11 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import TextIO
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -77,7 +78,7 @@ class _StageStream:
     A library that keeps a reference to it (a logging handler created inside a stage binds to
     sys.stderr as it is then) therefore never writes to a closed log after the stage or the console."""
 
-    def __init__(self, console: "JobConsole", original: TextIO):
+    def __init__(self, console: JobConsole, original: TextIO):
         self.console, self.original = console, original
 
     def _target(self):
@@ -117,7 +118,7 @@ class JobConsole:
 
     # -- opening and closing: logging, warnings and library progress bars go to the log
 
-    def __enter__(self) -> "JobConsole":
+    def __enter__(self) -> JobConsole:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.out, self.err = sys.stdout, sys.stderr
         log_file = open(self.log_path, "a", encoding="utf-8", buffering=1)
@@ -223,11 +224,14 @@ class JobConsole:
         except BaseException as error:
             self._sink.write(traceback.format_exc(), echo=False)  # the user gets it when it propagates
             first_line = next(iter(str(error).splitlines()), "")[:200]
-            reason = "interrupted" if isinstance(error, KeyboardInterrupt) else f"FAILED: {type(error).__name__}: {first_line}"
-            ending = f"{reason} (after {format_duration(time.perf_counter() - stage.started)}; details in {self.log_path})"
+            reason = ("interrupted" if isinstance(error, KeyboardInterrupt)
+                      else f"FAILED: {type(error).__name__}: {first_line}")
+            took = format_duration(time.perf_counter() - stage.started)
+            ending = f"{reason} (after {took}; details in {self.log_path})"
             raise
         else:
-            took = f"done in {format_duration(time.perf_counter() - stage.started)}" + (f", {estimate}" if estimate else "")
+            took = f"done in {format_duration(time.perf_counter() - stage.started)}"
+            took += f", {estimate}" if estimate else ""
             ending = took + (f": {stage.summary}" if stage.summary else "")
         finally:
             for bar in self._bars[bars_before:]:

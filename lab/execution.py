@@ -28,8 +28,18 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from lab.config import ExecutionConfig, default_cache_dir
-from lab.languages import (HELPERS_DIR, JAVATUPLES, LANGUAGES, Language, get_language, missing_tools, prepare_toolchain,
-                           rust_sysroot, toolchain_version, verdict)
+from lab.languages import (
+    HELPERS_DIR,
+    JAVATUPLES,
+    LANGUAGES,
+    Language,
+    get_language,
+    missing_tools,
+    prepare_toolchain,
+    rust_sysroot,
+    toolchain_version,
+    verdict,
+)
 from lab.problems import Problem, truncate_at_stop
 from lab.sandbox import Limits, Mount, Sandbox, SandboxError, choose_isolation
 
@@ -96,7 +106,7 @@ class Executor:
         self.workers: list[_Worker] = []
         self._reported_missing: set[str] = set()
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -239,10 +249,12 @@ class _Worker:
     def __init__(self, isolation: str, limits: Limits, toolchains: Path):
         request_read, request_write = os.pipe()
         response_read, response_write = os.pipe()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HELPERS_DIR.parent.parent), os.environ.get("PYTHONPATH", "")])}
+        env = {**os.environ,
+               "PYTHONPATH": os.pathsep.join([str(HELPERS_DIR.parent.parent), os.environ.get("PYTHONPATH", "")])}
         setup = pickle.dumps((isolation, limits, str(toolchains))).hex()
         self.process = subprocess.Popen(
-            [sys.executable, "-c", f"from lab.execution import worker_main; worker_main({request_read}, {response_write}, '{setup}')"],
+            [sys.executable, "-c",
+             f"from lab.execution import worker_main; worker_main({request_read}, {response_write}, '{setup}')"],
             pass_fds=(request_read, response_write), env=env, stdin=subprocess.DEVNULL)
         os.close(request_read)
         os.close(response_write)
@@ -308,7 +320,8 @@ class JobRunner:
     """Compiles and runs one program at a time in this worker's sandbox."""
 
     def __init__(self, isolation: str, limits: Limits, toolchains: Path):
-        mounts = [Mount(str(toolchains), f"{SERVER_ROOT}/toolchains"), Mount(str(HELPERS_DIR), f"{SERVER_ROOT}/helpers")]
+        mounts = [Mount(str(toolchains), f"{SERVER_ROOT}/toolchains"),
+                  Mount(str(HELPERS_DIR), f"{SERVER_ROOT}/helpers")]
         if rust_sysroot():
             mounts.append(Mount(rust_sysroot(), f"{SERVER_ROOT}/rust"))
         self.sandbox = Sandbox(isolation, limits, mounts)
@@ -367,7 +380,7 @@ class JobRunner:
             return "SyntaxError", raw.exit_code, _decode(raw.stdout), _decode(raw.stderr)
         return None
 
-    def _server(self, kind: str) -> "CompileServer":
+    def _server(self, kind: str) -> CompileServer:
         if kind not in self.servers:
             self.servers[kind] = CompileServer(kind, self.sandbox, self.toolchains)
         return self.servers[kind]
@@ -377,14 +390,15 @@ class JobRunner:
                                status == "OK" and exit_code == 0, "")
 
     def _placeholders(self, language: Language, job: Path) -> dict[str, str]:
-        inside = lambda path: self.sandbox.inside(path, job)
+        def inside(path):
+            return self.sandbox.inside(path, job)
         return {"src": inside(job / language.source_file), "work": inside(job), "toolchains": inside(self.toolchains),
                 "helpers": inside(HELPERS_DIR), "rust": inside(rust_sysroot()) if rust_sysroot() else ""}
 
     def _copy_go_cache(self, job: Path) -> None:
         shutil.copytree(self.toolchains / "go" / "gocache", job / ".gocache")
         if self.sandbox.uid is not None:
-            for root, dirs, files in os.walk(job / ".gocache"):
+            for root, _, files in os.walk(job / ".gocache"):
                 os.chown(root, self.sandbox.uid, self.sandbox.uid)
                 for name in files:
                     os.chown(os.path.join(root, name), self.sandbox.uid, self.sandbox.uid)
@@ -405,7 +419,8 @@ class CompileServer:
 
     def _start(self) -> None:
         self.home = self.sandbox.new_job_dir(owner=self.sandbox.server_uid)
-        inside = lambda path: self.sandbox.inside(path, self.home)
+        def inside(path):
+            return self.sandbox.inside(path, self.home)
         env = self.sandbox.environment(self.home, {})
         if self.kind == "java":
             argv = ["java", "-XX:+UseSerialGC", "-Xmx1g", "-XX:-UsePerfData", "-cp", inside(self.toolchains / "java"),
@@ -452,8 +467,11 @@ class CompileServer:
         data = source.encode("utf-8", errors="surrogateescape")
         self.process.stdin.write(len(data).to_bytes(4, "big") + data)
         self.process.stdin.flush()
-        read_int = lambda: int.from_bytes(self._read(4, deadline), "big")
-        read_block = lambda: self._read(read_int(), deadline)
+        def read_int() -> int:
+            return int.from_bytes(self._read(4, deadline), "big")
+
+        def read_block() -> bytes:
+            return self._read(read_int(), deadline)
         ok = read_int() == 1
         diagnostics = read_block().decode("utf-8", errors="replace")
         files = {}

@@ -33,8 +33,8 @@ import torch
 from tqdm.auto import tqdm
 
 from lab.config import SamplingConfig
-from lab.models import end_token_ids
 from lab.languages import lexer_name
+from lab.models import end_token_ids
 from lab.problems import Problem, completion_stops, first_stop
 from lab.vllm_backend import REQUESTS_PER_CALL, VLLMSampler
 
@@ -161,7 +161,8 @@ class _Decoder:
 
     def __init__(self, model, tokenizer, batch_size: int, temperature: float, top_p: float, max_new_tokens: int):
         self.model, self.tokenizer = model, tokenizer
-        self.batch_size, self.temperature, self.top_p, self.max_new_tokens = batch_size, temperature, top_p, max_new_tokens
+        self.batch_size, self.temperature, self.top_p = batch_size, temperature, top_p
+        self.max_new_tokens = max_new_tokens
         self.refill_at = max(1, batch_size // 4)
         self.eos_ids = eos_token_ids(model, tokenizer)
         self.prefilled: dict[str, tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]] = {}
@@ -192,7 +193,8 @@ class _Decoder:
                             position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True, logits_to_keep=1)
         lengths = mask.sum(-1).tolist()
         for i, (prompt, length) in enumerate(zip(prompts, lengths)):
-            kv = [(layer.keys[i:i + 1, :, -length:], layer.values[i:i + 1, :, -length:]) for layer in output.cache.layers]
+            kv = [(layer.keys[i:i + 1, :, -length:],
+                   layer.values[i:i + 1, :, -length:]) for layer in output.cache.layers]
             self.prefilled[prompt] = (kv, output.logits[i, -1].float())
         if self.cache is None:  # a cache object to hold the batch (_admit replaces its tensors)
             self.cache = output.cache
@@ -244,7 +246,8 @@ class _Decoder:
                 return
             index = torch.tensor(keep, device=self.model.device)
             self.cache.batch_select_indices(index)
-            chosen, self.attention_mask, self.positions = chosen[index], self.attention_mask[index], self.positions[index]
+            chosen = chosen[index]
+            self.attention_mask, self.positions = self.attention_mask[index], self.positions[index]
             self._trim_padding()
         self.attention_mask = torch.cat([self.attention_mask, self.attention_mask.new_ones(len(self.rows), 1)], dim=-1)
         self.positions = self.positions + 1
@@ -282,7 +285,8 @@ class _VLLMDecoder:
 
     def request(self, job: _Job) -> dict:
         return {"prompt": job.prompt, "seed": job.seed, "temperature": self.temperature, "top_p": self.top_p,
-                "max_tokens": self.max_new_tokens, "stop": list(completion_stops(job.stops)), "stop_token_ids": sorted(self.end_ids)}
+                "max_tokens": self.max_new_tokens, "stop": list(completion_stops(job.stops)),
+                "stop_token_ids": sorted(self.end_ids)}
 
 
 def candidate_fields(tokenizer, record: dict, stops: tuple[str, ...], end_ids: set[int]) -> tuple[str, float, int, tuple]:

@@ -136,7 +136,8 @@ def describe(comparison: GeneratorComparison) -> str:
     for method, word in GATE_METHODS.items():
         d = comparison.differences[method]
         parts.append(f"{word} pass@1 {100 * comparison.baseline[method]:.1f} -> {100 * comparison.tuned[method]:.1f} "
-                     f"({100 * d['difference']:+.1f} points, 95% CI {100 * d['ci_low']:+.1f} to {100 * d['ci_high']:+.1f})")
+                     f"({100 * d['difference']:+.1f} points, "
+                     f"95% CI {100 * d['ci_low']:+.1f} to {100 * d['ci_high']:+.1f})")
     problems = next(iter(comparison.differences.values()))["n_problems"]
     return ", ".join(parts) + f", {problems} problems, base -> SFT"
 

@@ -17,9 +17,10 @@ the split layer (`identity.json` beside the files says which backbone it is), th
 the token ids; a changed backbone or text is a different key. States are stored as float16 (bfloat16
 for a sequence with a value beyond float16's range), about 1.8 KB per token for the 0.5B model, and
 are rounded to that dtype even when computed afresh, so a score does not depend on whether the cache
-was warm (beyond float noise: a sequence computed beside other sequences is packed differently). A file is written to a temporary name and renamed (a killed run leaves whole files or none)
-and carries the sha256 of its ids and of its data: a truncated, corrupt or mismatched file is counted
-in `rejected`, recomputed and rewritten. Nothing prunes the directory; delete it to reclaim the space.
+was warm (beyond float noise: a sequence computed beside other sequences is packed differently).
+A file is written to a temporary name and renamed (a killed run leaves whole files or none) and
+carries the sha256 of its ids and of its data: a truncated, corrupt or mismatched file is counted in
+`rejected`, recomputed and rewritten. Nothing prunes the directory; delete it to reclaim the space.
 
 Not covered here: the adapter and score head on top (reward.py), loading models (models.py).
 """
@@ -68,7 +69,8 @@ def pack(states: list[list[torch.Tensor]], shared: list[int]) -> Packed:
     hidden_size, dtype, device = states[0][0].shape[-1], states[0][0].dtype, states[0][0].device
     layouts = []
     for sequences, prefix in zip(states, shared):
-        parts, positions, segments, tokens = [sequences[0][:prefix]], [torch.arange(prefix)], [torch.zeros(prefix, dtype=torch.long)], []
+        parts, positions, tokens = [sequences[0][:prefix]], [torch.arange(prefix)], []
+        segments = [torch.zeros(prefix, dtype=torch.long)]
         offset = prefix
         for number, sequence in enumerate(sequences, start=1):
             own = len(sequence) - prefix
@@ -132,7 +134,7 @@ class HiddenStateCache:
         self.hits = self.misses = self.rejected = 0
 
     @classmethod
-    def for_reward_backbone(cls, model_config) -> "HiddenStateCache":
+    def for_reward_backbone(cls, model_config) -> HiddenStateCache:
         """The cache of the reward backbone `model_config` names, under `<model.cache_dir>/hidden`."""
         return cls(Path(model_config.cache_dir).expanduser() / "hidden", backbone_identity(model_config))
 
@@ -145,7 +147,8 @@ class HiddenStateCache:
         if split == 0:
             return [[embed(torch.tensor(ids, device=device)) for ids in row] for row in rows]
         found = [[self._load(split, ids) for ids in row] for row in rows]
-        missing = [[ids for ids, states in zip(row, row_found) if states is None] for row, row_found in zip(rows, found)]
+        missing = [[ids for ids, states in zip(row, row_found) if states is None]
+                   for row, row_found in zip(rows, found)]
         computed = iter(self._compute(backbone, split, [row for row in missing if row]))
         for row, row_found in zip(missing, found):
             if row:

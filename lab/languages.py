@@ -58,7 +58,8 @@ class Language:
 
 LANGUAGES: dict[str, Language] = {lang.code: lang for lang in [
     Language("py", "Python", "main.py", ("python3",), "python3", ("/usr/bin/python3", "--version"),
-             run=("/usr/bin/python3", "{src}"), syntax_markers=("SyntaxError", "IndentationError", "TabError"), lexer="python"),
+             run=("/usr/bin/python3", "{src}"), syntax_markers=("SyntaxError", "IndentationError", "TabError"),
+             lexer="python"),
     Language("cpp", "C++", "main.cpp", ("g++",), "g++", ("g++", "--version"),
              compile=("g++", "-std=c++17", "-pipe", *GOLD_LINKER, "-include", "{toolchains}/cpp/stdc++.h", "-o", "main",
                       "{src}"),
@@ -130,7 +131,7 @@ def missing_tools(language: Language) -> list[str]:
     return [tool for tool in language.tools if shutil.which(tool) is None]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def toolchain_version(code: str) -> str:
     """First line of the version command, e.g. 'g++ (Debian 12.2.0-14) 12.2.0'. Trusted, unsandboxed."""
     language = get_language(code)
@@ -139,7 +140,7 @@ def toolchain_version(code: str) -> str:
     return f"{language.name}: {lines[0] if lines else 'unknown version'}"[:120]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rust_sysroot() -> str:
     rustc = shutil.which("rustc")
     if rustc is None:
@@ -187,8 +188,9 @@ def _checked(argv: list[str], **kwargs) -> None:
 
 def _build_cpp_pch(target: Path) -> None:
     """bits/stdc++.h precompiled with the exact flags programs are compiled with (-include finds the .gch)."""
-    header = subprocess.run(["g++", "-std=c++17", "-H", "-fsyntax-only", "-x", "c++", "-"], input="#include <bits/stdc++.h>\n",
-                            capture_output=True, text=True).stderr.splitlines()[0].lstrip(". ").strip()
+    header = subprocess.run(["g++", "-std=c++17", "-H", "-fsyntax-only", "-x", "c++", "-"],
+                            input="#include <bits/stdc++.h>\n", capture_output=True, text=True,
+                            ).stderr.splitlines()[0].lstrip(". ").strip()
     shutil.copy(header, target / "stdc++.h")
     _checked(["g++", "-std=c++17", "-x", "c++-header", "-o", str(target / "stdc++.h.gch"), str(target / "stdc++.h")])
 

@@ -231,7 +231,8 @@ class Launcher:
                         cwd=str(cwd or repo_root()), start_new_session=True, pass_fds=(lock_fd,),
                         env={**os.environ, "PYTHONUNBUFFERED": "1", INHERITED_LOCK_ENV: str(self.lock_path.resolve())},
                     )
-                description = {"pid": process.pid, "command": command, "log_path": str(log_path), "started_at": time.time()}
+                description = {"pid": process.pid, "command": command, "log_path": str(log_path),
+                               "started_at": time.time()}
                 _describe(lock_fd, description)
             finally:
                 os.close(lock_fd)

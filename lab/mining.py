@@ -23,8 +23,8 @@ Not covered here: reading or writing the store, scoring, or training (loop.py do
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from lab.config import MiningConfig
 from lab.records import CandidateRow, PairRow, RankingRow
@@ -172,7 +172,7 @@ def hard_negative_pairs(candidates: Sequence[Candidate], mining: MiningConfig, *
         for rejected_id in hard_negatives(problem_candidates, mining):
             rejected = negative_of[rejected_id]
 
-            def order(v: Verdict) -> tuple:
+            def order(v: Verdict, rejected: Verdict = rejected, balance: int = balance) -> tuple:
                 tips = balance_lengths and _longer(v, rejected) * balance >= 1
                 return (not v.manual, tips, v.reward if v.reward is not None else float("inf"))
 

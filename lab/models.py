@@ -146,7 +146,8 @@ def assemble_package_gguf(package: PackageModel, gguf_path: Path) -> None:
     chunks = []
     for module, relative in package.parts:
         spec = importlib.util.find_spec(module)
-        chunk = Path(spec.submodule_search_locations[0]) / relative if spec and spec.submodule_search_locations else None
+        locations = spec.submodule_search_locations if spec else None
+        chunk = Path(locations[0]) / relative if locations else None
         if chunk is None or not chunk.is_file():
             raise FileNotFoundError(
                 f"model chunk package {module!r} is not installed (needed for {package.filename}); install all of "
@@ -387,7 +388,8 @@ def load_sampler(model_config: ModelConfig, adapter_dir: str | None = None):
     would sample like gen-(k-1). On the 4-bit path the adapter was trained on the nf4 weights and
     samples on the weights they were quantized from (the usual QLoRA practice). The sampler on vLLM
     is lab.vllm_backend's; `vllm_backend.load_backend_sampler` picks one by sampling.backend."""
-    model, tokenizer = load_generator(replace(model_config, load_in_4bit=False, dtype="float32"), adapter_dir=adapter_dir)
+    model, tokenizer = load_generator(replace(model_config, load_in_4bit=False, dtype="float32"),
+                                      adapter_dir=adapter_dir)
     if adapter_dir:
         model = model.merge_and_unload()
     weights = sampling_weights(model_config)
@@ -446,7 +448,8 @@ def _load(model_class, model_config: ModelConfig, spec: str, adapter_dir: str | 
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     if trainable and uses_4bit(model_config):
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=uses_gradient_checkpointing(model_config))
+        model = prepare_model_for_kbit_training(model,
+                                                use_gradient_checkpointing=uses_gradient_checkpointing(model_config))
     elif trainable and uses_gradient_checkpointing(model_config):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()

@@ -20,8 +20,8 @@ numbers (measures.py, evaluation.py), tables (reports.py) or reading the store (
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator

@@ -83,7 +83,8 @@ def format_report(report: CheckReport) -> str:
         lines += [f"  {check.problem.id} ({check.problem.language}): {_outcome(check.reference)}"
                   for check in report.failing_references]
     if report.tests_passing_without_code:
-        lines.append(f"tests that pass with an empty completion, so check nothing ({len(report.tests_passing_without_code)}):")
+        lines.append("tests that pass with an empty completion, so check nothing "
+                     f"({len(report.tests_passing_without_code)}):")
         lines += [f"  {check.problem.id} ({check.problem.language})" for check in report.tests_passing_without_code]
     if report.unchecked:
         lines.append(f"not checked ({len(report.unchecked)}):")

@@ -34,9 +34,9 @@ import json
 import os
 import re
 import tokenize
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from lab.config import DataConfig, UsageError
 from lab.languages import MULTIPLE_E_CODES
@@ -292,7 +292,8 @@ def _load_mbpp(data: DataConfig) -> list[Problem]:
         return _render_mbpp(rows)[0]
     problems = []
     for _, _, row in rows:
-        match = re.search(r"assert\s+\(?\s*(?:set\(|sorted\(|math\.isclose\()?\s*([A-Za-z_]\w*)\s*\(", row["test_list"][0])
+        match = re.search(r"assert\s+\(?\s*(?:set\(|sorted\(|math\.isclose\()?\s*([A-Za-z_]\w*)\s*\(",
+                          row["test_list"][0])
         problems.append(Problem(
             id=f"mbpp/{row['task_id']}", language="py",
             prompt=f'"""\n{row["text"].strip()}\n{row["test_list"][0].strip()}\n"""\n',
@@ -467,7 +468,8 @@ def _load_multiple(benchmark: str, language: str, data: DataConfig) -> list[Prob
     for label, line, row in rows:
         number, _, entry_point = row["name"].split("_", 1)[1].partition("_")
         if not number.isdigit():
-            raise ProblemLoadError(f"{label}, line {line}: field 'name' {row['name']!r} is not '<Benchmark>_<N>_<name>'")
+            raise ProblemLoadError(f"{label}, line {line}: field 'name' {row['name']!r} "
+                                   "is not '<Benchmark>_<N>_<name>'")
         problems.append(Problem(
             id=f"multipl-e/{benchmark}-{language}/{row['name']}", language=language, prompt=row["prompt"],
             tests=row["tests"], stop_tokens=tuple(row["stop_tokens"]), entry_point=entry_point,
@@ -514,7 +516,8 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            raise ProblemLoadError(f"{path}, line {line_number}: not valid JSON ({error.msg} at column {error.colno})") from None
+            raise ProblemLoadError(f"{path}, line {line_number}: not valid JSON "
+                                   f"({error.msg} at column {error.colno})") from None
         if not isinstance(row, dict):
             raise ProblemLoadError(f"{path}, line {line_number}: expected a JSON object, got {type(row).__name__}")
         rows.append((line_number, row))

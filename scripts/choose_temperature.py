@@ -48,7 +48,8 @@ def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default="default")
     parser.add_argument("--lab-dir")
-    parser.add_argument("--iteration", type=int, default=0, help="whose generator samples (default 0: gen-0, after SFT)")
+    parser.add_argument("--iteration", type=int, default=0,
+                        help="whose generator samples (default 0: gen-0, after SFT)")
     parser.add_argument("--temperatures", type=parse_temperatures, default=DEFAULT_TEMPERATURES,
                         help="comma-separated grid (default: %(default)s)")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE")

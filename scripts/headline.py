@@ -26,12 +26,29 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lab.config import make_config, repo_root  # noqa: E402
-from lab.evaluation import (eval_pool, eval_problems, heldout_lambda, heldout_measurements,  # noqa: E402
-                            iteration_candidates, previous_reranker_measurements, with_combined_score)
+from lab.evaluation import (  # noqa: E402
+    eval_pool,
+    eval_problems,
+    heldout_lambda,
+    heldout_measurements,
+    iteration_candidates,
+    previous_reranker_measurements,
+    with_combined_score,
+)
 from lab.launcher import stored_run_config  # noqa: E402
-from lab.measures import (METHOD_NAMES, METHOD_TITLES, PASS_COMPARISONS, PREVIOUS_RERANKER, RANKING_COMPARISONS,  # noqa: E402
-                          bootstrap_ci, length_correlation, paired_difference_ci, problem_outcomes,
-                          ranking_accuracy, ranking_difference_ci)
+from lab.measures import (  # noqa: E402
+    METHOD_NAMES,
+    METHOD_TITLES,
+    PASS_COMPARISONS,
+    PREVIOUS_RERANKER,
+    RANKING_COMPARISONS,
+    bootstrap_ci,
+    length_correlation,
+    paired_difference_ci,
+    problem_outcomes,
+    ranking_accuracy,
+    ranking_difference_ci,
+)
 from lab.models import SAMPLING_WEIGHTS  # noqa: E402
 from lab.records import MeasureKey, Measurement  # noqa: E402
 from lab.reports import percent, percent_with_interval, points_with_interval  # noqa: E402
@@ -85,7 +102,8 @@ def main() -> int:
             with ModelCache(big_config) as models:
                 sample_candidates(run, k, problems, origins=("greedy",), generator=(big, None), models=models)
             execute_candidates(run, k, problem_ids)
-            answers["bigger greedy"] = problem_outcomes(iteration_candidates(store, run.run_id, k, big, problem_ids))["greedy"]
+            bigger = iteration_candidates(store, run.run_id, k, big, problem_ids)
+            answers["bigger greedy"] = problem_outcomes(bigger)["greedy"]
         # recomputed from the stored candidates and scores, so runs measured before intervals were stored get them
         heldout = heldout_measurements(run, k) if run.problems("validation") else {}
 
@@ -109,7 +127,8 @@ def main() -> int:
         "paired_differences": {},
         "config": stored_config,
     }
-    comparisons = list(PASS_COMPARISONS) + ([("reranker", "bigger greedy"), ("logprob", "bigger greedy")] if args.big else [])
+    comparisons = list(PASS_COMPARISONS) + ([("reranker", "bigger greedy"),
+                                             ("logprob", "bigger greedy")] if args.big else [])
     for a, b in comparisons:
         if answers.get(a) and answers.get(b):
             result["paired_differences"][f"{a} - {b}"] = paired_difference_ci(answers[a], answers[b])

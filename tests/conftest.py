@@ -73,7 +73,8 @@ def completion_loss(model, tokenizer, examples: list[tuple[str, str]]) -> float:
     with torch.no_grad():
         for prompt, completion in examples:
             prompt_ids = tokenizer(prompt).input_ids
-            ids = torch.tensor([prompt_ids + tokenizer(completion + tokenizer.eos_token).input_ids], device=model.device)
+            ids = torch.tensor([prompt_ids + tokenizer(completion + tokenizer.eos_token).input_ids],
+                               device=model.device)
             logprobs = model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
             targets = ids[0, 1:]
             token_logprobs = logprobs.gather(-1, targets[:, None])[:, 0][len(prompt_ids) - 1:]

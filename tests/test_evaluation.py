@@ -4,13 +4,21 @@ import math
 import pytest
 from conftest import measurement_row
 
-from lab.measures import (bootstrap_ci, length_correlation, paired_difference_ci, pairwise_accuracy,
-                          pass_at_1_rows as evaluation_rows, pooled_accuracy_ci, problem_outcomes, ranking_accuracy,
-                          ranking_counts, ranking_difference_ci)
-from lab.reports import ranking_markdown, table_markdown, write_csv
-from lab.plots import (pass_at_1_bars_figure, pass_at_1_figure, reward_histogram_figure, save,
-                       training_curves_figure)
+from lab.measures import (
+    bootstrap_ci,
+    length_correlation,
+    paired_difference_ci,
+    pairwise_accuracy,
+    pooled_accuracy_ci,
+    problem_outcomes,
+    ranking_accuracy,
+    ranking_counts,
+    ranking_difference_ci,
+)
+from lab.measures import pass_at_1_rows as evaluation_rows
+from lab.plots import pass_at_1_bars_figure, pass_at_1_figure, reward_histogram_figure, save, training_curves_figure
 from lab.records import MeasureKey
+from lab.reports import ranking_markdown, table_markdown, write_csv
 
 
 def sample(problem, passed, logprob, reward, origin="sample", completion="x"):

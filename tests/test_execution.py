@@ -7,8 +7,7 @@ import pytest
 from lab import languages
 from lab.config import ExecutionConfig
 from lab.execution import ExecutionResult, Executor, ToolchainMissing, build_program
-from lab.problems import truncate_at_stop
-from lab.problems import load_problems
+from lab.problems import load_problems, truncate_at_stop
 from lab.sandbox import SandboxError
 from lab.selftest import CORRECT_ADD, wrong_add
 

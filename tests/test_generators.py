@@ -146,7 +146,8 @@ def test_generator_comparison_is_paired_over_problems():
 
 def test_sft_recipe_choice_measures_each_recipe_against_the_base_model(tmp_path, tiny_config, knowing_base):
     config = gate_config(tmp_path, tiny_config, knowing_base, "auto")
-    recipes = [parse_recipe("sft.learning_rate=0.05,sft.max_steps=12"), parse_recipe("sft.learning_rate=1e-6,sft.max_steps=1")]
+    recipes = [parse_recipe("sft.learning_rate=0.05,sft.max_steps=12"),
+               parse_recipe("sft.learning_rate=1e-6,sft.max_steps=1")]
     with Store(config.store_path) as store, ModelCache(config) as models:
         run = loop.open_run(config, store, models, progress=False, log=lambda line: None)
         result = choose_sft_recipe(run, recipes)

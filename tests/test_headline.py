@@ -38,7 +38,8 @@ def test_headline_of_an_evaluated_run(tmp_path):
     assert f"{result['problems']} problems" in done.stdout and "ranking accuracy, paired" in done.stdout
     with Store(config.store_path) as store:
         run_id = store.run_id(config.run_name)
-        stored = {m["name"]: m for m in store.measurements(run_id, HELDOUT_SET) if m["iteration"] == result["iteration"]}
+        stored = {m["name"]: m for m in store.measurements(run_id, HELDOUT_SET)
+                  if m["iteration"] == result["iteration"]}
         evaluated = {m["name"]: m["value"] for m in store.measurements(run_id, "humaneval-py")
                      if m["iteration"] == result["iteration"] and PREVIOUS_RERANKER in m["name"]}
     # rm-(k-1) on the same HumanEval candidates, as the evaluate stage measured it

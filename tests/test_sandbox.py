@@ -76,7 +76,8 @@ def test_seccomp_filter_is_well_formed():
 
 def test_inet_sockets_are_refused_but_unix_sockets_work(executor):
     program = ("import socket, sys\nsocket.socketpair(socket.AF_UNIX)\n"
-               "try:\n    socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\nexcept OSError:\n    sys.exit(0)\nsys.exit(1)\n")
+               "try:\n    socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
+               "except OSError:\n    sys.exit(0)\nsys.exit(1)\n")
     result = executor.run("py", program)
     assert result.passed, result.stderr
 

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="per-uid sandboxing ne
 def test_no_attack_escapes_the_default_sandbox():
     report = run_selftest(ExecutionConfig())
     assert report.isolation == "bwrap"
-    assert {(o.attack, o.language) for o in report.outcomes} == {(a, l) for a in ATTACKS for l in SELFTEST_LANGUAGES}
+    attacked = {(o.attack, o.language) for o in report.outcomes}
+    assert attacked == {(a, lang) for a in ATTACKS for lang in SELFTEST_LANGUAGES}
     assert report.escapes == 0, report.format()
 
 

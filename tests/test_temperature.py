@@ -42,7 +42,8 @@ def test_each_temperature_is_stored_under_its_own_name_and_a_rerun_adds_nothing(
         before = store.candidates(run.run_id)
         result = choose_temperature(run, 0, GRID)
         after = candidate_keys(store, run.run_id)
-        monkeypatch.setattr(ModelCache, "generator", lambda self, adapter_dir: pytest.fail("a rerun loaded the generator"))
+        monkeypatch.setattr(ModelCache, "generator",
+                            lambda self, adapter_dir: pytest.fail("a rerun loaded the generator"))
         choose_temperature(run, 0, GRID)
         again = candidate_keys(store, run.run_id)
         validation = {p.id for p in run.problems("validation")}

@@ -52,7 +52,8 @@ def _drop_all_capabilities() -> None:
 
 
 def _mount(source, target: str, fstype, flags: int) -> None:
-    encode = lambda value: value.encode() if value else None
+    def encode(value):
+        return value.encode() if value else None
     _check(libc.mount(encode(source), target.encode(), encode(fstype), flags, None), f"mount {target}")
 
 

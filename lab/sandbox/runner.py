@@ -28,8 +28,17 @@ from lab.exec_helpers.zygote import load_seccomp
 from lab.sandbox.backends import SANDBOX_PATH, bwrap_args
 from lab.sandbox.cgroups import CGROUP_ROOT, CgroupPair
 from lab.sandbox.landlock import apply_landlock
-from lab.sandbox.linux import (CLONE_NEWNET, CLONE_NEWNS, MNT_DETACH, MS_BIND, MS_PRIVATE, MS_REC,
-                               PR_SET_CHILD_SUBREAPER, libc, write_kernel_file)
+from lab.sandbox.linux import (
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    MNT_DETACH,
+    MS_BIND,
+    MS_PRIVATE,
+    MS_REC,
+    PR_SET_CHILD_SUBREAPER,
+    libc,
+    write_kernel_file,
+)
 from lab.sandbox.processes import reap
 from lab.sandbox.seccomp import seccomp_filter
 from lab.sandbox.slots import SERVER_UID_OFFSET, UID_BASE, claim_slot
@@ -311,7 +320,7 @@ class Sandbox:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return True, f"timeout after {self.limits.timeout_s:g} s"
-            for fd, event in poller.poll(remaining * 1000):
+            for fd, _ in poller.poll(remaining * 1000):
                 if fd == done_fd:
                     return False, ""
                 if not _read_some(fd, outputs[fds[fd]]):

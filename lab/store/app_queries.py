@@ -112,7 +112,8 @@ class AppQueries(StoreCore):
         """(reward_model, reward, passed) of every score of the iteration's executed candidates, under
         every reward-model version that scored them."""
         return self._query(
-            "SELECT s.reward_model, s.score AS reward, e.passed FROM candidates c JOIN scores s ON s.candidate_id = c.id "
-            "JOIN executions e ON e.candidate_id = c.id WHERE c.run_id = ? AND c.iteration = ? ORDER BY c.id",
+            "SELECT s.reward_model, s.score AS reward, e.passed FROM candidates c "
+            "JOIN scores s ON s.candidate_id = c.id JOIN executions e ON e.candidate_id = c.id "
+            "WHERE c.run_id = ? AND c.iteration = ? ORDER BY c.id",
             (run_id, iteration),
         )

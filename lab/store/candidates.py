@@ -89,7 +89,8 @@ class CandidateTables(StoreCore):
                 where.append(f"{column} = ?")
                 params.append(value)
         if role is not None:
-            where.append("EXISTS (SELECT 1 FROM run_problems r WHERE r.run_id = c.run_id AND r.problem_id = c.problem_id AND r.role = ?)")
+            where.append("EXISTS (SELECT 1 FROM run_problems r "
+                         "WHERE r.run_id = c.run_id AND r.problem_id = c.problem_id AND r.role = ?)")
             params.append(role)
         sql = (
             "SELECT c.*, p.language, p.split, e.status, e.exit_code, e.passed, e.stdout, e.stderr, e.duration_s, "
