@@ -182,11 +182,16 @@ class JobConsole:
                     old = console_handler.setStream(self._sink)
                     self._undo.append(lambda h=console_handler, stream=old: h.setStream(stream))
 
+    def _open_sink(self) -> _Sink:
+        if self._sink is None:
+            raise RuntimeError("the console is not open: use it as `with JobConsole(log_path) as console:`")
+        return self._sink
+
     def _route_warnings(self) -> None:
         saved = warnings.showwarning
 
         def to_log(message, category, filename, lineno, file=None, line=None):
-            self._sink.write(warnings.formatwarning(message, category, filename, lineno, line))
+            self._open_sink().write(warnings.formatwarning(message, category, filename, lineno, line))
 
         warnings.showwarning = to_log
         self._undo.append(lambda: setattr(warnings, "showwarning", saved))
@@ -196,7 +201,7 @@ class JobConsole:
     def say(self, line: str) -> None:
         """One line for the user (and the log)."""
         print(line, file=self.out, flush=True)
-        self._sink.write(line + "\n", echo=False)
+        self._open_sink().write(line + "\n", echo=False)
 
     def progress(self, total: int | None, desc: str, unit: str = "it"):
         """The stage's progress bar (tqdm, with an ETA), on the terminal whatever a stage redirects;
@@ -222,7 +227,7 @@ class JobConsole:
         try:
             yield stage
         except BaseException as error:
-            self._sink.write(traceback.format_exc(), echo=False)  # the user gets it when it propagates
+            self._open_sink().write(traceback.format_exc(), echo=False)  # the user gets it when it propagates
             first_line = next(iter(str(error).splitlines()), "")[:200]
             reason = ("interrupted" if isinstance(error, KeyboardInterrupt)
                       else f"FAILED: {type(error).__name__}: {first_line}")
@@ -239,5 +244,5 @@ class JobConsole:
             del self._bars[bars_before:]
             self._depth -= 1
             sys.stdout, sys.stderr = saved
-            self._sink.flush()
+            self._open_sink().flush()
             self.say(f"{label} {ending}")

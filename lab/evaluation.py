@@ -39,6 +39,7 @@ figures (plots.py), sampling/execution/scoring machinery (stages.py), anything a
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from lab import generators, mining, plots
 from lab.config import LabConfig, UsageError
@@ -227,7 +228,8 @@ def _pair_accuracy(pairs: list[tuple[int, int, str]], score_of: dict[int, float]
     for chosen, rejected, _ in pairs:
         if chosen in score_of and rejected in score_of:
             right, n = counts.get(problem_of[chosen], (0.0, 0))
-            counts[problem_of[chosen]] = (right + pairwise_accuracy([score_of[chosen]], [score_of[rejected]]), n + 1)
+            one_pair = cast(float, pairwise_accuracy([score_of[chosen]], [score_of[rejected]]))  # a pair: a number
+            counts[problem_of[chosen]] = (right + one_pair, n + 1)
     return _accuracy_value(pooled_accuracy_ci(counts))
 
 

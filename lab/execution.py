@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import IO, cast
 
 from lab.config import ExecutionConfig, default_cache_dir
 from lab.languages import (
@@ -177,7 +178,7 @@ class Executor:
                 bar.update(1)
         if bar:
             bar.close()
-        return results
+        return cast(list[ExecutionResult], results)  # every job is cached or ran
 
     def _dispatch(self, tasks: list[tuple[int, str, str]]):
         """Yield (index, result) as workers finish; one job in flight per worker."""
@@ -195,7 +196,7 @@ class Executor:
                 task = queue.pop()
                 worker.send(task[1:])
                 busy[worker.responses] = (worker, task)
-            for connection in wait(list(busy)):
+            for connection in cast(list[Connection], wait(list(busy))):
                 worker, task = busy.pop(connection)
                 try:
                     result = connection.recv()
@@ -357,7 +358,8 @@ class JobRunner:
         finally:
             shutil.rmtree(job, ignore_errors=True)
 
-    def _compile(self, language: Language, program: str, job: Path, env: dict, fill: dict, deadline: float):
+    def _compile(self, language: Language, program: str, job: Path, env: dict, fill: dict,
+                 deadline: float) -> tuple[str, int | None, str, str] | None:
         """None when the program compiled (or needs no compiling), else (status, exit_code, stdout, stderr)."""
         if language.compile_server:
             try:
@@ -426,7 +428,7 @@ class CompileServer:
             argv = ["java", "-XX:+UseSerialGC", "-Xmx1g", "-XX:-UsePerfData", "-cp", inside(self.toolchains / "java"),
                     "CompileServer", JAVATUPLES]
         else:
-            typescript = Path(os.path.realpath(shutil.which("tsc"))).parent.parent
+            typescript = Path(os.path.realpath(shutil.which("tsc") or "tsc")).parent.parent
             env["NODE_PATH"] = str(typescript.parent)
             argv = ["node", inside(HELPERS_DIR / "ts_checker.js")]
         self.log = open(self.home / "server.log", "wb")
@@ -437,7 +439,8 @@ class CompileServer:
             self.process.kill()
             self.process.wait()
             self.log.close()
-            shutil.rmtree(self.home, ignore_errors=True)
+            if self.home is not None:
+                shutil.rmtree(self.home, ignore_errors=True)
             self.process = None
 
     def ensure_warm(self) -> None:
@@ -463,10 +466,17 @@ class CompileServer:
             self.stop()
             raise RuntimeError(f"the {self.kind} compile server failed: {error!r}") from error
 
-    def _compile_java(self, source: str, deadline: float):
+    def _pipes(self) -> tuple[IO[bytes], IO[bytes]]:
+        """The running server's stdin and stdout."""
+        if self.process is None or self.process.stdin is None or self.process.stdout is None:
+            raise RuntimeError(f"the {self.kind} compile server is not running")
+        return self.process.stdin, self.process.stdout
+
+    def _compile_java(self, source: str, deadline: float) -> tuple[bool, str, dict[str, bytes]]:
         data = source.encode("utf-8", errors="surrogateescape")
-        self.process.stdin.write(len(data).to_bytes(4, "big") + data)
-        self.process.stdin.flush()
+        stdin, _ = self._pipes()
+        stdin.write(len(data).to_bytes(4, "big") + data)
+        stdin.flush()
         def read_int() -> int:
             return int.from_bytes(self._read(4, deadline), "big")
 
@@ -480,9 +490,10 @@ class CompileServer:
             files[name.replace(".", "/") + ".class"] = read_block()
         return ok, diagnostics, files
 
-    def _compile_ts(self, source: str, deadline: float):
-        self.process.stdin.write(json.dumps({"source": source}).encode() + b"\n")
-        self.process.stdin.flush()
+    def _compile_ts(self, source: str, deadline: float) -> tuple[bool, str, dict[str, bytes]]:
+        stdin, _ = self._pipes()
+        stdin.write(json.dumps({"source": source}).encode() + b"\n")
+        stdin.flush()
         line = bytearray()
         while not line.endswith(b"\n"):
             line += self._read(1, deadline, up_to=1 << 20)
@@ -491,7 +502,7 @@ class CompileServer:
 
     def _read(self, count: int, deadline: float, up_to: int | None = None) -> bytes:
         """Read exactly `count` bytes (or, with up_to, whatever is there, at least one byte)."""
-        fd = self.process.stdout.fileno()
+        fd = self._pipes()[1].fileno()
         out = bytearray()
         while len(out) < count:
             remaining = deadline - time.monotonic()
@@ -499,7 +510,7 @@ class CompileServer:
                 raise TimeoutError
             chunk = os.read(fd, (up_to or count - len(out)))
             if not chunk:
-                raise EOFError(f"{self.kind} compile server exited ({self.process.poll()})")
+                raise EOFError(f"{self.kind} compile server exited ({self.process and self.process.poll()})")
             out += chunk
             if up_to:
                 break

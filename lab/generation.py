@@ -28,6 +28,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from tqdm.auto import tqdm
@@ -107,6 +108,7 @@ def generate(model, tokenizer, problems: list[Problem], sampling: SamplingConfig
     done: dict[str, list[Candidate]] = {p.id: [] for p in problems}
     bar = tqdm(total=len(jobs), desc="sampling", unit="cand", disable=not progress)
     started, generated_tokens = time.perf_counter(), 0
+    decoder: _Decoder | _VLLMDecoder
     if isinstance(model, VLLMSampler):  # vllm_backend.load_backend_sampler with sampling.backend resolving to vllm
         decoder = _VLLMDecoder(model, tokenizer, temperature, top_p, sampling.max_new_tokens)
     else:
@@ -129,8 +131,7 @@ def generate(model, tokenizer, problems: list[Problem], sampling: SamplingConfig
 def eos_token_ids(model, tokenizer) -> set[int]:
     ids = end_token_ids(tokenizer)
     configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids.update(configured if isinstance(configured, list) else [configured])
-    return {i for i in ids if i is not None}
+    return ids | {i for i in (configured if isinstance(configured, list) else [configured]) if i is not None}
 
 
 @dataclass
@@ -168,7 +169,11 @@ class _Decoder:
         self.prefilled: dict[str, tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]] = {}
         """prompt -> (per layer (keys, values) of shape [1, heads, prompt length, head dim], last logits)"""
         self.rows: list[_Row] = []
-        self.cache = self.attention_mask = self.positions = self.logits = None
+        # the batch's state, None until the first jobs are admitted
+        self.cache: Any = None
+        self.attention_mask: Any = None
+        self.positions: Any = None
+        self.logits: Any = None
 
     @torch.no_grad()
     def run(self, jobs: list[_Job]):
@@ -298,8 +303,8 @@ def candidate_fields(tokenizer, record: dict, stops: tuple[str, ...], end_ids: s
     if not tokens or len(logprobs) != len(tokens):
         raise ValueError(f"vLLM output with {len(tokens)} tokens and {len(logprobs)} log-probs: expected one "
                          "log-prob per generated token")
-    return (finish(tokenizer, tokens, stops, end_ids, last_step=True), sum(logprobs) / len(tokens), len(tokens),
-            tuple(tokens))
+    text = cast(str, finish(tokenizer, tokens, stops, end_ids, last_step=True))  # last_step: always finished
+    return text, sum(logprobs) / len(tokens), len(tokens), tuple(tokens)
 
 
 def _pad_left(tensor: torch.Tensor, length: int) -> torch.Tensor:

@@ -31,6 +31,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -82,17 +83,17 @@ def pack(states: list[list[torch.Tensor]], shared: list[int]) -> Packed:
         layouts.append((torch.cat(parts), torch.cat(positions), torch.cat(segments), tokens))
     width = max(len(layout[1]) for layout in layouts)
     hidden = torch.zeros(len(layouts), width, hidden_size, dtype=dtype, device=device)
-    positions = torch.zeros(len(layouts), width, dtype=torch.long)
-    segments = torch.full((len(layouts), width), -1)
+    position_ids = torch.zeros(len(layouts), width, dtype=torch.long)
+    segment_ids = torch.full((len(layouts), width), -1)
     for row, (row_hidden, row_positions, row_segments, _) in enumerate(layouts):
         hidden[row, :len(row_positions)] = row_hidden
-        positions[row, :len(row_positions)] = row_positions
-        segments[row, :len(row_segments)] = row_segments
-    query, key = segments[:, :, None], segments[:, None, :]
+        position_ids[row, :len(row_positions)] = row_positions
+        segment_ids[row, :len(row_segments)] = row_segments
+    query, key = segment_ids[:, :, None], segment_ids[:, None, :]
     causal = torch.ones(width, width, dtype=torch.bool).tril()
     allowed = causal & ((key == query) | (key == 0))
     mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
-    return Packed(hidden, positions.to(device), mask[:, None].to(device), [layout[3] for layout in layouts])
+    return Packed(hidden, position_ids.to(device), mask[:, None].to(device), [layout[3] for layout in layouts])
 
 
 def run_layers(backbone, layers, packed: Packed) -> torch.Tensor:
@@ -156,7 +157,7 @@ class HiddenStateCache:
                 for j, states in enumerate(row_found):
                     if states is None:
                         row_found[j] = next(fresh)
-        return [[states.to(device=device, dtype=dtype) for states in row] for row in found]
+        return [[cast(torch.Tensor, states).to(device=device, dtype=dtype) for states in row] for row in found]
 
     @torch.no_grad()
     def _compute(self, backbone, split: int, rows: list[list[list[int]]]) -> list[list[torch.Tensor]]:
@@ -179,6 +180,8 @@ class HiddenStateCache:
         return result
 
     def _folder(self, split: int) -> Path:
+        if self.directory is None or self.identity is None:
+            raise ValueError("a HiddenStateCache without a directory and a backbone identity stores nothing")
         identity = {**self.identity, "split": split}
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
         folder = self.directory / key

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +77,7 @@ class JobStatus:
         return self.state == "running"
 
 
-def iterate_command(lab_dir: str | Path, run_name: str, preset: str, assignments: list[str] = (),
+def iterate_command(lab_dir: str | Path, run_name: str, preset: str, assignments: Sequence[str] = (),
                     iterations: int = 1) -> list[str]:
     """`python -m lab iterate` for one more iteration of `run_name`."""
     command = [sys.executable, "-m", "lab", "iterate", "--lab-dir", str(lab_dir), "--run", run_name,
@@ -245,7 +246,7 @@ class Launcher:
             if self._process is not None and self._process.poll() is not None and not held:
                 returncode = self._process.returncode
                 state = "cancelled" if self._cancelled else ("succeeded" if returncode == 0 else "failed")
-                self._last = {**self._last, "state": state, "returncode": returncode}
+                self._last = {**(self._last or {}), "state": state, "returncode": returncode}
                 self._process = None
             if held:
                 description = _read_description(self.lock_path) or {}

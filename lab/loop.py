@@ -272,9 +272,10 @@ def _sample_train(run: RunContext, k: int) -> dict:
 def _execute_bootstrap(run: RunContext) -> dict:
     """Check first that reference solutions pass (a broken sandbox would otherwise record every
     candidate as failing, for good), then execute everything."""
-    references = [p for p in run.problems("train") if p.reference][:REFERENCE_CHECKS]
+    references = [(p, p.reference) for p in run.problems("train") if p.reference][:REFERENCE_CHECKS]
     with Executor(run.config.execution) as executor:
-        results = executor.run_many([(p.language, build_program(p, p.reference)) for p in references], progress=False)
+        results = executor.run_many([(p.language, build_program(p, reference)) for p, reference in references],
+                                    progress=False)
     if references and not any(r.passed for r in results):
         raise RuntimeError(f"execution looks broken: none of {len(references)} reference solutions passes its tests "
                            f"(first: {results[0].status}, stderr {results[0].stderr[-300:]!r}); check "

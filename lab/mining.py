@@ -140,8 +140,8 @@ def length_balance(pairs: list[tuple[int, int, str]], candidates: Sequence[Candi
 def hard_negatives(candidates: Sequence[Candidate], mining: MiningConfig) -> list[int]:
     """Ids of one problem's hard negatives (rules in the module docstring), hardest first."""
     positives, negatives = _split(candidates)
-    scored = [v for v in positives + negatives if v.reward is not None]
-    ranked = sorted(scored, key=lambda v: -v.reward)
+    scored = [(v.reward, v) for v in positives + negatives if v.reward is not None]
+    ranked = [v for _, v in sorted(scored, key=lambda pair: -pair[0])]
     top_k = {v.candidate_id for v in ranked[: mining.top_k]}
     best_positive = max((v.reward for v in positives if v.reward is not None), default=None)
     automatic = [

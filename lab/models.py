@@ -335,9 +335,9 @@ def lora_config(model_config: ModelConfig, task_type: str, layers_to_transform: 
     """LoRA on model.lora_target_modules in every decoder layer, or only in `layers_to_transform`;
     peft takes a layer list only with module names, so there 'all-linear' means `layer_linears`."""
     from peft import LoraConfig
-    targets = model_config.lora_target_modules
-    if targets != "all-linear":
-        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    targets: str | list[str] = model_config.lora_target_modules
+    if model_config.lora_target_modules != "all-linear":
+        targets = [t.strip() for t in model_config.lora_target_modules.split(",") if t.strip()]
     elif layers_to_transform is not None:
         targets = list(layer_linears)
     return LoraConfig(
@@ -416,7 +416,7 @@ def load_reward_model(model_config: ModelConfig, adapter_dir: str | None = None,
     top_only = trainable and adapter_dir is None and trainable_layers is not None
     model, tokenizer = _load(AutoModelForSequenceClassification, model_config, spec, adapter_dir,
                              trainable and not top_only, "SEQ_CLS", num_labels=1)
-    if top_only:
+    if top_only and trainable_layers is not None:
         from peft import get_peft_model
         count = model.config.num_hidden_layers
         if not 1 <= trainable_layers <= count:

@@ -98,6 +98,8 @@ def format_report(report: CheckReport) -> str:
     return "\n".join(lines)
 
 
-def _outcome(result: ExecutionResult) -> str:
+def _outcome(result: ExecutionResult | None) -> str:
+    if result is None:
+        return "not run"
     last_line = next((line for line in reversed(result.stderr.strip().splitlines()) if line.strip()), "")
     return f"{result.status}, exit code {result.exit_code}" + (f": {last_line[:200]}" if last_line else "")

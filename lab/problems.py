@@ -37,6 +37,7 @@ import tokenize
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from lab.config import DataConfig, UsageError
 from lab.languages import MULTIPLE_E_CODES
@@ -88,8 +89,8 @@ MULTIPLE_LICENCE_MESSAGE = (
     "forbids using it as training data for any model, the reward model included. "
     "Train on MBPP train/validation (load_problems('mbpp', split='train', purpose='train'))."
 )
-USER_REQUIRED_FIELDS = {"id": str, "language": str, "prompt": str, "tests": str, "stop_tokens": list}
-USER_OPTIONAL_FIELDS = {"entry_point": str, "split": str, "reference": str, "training_allowed": bool}
+USER_REQUIRED_FIELDS: dict[str, type] = {"id": str, "language": str, "prompt": str, "tests": str, "stop_tokens": list}
+USER_OPTIONAL_FIELDS: dict[str, type] = {"entry_point": str, "split": str, "reference": str, "training_allowed": bool}
 
 
 ANSWER_END = ("\n```",)
@@ -339,7 +340,7 @@ def _mbpp_in_evaluation_form(row: dict) -> Problem:
     functions = [node for node in module.body if isinstance(node, ast.FunctionDef)]
     others = [node for node in module.body if node not in imports and node not in functions]
     if others:
-        shown = ", ".join(f"line {node.lineno} `{ast.get_source_segment(code, node).splitlines()[0].strip()[:40]}`"
+        shown = ", ".join(f"line {node.lineno} `{_source(code, node).splitlines()[0].strip()[:40]}`"
                           for node in others[:3])
         raise _Unrenderable(f"module-level code besides imports and one function: {shown}")
     if len(functions) != 1:
@@ -352,7 +353,7 @@ def _mbpp_in_evaluation_form(row: dict) -> Problem:
         raise _Unrenderable(f"entry point not found: the tests never call {function.name}()")
     if function.decorator_list:
         raise _Unrenderable(f"{function.name}() is decorated")
-    prompt = ("".join(ast.get_source_segment(code, node) + "\n" for node in imports) + ("\n\n" if imports else "")
+    prompt = ("".join(_source(code, node) + "\n" for node in imports) + ("\n\n" if imports else "")
               + _signature(function) + "\n" + _docstring(row["text"], row["test_list"][0]))
     body = _reindented_body("\n".join(code.splitlines()[function.lineno - 1:function.end_lineno]) + "\n")
     cut = first_stop(body, MULTIPLE_PYTHON_STOP_TOKENS)
@@ -360,7 +361,7 @@ def _mbpp_in_evaluation_form(row: dict) -> Problem:
         line = body[cut + 1:].splitlines()[0]
         raise _Unrenderable(f"a stop token would cut the body at {line[:40]!r}")
     try:
-        rendered = ast.parse(prompt + body).body[-1].body[1:]
+        rendered = cast(ast.FunctionDef, ast.parse(prompt + body).body[-1]).body[1:]
     except SyntaxError as error:
         raise _Unrenderable(f"the re-indented body does not parse ({error.msg})") from None
     if ast.dump(ast.Module(rendered, [])) != ast.dump(ast.Module(function.body, [])):
@@ -370,6 +371,11 @@ def _mbpp_in_evaluation_form(row: dict) -> Problem:
         stop_tokens=MULTIPLE_PYTHON_STOP_TOKENS, entry_point=function.name, source="mbpp",
         split=mbpp_split_of(int(row["task_id"])), training_allowed=True, reference=body,
     )
+
+
+def _source(code: str, node: ast.AST) -> str:
+    """The source text of a node parsed from `code` (nodes parsed from source always have one)."""
+    return ast.get_source_segment(code, node) or ""
 
 
 def _parse(source: str, what: str) -> ast.Module:
@@ -390,7 +396,7 @@ def _docstring(text: str, first_test: str) -> str:
     if not (isinstance(test, ast.Assert) and isinstance(test.test, ast.Compare)
             and len(test.test.ops) == 1 and isinstance(test.test.ops[0], ast.Eq)):
         raise _Unrenderable("the first test is not `assert <call> == <expected>`")
-    call, expected = (ast.get_source_segment(first_test, node) for node in (test.test.left, test.test.comparators[0]))
+    call, expected = (_source(first_test, node) for node in (test.test.left, test.test.comparators[0]))
     if "\n" in call + expected:
         raise _Unrenderable("the first test spans several lines")
     lines = [line.rstrip() for line in text.strip().splitlines()] + [f">>> {call}", expected]
@@ -412,7 +418,7 @@ def _reindented_body(function_source: str) -> str:
     seen: set[int] = set()
     pending_comments: list[int] = []
     depth = statement_depth = statement_width = 0
-    header_end = None
+    header_end = 0
     at_statement_start = True
     for token in tokenize.generate_tokens(io.StringIO(function_source).readline):
         row, end_row = token.start[0], token.end[0]
@@ -495,7 +501,8 @@ def _check_language(language: str, where: str) -> None:
 
 
 def _check_type(value: object, kind: type, where: str, name: str) -> None:
-    if not isinstance(value, kind) or (kind is str and not value.strip() and name in ("id", "language", "prompt")):
+    blank = isinstance(value, str) and not value.strip()
+    if not isinstance(value, kind) or (blank and name in ("id", "language", "prompt")):
         raise ProblemLoadError(f"{where}: field {name!r} must be a non-empty {kind.__name__}, got {value!r:.60}")
 
 

@@ -335,7 +335,8 @@ class LanguageCheck:
 
     @property
     def ok(self) -> bool:
-        return not self.missing and self.correct.passed and not self.wrong.passed
+        return (not self.missing and self.correct is not None and self.correct.passed
+                and self.wrong is not None and not self.wrong.passed)
 
 
 @dataclass
@@ -378,11 +379,11 @@ def _reference_checks(executor: Executor, data: DataConfig) -> list[ReferenceChe
     by_number = {p.id.split("/")[1].split("_")[1]: p for p in humaneval}
     multiple = load_problems("multipl-e/humaneval", language="py", data=data)
     sources = {
-        "humaneval/HumanEval.jsonl": [(p.id.split("/", 1)[1], p.prompt + p.reference + "\n" + p.tests)
+        "humaneval/HumanEval.jsonl": [(p.id.split("/", 1)[1], p.prompt + (p.reference or "") + "\n" + p.tests)
                                       for p in humaneval],
         "multipl-e/humaneval-py.jsonl": [
             (p.id.rsplit("/", 1)[1],
-             p.prompt + by_number[p.id.rsplit("/", 1)[1].split("_")[1]].reference + "\n" + p.tests)
+             p.prompt + (by_number[p.id.rsplit("/", 1)[1].split("_")[1]].reference or "") + "\n" + p.tests)
             for p in multiple],
     }
     checks = []
@@ -396,7 +397,7 @@ def _reference_checks(executor: Executor, data: DataConfig) -> list[ReferenceChe
 def format_exec_check(checks: list[LanguageCheck], references: list[ReferenceCheck]) -> str:
     lines = ["language  correct   wrong        toolchain"]
     for c in checks:
-        if c.missing:
+        if c.missing or c.correct is None or c.wrong is None:
             lines.append(f"{c.language:<9} MISSING: apt-get install {c.missing}")
             continue
         lines.append(f"{c.language:<9} {('pass' if c.correct.passed else 'FAIL ' + c.correct.status):<9} "

@@ -77,8 +77,9 @@ class ModelCache:
     def release(self) -> None:
         """Free both models (before a training stage loads its own); a vLLM sampler's process ends."""
         sampler = self._generator[1][0] if self._generator else None
-        if hasattr(sampler, "close"):
-            sampler.close()
+        close = getattr(sampler, "close", None)
+        if close is not None:
+            close()
         self._generator = self._reward_model = None
         gc.collect()
 
@@ -176,6 +177,8 @@ class RunContext:
         if made_in is None:
             return self.config.model.generator, None
         checkpoint = self.store.checkpoint(self.run_id, "generator", made_in)
+        if checkpoint is None:
+            raise RuntimeError(f"run {self.name!r} has no generator checkpoint for iteration {made_in}")
         return checkpoint["version"], checkpoint["path"]
 
     def reward_model_path(self, iteration: int) -> str:
