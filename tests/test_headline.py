@@ -5,19 +5,16 @@ import json
 import subprocess
 import sys
 
-from lab import loop
-from lab.config import make_config, repo_root
+import pytest
+
+from lab.config import repo_root
 from lab.measures import HELDOUT_SET, PREVIOUS_RERANKER
 from lab.store import Store
 
-SMALL = {"data.max_train_problems": "2", "data.max_validation_problems": "2", "data.max_eval_problems": "3",
-         "sampling.num_samples": "3", "sampling.max_new_tokens": "12", "sft.max_steps": "2", "reward.max_steps": "2",
-         "policy.steps": "1"}
 
-
-def test_headline_of_an_evaluated_run(tmp_path):
-    config = make_config("tiny", lab_dir=str(tmp_path / "lab"), **SMALL)
-    loop.run_loop(config, progress=False, log=lambda line: None)
+@pytest.mark.integration
+def test_headline_of_an_evaluated_run(finished_tiny_run, tmp_path):
+    config = finished_tiny_run
     out = tmp_path / "headline.json"
     done = subprocess.run([sys.executable, str(repo_root() / "scripts" / "headline.py"), "--run", config.run_name,
                            "--lab-dir", str(config.lab_dir), "--out", str(out)], capture_output=True, text=True)

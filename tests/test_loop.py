@@ -9,7 +9,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import execution_result
+from conftest import FINISHED_RUN, execution_result
 
 from lab.config import make_config
 from lab.loop import select_train_problems
@@ -98,6 +98,7 @@ def snapshot(lab_dir):
         return {table: [tuple(row) for row in db.execute(sql)] for table, sql in queries.items()}
 
 
+@pytest.mark.integration
 def test_kill_minus_nine_then_rerun_ends_like_an_uninterrupted_run(tmp_path):
     uninterrupted = run_child(tmp_path / "clean")
     killed_mid_sampling = run_child(tmp_path / "killed", kill_at="1:sample:1")
@@ -193,6 +194,7 @@ def test_labels_from_the_app_win_when_pairs_are_built_and_when_the_reward_model_
     assert store.checkpoint(run_id, "reward_model", 0)["version"] == f"{config.run_name}/rm-0"
 
 
+@pytest.mark.integration
 def test_until_stops_the_loop_after_the_named_stage(tmp_path):
     from lab import loop
 
@@ -234,6 +236,7 @@ def test_executor_failures_are_not_recorded_and_a_rerun_retries_them(tmp_path, m
     assert store.unexecuted_candidates(run_id, 0) == []
 
 
+@pytest.mark.integration
 def test_pairs_are_on_policy_unless_reference_pairs_is_set(tmp_path):
     from lab import loop
 
@@ -246,11 +249,9 @@ def test_pairs_are_on_policy_unless_reference_pairs_is_set(tmp_path):
         assert ("reference" in origins) == (reference_pairs == "true")
 
 
-def test_the_reward_model_is_measured_on_validation_problems_it_never_trained_on(tmp_path):
-    from lab import loop
-
-    config = make_config("tiny", lab_dir=str(tmp_path), **SMALL)
-    loop.run_loop(config, until=(1, "validate"), progress=False, log=lambda line: None)
+@pytest.mark.integration
+def test_the_reward_model_is_measured_on_validation_problems_it_never_trained_on(finished_tiny_run):
+    config = finished_tiny_run
     with Store(config.store_path) as store:
         run_id = store.run_id(config.run_name)
         train = {p.id for p in store.run_problems(run_id, "train")}
@@ -268,7 +269,7 @@ def test_the_reward_model_is_measured_on_validation_problems_it_never_trained_on
     # iteration 0 the SFT gate's: the base model's pool and both models' greedy answers)
     pools = {k: sum(c["iteration"] == k and c["origin"] == "sample" and c["model"] == f"{config.run_name}/gen-{k}"
                     for c in validation_samples) for k in (0, 1)}
-    assert pools == {k: len(held_out) * int(SMALL["sampling.num_samples"]) for k in (0, 1)}
+    assert pools == {k: len(held_out) * int(FINISHED_RUN["sampling.num_samples"]) for k in (0, 1)}
     assert {c["model"] for c in validation_samples if c["iteration"] == 0} == {f"{config.run_name}/gen-0",
                                                                                config.model.generator}
     assert all(c["iteration"] == 0 for c in validation_samples if c["model"] == config.model.generator)
@@ -287,6 +288,7 @@ def coin_flip_problems(path, count, training_allowed=False):
     return f"jsonl:{path}"
 
 
+@pytest.mark.integration
 def test_resample_mixed_samples_again_only_where_both_verdicts_were_seen(tmp_path):
     from lab import loop
 
@@ -307,6 +309,7 @@ def test_resample_mixed_samples_again_only_where_both_verdicts_were_seen(tmp_pat
     assert {c["problem_id"] for c in samples if c["iteration"] == 1} == mixed
 
 
+@pytest.mark.integration
 def test_an_unchanged_generator_is_evaluated_once_and_each_reward_model_on_its_samples(tmp_path):
     from lab import evaluation, loop
 
@@ -365,6 +368,7 @@ def load_problems_by_id(config, ids):
     return [p for p in heldout_problems(config) if p.id in ids]
 
 
+@pytest.mark.integration
 def test_a_user_jsonl_file_is_an_evaluation_set_end_to_end_and_never_trains(tmp_path):
     import json
 
@@ -418,6 +422,7 @@ def test_a_ppo_stage_stored_done_by_an_earlier_version_is_the_policy_stage_done(
         assert store.stage_status(run.run_id, 2, "policy") == "done"
 
 
+@pytest.mark.integration
 def test_every_long_stage_moves_one_console_bar_to_its_end(tmp_path):
     from lab import loop
     from lab.console import JobConsole

@@ -223,6 +223,7 @@ def test_a_backslash_in_the_example_makes_the_docstring_raw():
     assert ast.get_docstring(ast.parse(problem.prompt + problem.reference).body[-1]).count("\\n") == 1
 
 
+@pytest.mark.integration
 def test_every_mbpp_row_is_rendered_or_listed_and_ids_differ_from_the_original_form():
     rendered = load_problems("mbpp", data=DATA)
     left_out = mbpp_left_out(data=DATA)
@@ -247,6 +248,7 @@ def test_unknown_mbpp_form_is_refused_by_name():
         load_problems("mbpp", data=DataConfig(mbpp_form="humaneva"))
 
 
+@pytest.mark.integration
 def test_hub_mbpp_is_rendered_like_the_local_copy(monkeypatch):
     import datasets
 
@@ -263,6 +265,7 @@ def test_hub_mbpp_is_rendered_like_the_local_copy(monkeypatch):
     assert mbpp_left_out(data=hub) == mbpp_left_out(data=DATA)
 
 
+@pytest.mark.integration
 def test_every_rendered_reference_passes_its_tests_in_the_sandbox():
     problems = load_problems("mbpp", data=DATA)
     with Executor(ExecutionConfig(use_cache=False)) as executor:

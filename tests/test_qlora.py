@@ -4,6 +4,7 @@ policy-sized update reaches the samples)."""
 import contextlib
 import re
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -18,6 +19,7 @@ def is_4bit(module) -> bool:
     return type(module).__name__ == "Linear4bit"
 
 
+@pytest.mark.integration
 def test_the_whole_loop_runs_on_4bit_weights_and_samples_from_unquantized_ones(tmp_path, monkeypatch):
     """SFT, RM, PPO, sampling, scoring and evaluation with model.load_in_4bit=true: every trainer and the
     scorer run nf4 layers, sampling from the sampler runs none, and every saved adapter is fp32."""
@@ -126,6 +128,7 @@ def test_trl_sft_trainer_casts_4bit_adapters_to_bf16_unless_kept(tiny_config, tm
     assert trainable_dtypes(keep=True) == {torch.float32}
 
 
+@pytest.mark.integration
 def test_gpu_smoke_script_runs_dry_on_cpu(tmp_path):
     """scripts/gpu_smoke.sh --dry-run: the GPU smoke's every step on CPU with the tiny model on the
     4-bit path; the figures it would report come back, vLLM is skipped saying why."""

@@ -179,6 +179,7 @@ def test_evaluate_pairs_counts_ties_half(tiny_config):
     assert result["eval_accuracy"] in (0.25, 0.75)  # the tie counts half; the other pair one or nothing
 
 
+@pytest.mark.integration
 def test_gpu_preset_trains_every_layer_in_4bit(tiny_config, tmp_path):
     """The gpu preset's reward settings on the tiny model, 4-bit with gradient checkpointing as on CUDA."""
     from lab.config import make_config

@@ -11,7 +11,8 @@ from lab.config import ExecutionConfig
 from lab.execution import Executor
 from lab.sandbox import DENIED_SYSCALLS, _descendants, seccomp_filter
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="per-uid sandboxing needs root (CI runs as root)")
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(os.geteuid() != 0, reason="per-uid sandboxing needs root (CI runs as root)")]
 
 
 @pytest.fixture(scope="module", params=["bwrap", "light"])

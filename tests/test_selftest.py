@@ -11,7 +11,8 @@ from lab.config import ExecutionConfig
 from lab.execution import Executor
 from lab.selftest import ATTACKS, SELFTEST_LANGUAGES, _run_attack, run_selftest
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="per-uid sandboxing needs root (CI runs as root)")
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(os.geteuid() != 0, reason="per-uid sandboxing needs root (CI runs as root)")]
 
 
 def test_no_attack_escapes_the_default_sandbox():
