@@ -4,6 +4,7 @@
 Modules, in the order data flows through them (each imports only modules above it):
   config      presets and dataclass configuration; stored_config reads back the configs runs stored
   languages   the language registry: MultiPL-E codes; toolchains, commands, verdict traps, names
+  mbpp_form   MBPP posed in the evaluation's form: prompt and re-indented reference from a row
   problems    HumanEval / MBPP (rendered in HumanEval's form) / MultiPL-E / user JSONL -> Problem
   records     the typed rows that cross modules; measurements keyed by measure and subject
   text        long texts clipped to a bounded size, saying how much was left out
