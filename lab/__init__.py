@@ -12,7 +12,8 @@ Modules, in the order data flows through them (each imports only modules above i
   examples    a prompt's visible examples and the program checking a completion against them
   sandbox     isolation of untrusted programs (bwrap + fork server in exec_helpers/zygote.py,
               light fallback), seccomp, Landlock, cgroups, limits (a package)
-  execution   running candidates: MultiPL-E semantics, worker pool, cache, compile servers
+  compile_servers   warm javac and TypeScript checker processes, each in a sandbox beside a worker
+  execution   running candidates: MultiPL-E semantics, worker pool, cache
   selftest    attacks on the sandbox and the per-language right/wrong check
   tiny        tiny random models and tokenizer built offline, for tests and the tiny preset
   models      model sources (hub, local, package-shipped GGUF, tiny) and loading
