@@ -101,6 +101,14 @@ def finished_tiny_run(tmp_path_factory):
     return config
 
 
+@pytest.fixture
+def store(tmp_path):
+    """An empty store in the test's temp dir."""
+    from lab.store import Store
+    with Store(tmp_path / "lab.sqlite") as store:
+        yield store
+
+
 @pytest.fixture(scope="session")
 def tiny_config(tmp_path_factory):
     """The `tiny` preset with its model cache in a session temp dir (the tiny model is built once)."""

@@ -28,12 +28,6 @@ HOSTILE = ['<script>alert(1)</script>', '</pre><img src=x onerror=alert(2)>']
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "lab.sqlite") as store:
-        yield store
-
-
-@pytest.fixture
 def lab(tmp_path):
     lab = Lab.open(tmp_path / "lab", create=True)
     yield lab

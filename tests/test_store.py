@@ -24,12 +24,6 @@ def make_problem(problem_id="mbpp/601", training_allowed=True, prompt="def f():\
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "lab.sqlite") as store:
-        yield store
-
-
-@pytest.fixture
 def run(store):
     run_id = store.create_run("r", "tiny", "{}")
     store.add_problems([make_problem()], run_id, "train")
