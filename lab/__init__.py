@@ -2,6 +2,7 @@
 (SFT -> reward model -> PPO or RLOO -> sample/execute -> mine hard negatives -> retrain).
 
 Modules, in the order data flows through them (each imports only modules above it):
+  presets     each preset's values (tiny, cpu, gpu) over the configuration's defaults
   config      presets and dataclass configuration; stored_config reads back the configs runs stored
   languages   the language registry: MultiPL-E codes; toolchains, commands, verdict traps, names
   mbpp_form   MBPP posed in the evaluation's form: prompt and re-indented reference from a row
