@@ -21,8 +21,15 @@ from dataclasses import dataclass
 from lab.config import UsageError
 from lab.measures import HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, RANKERS
 from lab.records import EvaluationRow, MeasurementRow
-from lab.reports import (generator_order, generator_title, measurement_text, own_generators, percent,
-                         percent_with_interval, series_key)
+from lab.reports import (
+    generator_order,
+    generator_title,
+    measurement_text,
+    own_generators,
+    percent,
+    percent_with_interval,
+    series_key,
+)
 from lab.store import Store
 from lab.stored_config import config_difference
 

@@ -294,7 +294,8 @@ class _VLLMDecoder:
                 "stop_token_ids": sorted(self.end_ids)}
 
 
-def candidate_fields(tokenizer, record: dict, stops: tuple[str, ...], end_ids: set[int]) -> tuple[str, float, int, tuple]:
+def candidate_fields(tokenizer, record: dict, stops: tuple[str, ...],
+                     end_ids: set[int]) -> tuple[str, float, int, tuple]:
     """(completion, mean log-prob, tokens, token ids) of one vLLM output record (vllm_worker.output_record) as
     _Decoder computes them: every token up to and including the one that stopped it (an end token, the
     one completing a stop string, or the last allowed) counts, and the text is their decoding without

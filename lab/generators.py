@@ -82,7 +82,8 @@ def generator_outcomes(run: RunContext, iteration: int, generator: tuple[str, st
     return stored_outcomes(run, iteration, generator[0], problems)
 
 
-def stored_outcomes(run: RunContext, iteration: int, model: str, problems: list[Problem]) -> dict[str, dict[str, float]]:
+def stored_outcomes(run: RunContext, iteration: int, model: str,
+                    problems: list[Problem]) -> dict[str, dict[str, float]]:
     """{method of GENERATOR_METHODS: {problem id: pass}} from what the store holds of `model` under
     `iteration` (nothing is sampled or executed)."""
     ids = {p.id for p in problems}

@@ -289,8 +289,8 @@ def trainer_arguments(model_config: ModelConfig, output_dir: str, seed: int = 0,
     (their files under output_dir).
 
     TRL 1.x also turns gradient checkpointing on in every config, and the trainer would then enable
-    it on the model whatever model_config says (on CPU: a third more compute per step). It is off here: _load enables it on the model itself where
-    `uses_gradient_checkpointing` says so."""
+    it on the model whatever model_config says (on CPU: each step computes the forward pass again). It is off
+    here: _load enables it on the model itself where `uses_gradient_checkpointing` says so."""
     cpu = resolve_device(model_config) == "cpu"
     return {"output_dir": output_dir, "use_cpu": cpu, "bf16": not cpu and resolve_dtype(model_config) == torch.bfloat16,
             "fp16": False, "activation_checkpointing": False, "logging_steps": 1,

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -190,6 +191,11 @@ def _value(values: dict[MeasureKey, MeasurementRow], key: MeasureKey) -> float |
     return None if row is None else row["value"]
 
 
+def _count(values: dict[MeasureKey, MeasurementRow], key: MeasureKey) -> int | None:
+    row = values.get(key)
+    return None if row is None else row["count"]
+
+
 def _signed(value: float | None) -> str:
     return "–" if value is None else f"{value:+.2f}"
 
@@ -204,21 +210,20 @@ def heldout_markdown(measurements: Sequence[MeasurementRow], eval_set: str = HEL
     lines = [f"Held-out reward-model measures ({eval_set}: problems never trained on), after each RM training; "
              "in brackets 95% intervals that resample problems, differences in points over the same problems.", "",
              "| rm | problems | pair accuracy (pairs) | top-1 random | top-1 log-prob | top-1 reranker | "
-             "reranker − random | reranker − log-prob | top-1 reranker+λ·lp (λ) | hard negatives before → after (pairs) |",
+             "reranker − random | reranker − log-prob | top-1 reranker+λ·lp (λ) | "
+             "hard negatives before → after (pairs) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for (iteration, _), values in sorted(grouped.items()):
-        def value(measure: str, subject: str = "") -> float | None:
+        def value(measure: str, subject: str = "", values=values) -> float | None:
             return _value(values, MeasureKey(measure, subject))
 
-        def count(measure: str, subject: str) -> int | None:
-            row = values.get(MeasureKey(measure, subject))
-            return None if row is None else row["count"]
         pair = (f"{percent_with_interval(values.get(MeasureKey('pair_accuracy', 'reranker')))} "
-                f"({count('pair_accuracy', 'reranker') or 0})")
+                f"({_count(values, MeasureKey('pair_accuracy', 'reranker')) or 0})")
         lam = value("lambda")
         combined = f"{percent(value('top1', 'reranker+logprob'))} (λ={lam:g})" if lam is not None else "–"
         before, after = value("hard_negative_accuracy", "before"), value("hard_negative_accuracy", "after")
-        hard = (f"{percent(before)} → {percent(after)} ({count('hard_negative_accuracy', 'after')})"
+        hard_count = _count(values, MeasureKey("hard_negative_accuracy", "after"))
+        hard = (f"{percent(before)} → {percent(after)} ({hard_count})"
                 if after is not None else "–")
         problems = value("problems")
         lines.append(f"| rm-{iteration} | {'–' if problems is None else int(problems)} | {pair} | "

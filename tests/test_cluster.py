@@ -115,7 +115,8 @@ def test_a_node_lost_mid_stage_loses_and_duplicates_nothing(ray_cluster, bootstr
         return ids
 
     monkeypatch.setattr(Store, "add_candidates", add_then_lose_a_node)
-    run_loop(config, until=(1, "sample"), progress=False, log=lambda line: None)  # the lost replica's units go elsewhere
+    run_loop(config, until=(1, "sample"), progress=False,
+             log=lambda line: None)  # the lost replica's units go elsewhere
     assert 0 < stored_before_loss[0] < len(without_ray["candidates"])
     monkeypatch.setattr(Store, "add_candidates", add_candidates)
     with Store(config.store_path) as store:

@@ -38,7 +38,8 @@ def run_with_pairs(tiny_config, tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(run_with_pairs, tmp_path_factory):
     out = tmp_path_factory.mktemp("engines")
-    settings = [f"{field}={value}" for field, value in {**SMALL, "model.cache_dir": run_with_pairs.model.cache_dir}.items()]
+    settings = [f"{field}={value}"
+                for field, value in {**SMALL, "model.cache_dir": run_with_pairs.model.cache_dir}.items()]
     assert main(["export", "engines", "--out", str(out), "--preset", "tiny", "--lab-dir", run_with_pairs.lab_dir,
                  *[arg for setting in settings for arg in ("--set", setting)]]) == 0
     return out

@@ -17,7 +17,8 @@ from lab.stages import RunContext
 from lab.store import Store
 
 SMALL = {
-    "data.max_train_problems": "2", "data.max_validation_problems": "2", "data.max_eval_problems": "2", "sampling.num_samples": "3",
+    "data.max_train_problems": "2", "data.max_validation_problems": "2", "data.max_eval_problems": "2",
+    "sampling.num_samples": "3",
     "sampling.max_new_tokens": "12", "sft.max_steps": "2", "reward.max_steps": "2", "policy.steps": "1",
     "execution.use_cache": "false",
 }
@@ -93,7 +94,8 @@ def snapshot(lab_dir):
             "pairs": "SELECT p.iteration, p.kind, COUNT(*) FROM pairs p GROUP BY 1, 2 ORDER BY 1, 2",
             "checkpoints": "SELECT iteration, kind, version FROM checkpoints ORDER BY 1, 2",
             "stages": "SELECT iteration, name, status FROM stages ORDER BY 1, 2",
-            "evaluations": "SELECT iteration, benchmark, language, method, n_problems FROM evaluations ORDER BY 1, 2, 3, 4",
+            "evaluations": "SELECT iteration, benchmark, language, method, n_problems FROM evaluations "
+                           "ORDER BY 1, 2, 3, 4",
         }
         return {table: [tuple(row) for row in db.execute(sql)] for table, sql in queries.items()}
 
@@ -213,7 +215,8 @@ def test_executor_failures_are_not_recorded_and_a_rerun_retries_them(tmp_path, m
     from lab.execution import Executor
     from lab.stages import RunContext, execute_candidates
 
-    config = make_config("tiny", lab_dir=str(tmp_path), **{"data.max_train_problems": "1", "execution.use_cache": "false"})
+    config = make_config("tiny", lab_dir=str(tmp_path),
+                         **{"data.max_train_problems": "1", "execution.use_cache": "false"})
     store = Store(config.store_path)
     run_id = store.create_run(config.run_name, "tiny", config.to_json())
     problem = select_train_problems(config)[0]
@@ -242,7 +245,8 @@ def test_pairs_are_on_policy_unless_reference_pairs_is_set(tmp_path):
 
     base = {**SMALL, "data.max_train_problems": "1", "data.max_validation_problems": "1"}
     for reference_pairs in ("false", "true"):
-        config = make_config("tiny", lab_dir=str(tmp_path / reference_pairs), **{**base, "reward.reference_pairs": reference_pairs})
+        config = make_config("tiny", lab_dir=str(tmp_path / reference_pairs),
+                             **{**base, "reward.reference_pairs": reference_pairs})
         loop.run_loop(config, until=(0, "sample"), progress=False, log=lambda line: None)
         with Store(config.store_path) as store:
             origins = {c["origin"] for c in store.candidates(store.run_id(config.run_name))}
@@ -356,8 +360,9 @@ def test_evaluation_candidates_stored_under_their_own_iteration_stay_there(tmp_p
         assert sampled_in(run, 1, "eval", {problem.id}) == 0  # no generator checkpoint: the base model's, sampled in 0
         # a store written before samples were shared holds iteration 1's evaluation candidates under 1
         store.ensure_iteration(run.run_id, 1)
-        store.add_candidates(run.run_id, 1, [{"problem_id": problem.id, "origin": "sample", "model": config.model.generator,
-                                             "sample_index": 0, "completion": "    return 1\n"}])
+        store.add_candidates(run.run_id, 1, [{"problem_id": problem.id, "origin": "sample",
+                                              "model": config.model.generator, "sample_index": 0,
+                                              "completion": "    return 1\n"}])
         assert sampled_in(run, 1, "eval", {problem.id}) == 1
         assert sampled_in(run, 1, "validation", {problem.id}) == 0
 
@@ -448,6 +453,7 @@ def test_every_long_stage_moves_one_console_bar_to_its_end(tmp_path):
     # the SFT gate samples and executes the held-out pool that validate then scores
     assert {("0:sft", "sft steps"), ("0:sft", "sample"), ("0:sft", "execute"), ("0:sample", "sample"),
             ("0:execute", "execute"), ("0:train_rm", "reward-model steps"), ("0:validate", "score"),
-            ("1:policy", "policy steps"), ("1:sample", "sample"), ("1:execute", "execute"), ("1:score", "score")} <= shown
+            ("1:policy", "policy steps"), ("1:sample", "sample"), ("1:execute", "execute"),
+            ("1:score", "score")} <= shown
     for stage, desc, bar in console.bars_by_stage:
         assert bar.total and bar.n == bar.total, (stage, desc, bar.n, bar.total)

@@ -95,7 +95,8 @@ def test_policy_curves_show_the_reward_model_score_and_the_pass_rate_together_pe
     names = ("rm_score", "pass_rate", "kl", "entropy", "length")
     metrics = [{"iteration": k, "stage": "policy", "name": name, "step": step, "value": 0.1 * step + k}
                for k in (1, 2) for name in names for step in (1, 2, 3)]
-    figure = plots.policy_curves_figure(metrics + [{"iteration": 1, "stage": "sft", "name": "kl", "step": 9, "value": 5.0}])
+    sft_kl = {"iteration": 1, "stage": "sft", "name": "kl", "step": 9, "value": 5.0}
+    figure = plots.policy_curves_figure(metrics + [sft_kl])
     score, kl, entropy, length, passed = figure.axes  # the pass rate's twin axis comes last
     assert passed.bbox.bounds == score.bbox.bounds and passed.get_ylim() == (-0.02, 1.02)
     assert [list(line.get_xdata()) for line in score.get_lines()] == [[1, 2, 3], [1, 2, 3]]

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from lab.config import make_config
-from lab.models import load_generator, load_reward_model, load_sampler
+from lab.models import load_generator, load_sampler
 
 QLORA = {"model.load_in_4bit": True, "model.dtype": "bfloat16", "reward.trainable_layers": None}
 """As the gpu preset: nf4 weights, bf16 compute, LoRA on every layer of the reward model."""
@@ -100,7 +100,8 @@ def test_rloo_on_4bit_weights_trains_fp32_adapters(tiny_config, tmp_path):
 
     config = tiny_config.override(**QLORA, **{"policy.method": "rloo", "policy.steps": 1, "policy.learning_rate": 1e-2})
     problems = load_problems("mbpp", split="train", purpose="train", data=config.data)[:2]
-    train_rloo(config, problems, str(tmp_path / "rloo"), policy_adapter=None, reference_adapter=None, reward_adapter=None,
+    train_rloo(config, problems, str(tmp_path / "rloo"), policy_adapter=None, reference_adapter=None,
+               reward_adapter=None,
                score=lambda completions: [float(c.token_ids[0]) if c.token_ids else 0.0 for c in completions])
     weights = load_file(tmp_path / "rloo" / "adapter_model.safetensors")
     assert {tensor.dtype for tensor in weights.values()} == {torch.float32}
