@@ -166,6 +166,7 @@ def test_sft_recipe_choice_measures_each_recipe_against_the_base_model(tmp_path,
         parse_recipe("sft.max_steps")
 
 
+@pytest.mark.integration
 def test_every_evaluation_keeps_the_base_model_and_each_generator_of_the_chain(tmp_path, tiny_config):
     config = make_config("tiny", lab_dir=str(tmp_path), **{
         "model.cache_dir": tiny_config.model.cache_dir, "data.max_train_problems": 2, "data.max_validation_problems": 2,

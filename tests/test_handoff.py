@@ -45,6 +45,7 @@ def exported(run_with_pairs, tmp_path_factory):
     return out
 
 
+@pytest.mark.integration
 def test_pairs_and_prompts_load_with_the_columns_each_engine_reads(run_with_pairs, exported):
     import datasets
     import pyarrow.parquet
@@ -73,6 +74,7 @@ def test_pairs_and_prompts_load_with_the_columns_each_engine_reads(run_with_pair
     assert manifest["reward_model"] == "default/rm-0" and manifest["pairs"] == len(pairs)
 
 
+@pytest.mark.integration
 def test_evaluation_only_problems_are_never_exported(exported):
     written = "".join(path.read_text(errors="replace") for path in exported.rglob("*.jsonl"))
     assert "mbpp" in written and "HumanEval" not in written and "multipl-e" not in written
@@ -80,6 +82,7 @@ def test_evaluation_only_problems_are_never_exported(exported):
         check_training_allowed(load_problems("multipl-e/humaneval", language="py")[0])
 
 
+@pytest.mark.integration
 def test_the_reward_model_loads_with_transformers_alone_and_scores_as_the_lab_does(run_with_pairs, exported):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -97,6 +100,7 @@ def test_the_reward_model_loads_with_transformers_alone_and_scores_as_the_lab_do
     assert plain == pytest.approx(score_completions(lab_model, lab_tokenizer, items, progress=False), abs=2e-3)
 
 
+@pytest.mark.integration
 def test_a_policy_trained_elsewhere_comes_back_as_gen_k(run_with_pairs, tmp_path):
     with Store(run_with_pairs.store_path) as store:
         run = RunContext.existing(run_with_pairs, store)

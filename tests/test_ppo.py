@@ -123,6 +123,7 @@ def check_the_reward_rose(before: float, after: float, logs: list[dict]) -> None
     assert sum(rewards[-4:]) / 4 > sum(rewards[:4]) / 4 + 0.1, rewards
 
 
+@pytest.mark.integration
 def test_ppo_raises_a_toy_reward_and_keeps_the_kl_bounded(tiny_config, problems, tmp_path):
     before, after, logs = toy_training(tiny_config, problems, tmp_path / "ppo")
     check_the_reward_rose(before, after, logs)
@@ -135,6 +136,7 @@ def test_ppo_raises_a_toy_reward_and_keeps_the_kl_bounded(tiny_config, problems,
     assert not (tmp_path / "ppo" / "resume").exists() and (tmp_path / "ppo" / "adapter_model.safetensors").is_file()
 
 
+@pytest.mark.integration
 def test_ppo_with_its_policy_loss_sign_flipped_fails_that_check(tiny_config, problems, tmp_path, monkeypatch):
     monkeypatch.setattr(ppo, "clipped_policy_loss", functools.partial(clipped_policy_loss, sign=-1.0))
     before, after, logs = toy_training(tiny_config, problems, tmp_path / "flipped")
@@ -215,6 +217,7 @@ def adapters(tiny_config, problems, tmp_path_factory):
     return {name: str(root / name) for name in ("sft", "gen-k", "rm")}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("method", ["ppo", "rloo"])
 def test_both_methods_hold_the_policy_to_the_sft_reference_and_log_alike(tiny_config, problems, adapters, method,
                                                                         tmp_path):
@@ -268,6 +271,7 @@ KILLED_RLOO = textwrap.dedent("""
 """)
 
 
+@pytest.mark.integration
 def test_a_killed_rloo_stage_resumes_from_its_last_checkpoint(tiny_config, problems, adapters, tmp_path):
     out = tmp_path / "rloo"
     killed = subprocess.run([sys.executable, "-c", KILLED_RLOO, tiny_config.model.cache_dir, str(out), adapters["sft"],
