@@ -392,7 +392,7 @@ def test_a_user_jsonl_file_is_an_evaluation_set_end_to_end_and_never_trains(tmp_
     assert evaluated == {"mine/0", "mine/1"} and not evaluated & trained
     methods = {r["method"] for r in summary["evaluations"] if r["benchmark"] == f"jsonl:{path}"}
     assert {"greedy", "random", "logprob", "reranker", "oracle"} <= methods
-    assert summary["table_markdown"].startswith("| iteration | method | mine.jsonl Python |")
+    assert summary["table_markdown"].startswith("| iteration | generator | method | mine.jsonl Python |")
 
 
 def test_a_run_continued_with_another_config_records_it_and_says_what_changed(tmp_path):
