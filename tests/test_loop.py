@@ -133,6 +133,7 @@ def test_kill_minus_nine_then_rerun_ends_like_an_uninterrupted_run(tmp_path):
     assert resumed["pairs"] and resumed["evaluations"]
 
 
+@pytest.mark.integration
 def test_a_policy_stage_killed_mid_training_resumes_after_its_last_saved_step(tmp_path):
     """Killed once its second step is logged (before that step's state is saved), the stage continues from
     step 1: its metrics hold each of the 3 steps once, and it trained only steps 2 and 3 again."""
