@@ -13,8 +13,8 @@ for whoever wants to show or cancel it. `python -m lab run` and `iterate` typed 
 the same lock (`job_lock`), so the app and a terminal never run two jobs on one store.
 
 Progress is read back from the log: its last lines (tqdm's carriage-return redraws collapsed) and
-the current stage's tqdm bar (percent and time left), none when the stage has not drawn one. Cancel signals the process group: SIGINT, then SIGTERM, then SIGKILL,
-each after a grace period.
+the current stage's tqdm bar (percent and time left), none when the stage has not drawn one. Cancel
+signals the process group: SIGINT, then SIGTERM, then SIGKILL, each after a grace period.
 
 Not covered here: what an iteration does (loop.py) or how the app shows a job (app.py).
 """

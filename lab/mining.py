@@ -187,7 +187,8 @@ def pair_contradiction(pair: PairRow, labels: dict[int, str | None]) -> str | No
     later labelled hard negative, a rejected side later labelled positive), or None when none does."""
     chosen, rejected = labels.get(pair["chosen_id"]), labels.get(pair["rejected_id"])
     if "exclude" in (chosen, rejected):
-        return f"{'chosen' if chosen == 'exclude' else 'rejected'} side {pair['chosen_id' if chosen == 'exclude' else 'rejected_id']} excluded"
+        side, side_id = ("chosen", pair["chosen_id"]) if chosen == "exclude" else ("rejected", pair["rejected_id"])
+        return f"{side} side {side_id} excluded"
     if chosen == "hard_negative":
         return f"chosen side {pair['chosen_id']} labelled hard negative"
     if rejected == "positive":

@@ -52,7 +52,8 @@ def test_pairs_and_prompts_load_with_the_columns_each_engine_reads(run_with_pair
 
     with Store(run_with_pairs.store_path) as store:
         run = RunContext.existing(run_with_pairs, store)
-        pairs, train, validation = training_pairs(run.store, run.run_id).kept, run.problems("train"), run.problems("validation")
+        pairs = training_pairs(run.store, run.run_id).kept
+        train, validation = run.problems("train"), run.problems("validation")
     assert pairs and len(train) == 3 and len(validation) == 2
     for name in ("trl/preference.jsonl", "openrlhf/preference.jsonl"):
         loaded = datasets.load_dataset("json", data_files=str(exported / name), split="train")

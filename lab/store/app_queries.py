@@ -29,8 +29,8 @@ class AppQueries(StoreCore):
     def candidate_places(self, candidate_ids: list[int]) -> list[CandidatePlaceRow]:
         """Where candidates are: id, run_id, iteration, problem_id (unknown ids left out)."""
         marks = ",".join("?" * len(candidate_ids))
-        return self._query(f"SELECT id, run_id, iteration, problem_id FROM candidates WHERE id IN ({marks}) ORDER BY id",
-                           candidate_ids) if candidate_ids else []
+        return self._query(f"SELECT id, run_id, iteration, problem_id FROM candidates WHERE id IN ({marks}) "
+                           "ORDER BY id", candidate_ids) if candidate_ids else []
 
     def candidate_problem_ids(self, run_id: int) -> list[str]:
         """The problems a run has candidates for, by id."""
