@@ -2,16 +2,23 @@
 (SFT -> reward model -> PPO or RLOO -> sample/execute -> mine hard negatives -> retrain).
 
 Modules, in the order data flows through them (each imports only modules above it):
+  presets     each preset's values (tiny, cpu, gpu) over the configuration's defaults
   config      presets and dataclass configuration; stored_config reads back the configs runs stored
+  languages   the language registry: MultiPL-E codes; toolchains, commands, verdict traps, names
+  mbpp_form   MBPP posed in the evaluation's form: prompt and re-indented reference from a row
   problems    HumanEval / MBPP (rendered in HumanEval's form) / MultiPL-E / user JSONL -> Problem
-  store       the one SQLite database every stage reads from and writes to; the only SQL
-  languages   the per-language table: toolchains, commands, verdict traps, names
+  records     the typed rows that cross modules; measurements keyed by measure and subject
+  text        long texts clipped to a bounded size, saying how much was left out
+  store       the one SQLite database every stage reads from and writes to; the only SQL (a package)
+  examples    a prompt's visible examples and the program checking a completion against them
   sandbox     isolation of untrusted programs (bwrap + fork server in exec_helpers/zygote.py,
-              light fallback), cgroups, limits
-  execution   running candidates: MultiPL-E semantics, worker pool, cache, compile servers
+              light fallback), seccomp, Landlock, cgroups, limits (a package)
+  compile_servers   warm javac and TypeScript checker processes, each in a sandbox beside a worker
+  execution   running candidates: MultiPL-E semantics, worker pool, cache
   selftest    attacks on the sandbox and the per-language right/wrong check
   tiny        tiny random models and tokenizer built offline, for tests and the tiny preset
   models      model sources (hub, local, package-shipped GGUF, tiny) and loading
+  benchmarks  figures the bench scripts measured (benchmarks.json), read by the estimate
   generation  batched sampling of candidates
   vllm_backend, vllm_worker   optional vLLM sampling on CUDA, in its own environment and process
   hidden_states  shared-prefix packed forwards; the disk cache of frozen lower-layer states
@@ -32,12 +39,15 @@ Modules, in the order data flows through them (each imports only modules above i
               and import of a policy trained there as gen-k
   evaluation  held-out measures after every RM training, and the evaluation benchmarks
   temperature the sampling temperature chosen on held-out MBPP validation
+  generators  the generator's own progress (greedy, random pick, oracle) and the SFT gate
+  sft_choice  the SFT recipe, chosen on held-out MBPP validation
   console, estimate   the main job's terminal (one line per stage, log file) and its time estimate
   problem_check       checks of a user problem file's references and tests in the sandbox
   loop        the resumable self-training iteration
   curation    the curated dataset: the pairs training uses (labels applied) and its export
   agreement   overlap assignment of problems to annotators, Cohen's kappa between them
   compare     runs side by side (CLI and app)
+  notebook    what the notebooks share: the run's configuration from their parameters, figures inline
   app/, launcher   the Gradio app (a package: views, handlers by tab, layout, static files), background jobs
 """
 __version__ = "0.1.0"

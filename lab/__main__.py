@@ -223,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     run = command("run", cmd_run, "the main job: run the self-training loop and evaluate (default: cpu preset, "
-                                  "Qwen2.5-Coder-0.5B from its PyPI packages, a small subset, ~15 min on 2 cores)")
+                                  "Qwen2.5-Coder-0.5B from its PyPI packages, a small subset; it prints its time "
+                                  "estimate as it starts)")
     run.add_argument("--verbose", action="store_true", help="show the libraries' output and progress bars live "
                                                             "(it always goes to <run dir>/log.txt)")
     iterate = command("iterate", cmd_iterate, "run more self-training iterations (resumes an interrupted one)")
@@ -263,11 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     import_policy.add_argument("adapter", help="the adapter's folder (adapter_config.json + weights)")
     import_policy.add_argument("--iteration", type=int, required=True,
                                help="K: the iteration whose generator it becomes (its training stage is marked done)")
-    app_help = "open the Gradio app to browse rerankings and label hard negatives (its options: python -m lab app --help)"
+    app_help = ("open the Gradio app to browse rerankings and label hard negatives "
+                "(its options: python -m lab app --help)")
     # main() hands the app's options to lab.app.server
     commands.add_parser("app", help=app_help, description=app_help, add_help=False)
     selftest = command("selftest", cmd_selftest, "attack the execution sandbox and report escapes (exit 1 on any)")
-    selftest.add_argument("--languages", nargs="*", help="languages to attack with (default: py, a compiled and a JVM one)")
+    selftest.add_argument("--languages", nargs="*",
+                          help="languages to attack with (default: py, a compiled and a JVM one)")
     exec_check = command("exec-check", cmd_exec_check, "per language: the toolchain (or the package to install), "
                                                        "a correct completion passes and a wrong one fails")
     exec_check.add_argument("--languages", nargs="*", help="language codes (default: all supported)")

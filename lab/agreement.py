@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Iterable, Sequence
 
 from lab.records import AnnotatorLabelRow
 
 
-def assign(problem_ids: Iterable[str], annotators: Sequence[str], overlap: float, seed: str = "") -> dict[str, list[str]]:
+def assign(problem_ids: Iterable[str], annotators: Sequence[str], overlap: float,
+           seed: str = "") -> dict[str, list[str]]:
     """annotator -> the problems they label, sorted (see the module docstring); `overlap` in [0, 1]."""
     names = list(dict.fromkeys(name.strip() for name in annotators if name.strip()))
     if not names:

@@ -79,7 +79,8 @@ def precision_cost(weights: str) -> str | None:
     return (f"{weights} sampling measured greedy pass@1 {100 * measured['greedy']:.1f} against "
             f"{figures['baseline']}'s {100 * baseline['greedy']:.1f} ({100 * difference['difference']:+.1f} points, "
             f"95% CI {100 * difference['ci_low']:+.1f} to {100 * difference['ci_high']:+.1f}) on "
-            f"{figures['problems']} MBPP validation problems, at {measured['tokens_per_s'] / baseline['tokens_per_s']:.2f}x "
+            f"{figures['problems']} MBPP validation problems, "
+            f"at {measured['tokens_per_s'] / baseline['tokens_per_s']:.2f}x "
             f"its speed ({section['machine']}, {section['date']}: {section['command']})")
 
 

@@ -159,7 +159,8 @@ class _ReplicaPool:
     def submit(self, unit: tuple):
         """(object ref, replica) of `unit` sent to the least busy replica, or None when all are busy."""
         self._admit(wait=not self.queued)
-        actor = min((a for a in self.queued if self.queued[a] < IN_FLIGHT_PER_REPLICA), key=self.queued.get, default=None)
+        actor = min((a for a in self.queued if self.queued[a] < IN_FLIGHT_PER_REPLICA),
+                    key=lambda a: self.queued[a], default=None)
         if actor is None:
             return None
         self.queued[actor] += 1

@@ -21,10 +21,18 @@ from dataclasses import dataclass
 from lab.config import UsageError
 from lab.measures import HELDOUT_SET, METHOD_NAMES, METHOD_TITLES, RANKERS
 from lab.records import EvaluationRow, MeasurementRow
-from lab.reports import (generator_order, generator_title, measurement_text, own_generators, percent_with_interval,
-                         series_key)
+from lab.reports import (
+    generator_order,
+    generator_title,
+    measurement_text,
+    own_generators,
+    percent,
+    percent_with_interval,
+    series_key,
+)
 from lab.store import Store
 from lab.stored_config import config_difference
+
 
 @dataclass
 class Comparison:
@@ -106,16 +114,12 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(map(_escape, row)) + " |" for row in rows])
 
 
-def _percent(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
-
-
 def _pass_cell(row: EvaluationRow | None) -> str:
     if row is None:
         return "–"
     low, high = row.get("ci_low"), row.get("ci_high")
-    interval = f" ({100 * low:.0f}–{100 * high:.0f})" if low is not None and high is not None else ""
-    return f"{_percent(row['pass_at_1'])}{interval}"
+    interval = f" ({percent(low, 0)}–{percent(high, 0)})" if low is not None and high is not None else ""
+    return f"{percent(row['pass_at_1'])}{interval}"
 
 
 def _ranking_cell(row: MeasurementRow | None) -> str:
@@ -147,7 +151,8 @@ def comparison_markdown(comparison: Comparison) -> str:
          [([r["eval_set"], rankers.get(r["ranker"], r["ranker"])],
            [_ranking_cell(r["by_run"].get(name)) for name in runs]) for r in comparison.ranking],
          "No ranking accuracy recorded for an evaluated iteration."),
-        (f"Reward model on held-out problems ({comparison.heldout_set}) after each training: value [95% interval] (n=count)",
+        (f"Reward model on held-out problems ({comparison.heldout_set}) after each training: "
+         "value [95% interval] (n=count)",
          ["measure", "iteration"],
          [([r["name"], str(r["iteration"])], [measurement_text(r["by_run"].get(name)) for name in runs])
           for r in comparison.heldout],

@@ -30,10 +30,11 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import TextIO
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -77,7 +78,7 @@ class _StageStream:
     A library that keeps a reference to it (a logging handler created inside a stage binds to
     sys.stderr as it is then) therefore never writes to a closed log after the stage or the console."""
 
-    def __init__(self, console: "JobConsole", original: TextIO):
+    def __init__(self, console: JobConsole, original: TextIO):
         self.console, self.original = console, original
 
     def _target(self):
@@ -117,7 +118,7 @@ class JobConsole:
 
     # -- opening and closing: logging, warnings and library progress bars go to the log
 
-    def __enter__(self) -> "JobConsole":
+    def __enter__(self) -> JobConsole:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.out, self.err = sys.stdout, sys.stderr
         log_file = open(self.log_path, "a", encoding="utf-8", buffering=1)
@@ -181,11 +182,16 @@ class JobConsole:
                     old = console_handler.setStream(self._sink)
                     self._undo.append(lambda h=console_handler, stream=old: h.setStream(stream))
 
+    def _open_sink(self) -> _Sink:
+        if self._sink is None:
+            raise RuntimeError("the console is not open: use it as `with JobConsole(log_path) as console:`")
+        return self._sink
+
     def _route_warnings(self) -> None:
         saved = warnings.showwarning
 
         def to_log(message, category, filename, lineno, file=None, line=None):
-            self._sink.write(warnings.formatwarning(message, category, filename, lineno, line))
+            self._open_sink().write(warnings.formatwarning(message, category, filename, lineno, line))
 
         warnings.showwarning = to_log
         self._undo.append(lambda: setattr(warnings, "showwarning", saved))
@@ -195,7 +201,7 @@ class JobConsole:
     def say(self, line: str) -> None:
         """One line for the user (and the log)."""
         print(line, file=self.out, flush=True)
-        self._sink.write(line + "\n", echo=False)
+        self._open_sink().write(line + "\n", echo=False)
 
     def progress(self, total: int | None, desc: str, unit: str = "it"):
         """The stage's progress bar (tqdm, with an ETA), on the terminal whatever a stage redirects;
@@ -221,13 +227,16 @@ class JobConsole:
         try:
             yield stage
         except BaseException as error:
-            self._sink.write(traceback.format_exc(), echo=False)  # the user gets it when it propagates
+            self._open_sink().write(traceback.format_exc(), echo=False)  # the user gets it when it propagates
             first_line = next(iter(str(error).splitlines()), "")[:200]
-            reason = "interrupted" if isinstance(error, KeyboardInterrupt) else f"FAILED: {type(error).__name__}: {first_line}"
-            ending = f"{reason} (after {format_duration(time.perf_counter() - stage.started)}; details in {self.log_path})"
+            reason = ("interrupted" if isinstance(error, KeyboardInterrupt)
+                      else f"FAILED: {type(error).__name__}: {first_line}")
+            took = format_duration(time.perf_counter() - stage.started)
+            ending = f"{reason} (after {took}; details in {self.log_path})"
             raise
         else:
-            took = f"done in {format_duration(time.perf_counter() - stage.started)}" + (f", {estimate}" if estimate else "")
+            took = f"done in {format_duration(time.perf_counter() - stage.started)}"
+            took += f", {estimate}" if estimate else ""
             ending = took + (f": {stage.summary}" if stage.summary else "")
         finally:
             for bar in self._bars[bars_before:]:
@@ -235,5 +244,5 @@ class JobConsole:
             del self._bars[bars_before:]
             self._depth -= 1
             sys.stdout, sys.stderr = saved
-            self._sink.flush()
+            self._open_sink().flush()
             self.say(f"{label} {ending}")

@@ -312,7 +312,8 @@ def _eval_set_sizes(config: LabConfig) -> dict[tuple[str, str], int]:
     sizes = {}
     for benchmark in config.data.eval_benchmarks:
         if benchmark == "humaneval":
-            sizes.update({(benchmark, language): EVAL_BENCHMARK_SIZES[benchmark] for language in config.data.eval_languages})
+            sizes.update({(benchmark, language): EVAL_BENCHMARK_SIZES[benchmark]
+                          for language in config.data.eval_languages})
         elif benchmark == "mbpp":
             sizes[(benchmark, "py")] = EVAL_BENCHMARK_SIZES[benchmark]
         elif benchmark.startswith("jsonl:"):

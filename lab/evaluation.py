@@ -39,19 +39,41 @@ figures (plots.py), sampling/execution/scoring machinery (stages.py), anything a
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from lab import generators, mining, plots
 from lab.config import LabConfig, UsageError
 from lab.execution import Executor
-from lab.measures import (HELDOUT_SET, PASS_COMPARISONS, PREVIOUS_RERANKER, RANKERS, RANKING_COMPARISONS, bootstrap_ci,
-                          length_correlation, outcome_rows, paired_difference_ci, pairwise_accuracy, pass_at_1_rows,
-                          pooled_accuracy_ci, problem_outcomes, ranking_accuracy, ranking_counts,
-                          ranking_difference_ci, top_pick_outcomes)
+from lab.measures import (
+    HELDOUT_SET,
+    PASS_COMPARISONS,
+    PREVIOUS_RERANKER,
+    RANKERS,
+    RANKING_COMPARISONS,
+    bootstrap_ci,
+    length_correlation,
+    outcome_rows,
+    paired_difference_ci,
+    pairwise_accuracy,
+    pass_at_1_rows,
+    pooled_accuracy_ci,
+    problem_outcomes,
+    ranking_accuracy,
+    ranking_counts,
+    ranking_difference_ci,
+    top_pick_outcomes,
+)
 from lab.problems import Problem, load_problems
 from lab.records import CandidateRow, MeasureKey, Measurement, PassAt1Row, RankerKey, measurement_key
 from lab.reports import heldout_markdown, ranking_markdown, table_markdown, write_csv
-from lab.stages import (ModelCache, RunContext, execute_candidates, reward_model_version, sample_candidates,
-                        score_candidates)
+from lab.stages import (
+    ModelCache,
+    RunContext,
+    execute_candidates,
+    reward_model_version,
+    sample_candidates,
+    score_candidates,
+)
 from lab.store import Store
 
 LAMBDA_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
@@ -72,7 +94,8 @@ def eval_problems(config: LabConfig) -> dict[tuple[str, str], list[Problem]]:
     for benchmark in config.data.eval_benchmarks:
         if benchmark == "humaneval":
             for language in config.data.eval_languages:
-                selected[(benchmark, language)] = load_problems("multipl-e/humaneval", language=language, data=config.data)
+                selected[(benchmark, language)] = load_problems("multipl-e/humaneval", language=language,
+                                                                data=config.data)
         elif benchmark == "mbpp":
             selected[(benchmark, "py")] = load_problems("mbpp", split="test", data=config.data)
         elif benchmark.startswith("jsonl:"):
@@ -120,8 +143,8 @@ def iteration_candidates(store: Store, run_id: int, iteration: int, generator: s
                          origin: str | None = None) -> list[CandidateRow]:
     """The candidates of one generator in one iteration on these problems (other models' candidates
     on the same problems, such as a bigger model's greedy answers, are kept apart), of one origin if given."""
-    return [c for c in store.candidates(run_id, iteration=iteration, role=role, model=generator, reward_model=reward_model,
-                                        origin=origin)
+    return [c for c in store.candidates(run_id, iteration=iteration, role=role, model=generator,
+                                        reward_model=reward_model, origin=origin)
             if c["problem_id"] in problem_ids]
 
 
@@ -227,7 +250,8 @@ def _pair_accuracy(pairs: list[tuple[int, int, str]], score_of: dict[int, float]
     for chosen, rejected, _ in pairs:
         if chosen in score_of and rejected in score_of:
             right, n = counts.get(problem_of[chosen], (0.0, 0))
-            counts[problem_of[chosen]] = (right + pairwise_accuracy([score_of[chosen]], [score_of[rejected]]), n + 1)
+            one_pair = cast(float, pairwise_accuracy([score_of[chosen]], [score_of[rejected]]))  # a pair: a number
+            counts[problem_of[chosen]] = (right + one_pair, n + 1)
     return _accuracy_value(pooled_accuracy_ci(counts))
 
 
@@ -246,8 +270,8 @@ def measure_heldout(run: RunContext, iteration: int) -> dict:
     pool = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, role="validation", origin="sample")
     for scored_by in scoring_iterations(iteration):
         score_candidates(run, scored_by, pool)
-    for generator in _new_generator_pair(run, iteration):  # their greedy answers too, for the comparison
-        generators.generator_outcomes(run, generator.stored_in, (generator.model, generator.adapter), problems)
+    for pair_member in _new_generator_pair(run, iteration):  # their greedy answers too, for the comparison
+        generators.generator_outcomes(run, pair_member.stored_in, (pair_member.model, pair_member.adapter), problems)
     values = heldout_measurements(run, iteration)
     run.store.add_measurements(run.run_id, iteration, HELDOUT_SET, values)
     counts = {key.measure: m.value for key, m in values.items() if not key.subject}
@@ -390,8 +414,9 @@ def write_reports(run: RunContext) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     report.write_text("\n\n".join(s for s in sections if s) + "\n", encoding="utf-8")
     files = [report, write_csv(rows, out / "evaluation.csv")]
-    files += plots.plot_pass_at_1(rows, out / "pass_at_1.png")
-    files += plots.plot_reward_histograms(latest_candidates, out / "reward_histogram.png")
+    files += plots.save(plots.pass_at_1_figure(rows), out / "pass_at_1.png")
+    files += plots.save(plots.reward_histogram_figure(latest_candidates, "evaluation candidates"),
+                        out / "reward_histogram.png")
     return {"table_markdown": markdown, "files": [str(f) for f in files], "rows": rows}
 
 

@@ -8,7 +8,7 @@ A program is prompt + completion (cut at the first stop token) + "\\n" + tests. 
 MultiPL-E's: OK, SyntaxError (compile errors included), Exception, Timeout; a run passes when
 the status is OK and the exit code is 0. Each worker is its own process (a fresh interpreter,
 no fork of the caller) with its own sandbox uid; compilers that pay for a warm process (javac,
-the TypeScript checker) live on in a sandbox beside each worker.
+the TypeScript checker) live on in a sandbox beside each worker (compile_servers.py).
 
 Not covered here: the isolation itself (the lab.sandbox package) and the per-language table (languages.py).
 """
@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import pickle
-import select
 import shutil
 import subprocess
 import sys
@@ -26,18 +25,26 @@ import time
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import cast
 
+from lab.compile_servers import CompileServer
 from lab.config import ExecutionConfig, default_cache_dir
-from lab.languages import (HELPERS_DIR, JAVATUPLES, LANGUAGES, Language, get_language, missing_tools, prepare_toolchain,
-                           rust_sysroot, toolchain_version, verdict)
+from lab.languages import (
+    HELPERS_DIR,
+    LANGUAGES,
+    Language,
+    get_language,
+    missing_tools,
+    prepare_toolchain,
+    rust_sysroot,
+    toolchain_version,
+    verdict,
+)
 from lab.problems import Problem, truncate_at_stop
 from lab.sandbox import Limits, Mount, Sandbox, SandboxError, choose_isolation
 
 PROGRESS_MIN_JOBS = 20
 WORKER_START_TIMEOUT_S = 60.0
-SERVER_START_TIMEOUT_S = 120.0
-WARM_UP_PROGRAMS = {"java": "class Problem { public static void main(String[] args) { } }\n",
-                    "ts": "const warm: number = 1;\n"}
 SERVER_ROOT = "/opt/rr"
 """Where toolchain artefacts, helpers and the Rust sysroot appear inside the bwrap sandbox."""
 
@@ -96,7 +103,7 @@ class Executor:
         self.workers: list[_Worker] = []
         self._reported_missing: set[str] = set()
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -167,7 +174,7 @@ class Executor:
                 bar.update(1)
         if bar:
             bar.close()
-        return results
+        return cast(list[ExecutionResult], results)  # every job is cached or ran
 
     def _dispatch(self, tasks: list[tuple[int, str, str]]):
         """Yield (index, result) as workers finish; one job in flight per worker."""
@@ -185,7 +192,7 @@ class Executor:
                 task = queue.pop()
                 worker.send(task[1:])
                 busy[worker.responses] = (worker, task)
-            for connection in wait(list(busy)):
+            for connection in cast(list[Connection], wait(list(busy))):
                 worker, task = busy.pop(connection)
                 try:
                     result = connection.recv()
@@ -239,10 +246,12 @@ class _Worker:
     def __init__(self, isolation: str, limits: Limits, toolchains: Path):
         request_read, request_write = os.pipe()
         response_read, response_write = os.pipe()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HELPERS_DIR.parent.parent), os.environ.get("PYTHONPATH", "")])}
+        env = {**os.environ,
+               "PYTHONPATH": os.pathsep.join([str(HELPERS_DIR.parent.parent), os.environ.get("PYTHONPATH", "")])}
         setup = pickle.dumps((isolation, limits, str(toolchains))).hex()
         self.process = subprocess.Popen(
-            [sys.executable, "-c", f"from lab.execution import worker_main; worker_main({request_read}, {response_write}, '{setup}')"],
+            [sys.executable, "-c",
+             f"from lab.execution import worker_main; worker_main({request_read}, {response_write}, '{setup}')"],
             pass_fds=(request_read, response_write), env=env, stdin=subprocess.DEVNULL)
         os.close(request_read)
         os.close(response_write)
@@ -308,7 +317,8 @@ class JobRunner:
     """Compiles and runs one program at a time in this worker's sandbox."""
 
     def __init__(self, isolation: str, limits: Limits, toolchains: Path):
-        mounts = [Mount(str(toolchains), f"{SERVER_ROOT}/toolchains"), Mount(str(HELPERS_DIR), f"{SERVER_ROOT}/helpers")]
+        mounts = [Mount(str(toolchains), f"{SERVER_ROOT}/toolchains"),
+                  Mount(str(HELPERS_DIR), f"{SERVER_ROOT}/helpers")]
         if rust_sysroot():
             mounts.append(Mount(rust_sysroot(), f"{SERVER_ROOT}/rust"))
         self.sandbox = Sandbox(isolation, limits, mounts)
@@ -344,7 +354,8 @@ class JobRunner:
         finally:
             shutil.rmtree(job, ignore_errors=True)
 
-    def _compile(self, language: Language, program: str, job: Path, env: dict, fill: dict, deadline: float):
+    def _compile(self, language: Language, program: str, job: Path, env: dict, fill: dict,
+                 deadline: float) -> tuple[str, int | None, str, str] | None:
         """None when the program compiled (or needs no compiling), else (status, exit_code, stdout, stderr)."""
         if language.compile_server:
             try:
@@ -367,7 +378,7 @@ class JobRunner:
             return "SyntaxError", raw.exit_code, _decode(raw.stdout), _decode(raw.stderr)
         return None
 
-    def _server(self, kind: str) -> "CompileServer":
+    def _server(self, kind: str) -> CompileServer:
         if kind not in self.servers:
             self.servers[kind] = CompileServer(kind, self.sandbox, self.toolchains)
         return self.servers[kind]
@@ -377,14 +388,15 @@ class JobRunner:
                                status == "OK" and exit_code == 0, "")
 
     def _placeholders(self, language: Language, job: Path) -> dict[str, str]:
-        inside = lambda path: self.sandbox.inside(path, job)
+        def inside(path):
+            return self.sandbox.inside(path, job)
         return {"src": inside(job / language.source_file), "work": inside(job), "toolchains": inside(self.toolchains),
                 "helpers": inside(HELPERS_DIR), "rust": inside(rust_sysroot()) if rust_sysroot() else ""}
 
     def _copy_go_cache(self, job: Path) -> None:
         shutil.copytree(self.toolchains / "go" / "gocache", job / ".gocache")
         if self.sandbox.uid is not None:
-            for root, dirs, files in os.walk(job / ".gocache"):
+            for root, _, files in os.walk(job / ".gocache"):
                 os.chown(root, self.sandbox.uid, self.sandbox.uid)
                 for name in files:
                     os.chown(os.path.join(root, name), self.sandbox.uid, self.sandbox.uid)
@@ -392,97 +404,3 @@ class JobRunner:
 
 def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
-
-
-class CompileServer:
-    """A warm compiler (javac in a JVM, or the TypeScript checker) in its own sandbox, as the
-    worker's server uid. Restarted when it dies or overruns a program's deadline."""
-
-    def __init__(self, kind: str, sandbox: Sandbox, toolchains: Path):
-        self.kind, self.sandbox, self.toolchains = kind, sandbox, toolchains
-        self.process: subprocess.Popen | None = None
-        self.home: Path | None = None
-
-    def _start(self) -> None:
-        self.home = self.sandbox.new_job_dir(owner=self.sandbox.server_uid)
-        inside = lambda path: self.sandbox.inside(path, self.home)
-        env = self.sandbox.environment(self.home, {})
-        if self.kind == "java":
-            argv = ["java", "-XX:+UseSerialGC", "-Xmx1g", "-XX:-UsePerfData", "-cp", inside(self.toolchains / "java"),
-                    "CompileServer", JAVATUPLES]
-        else:
-            typescript = Path(os.path.realpath(shutil.which("tsc"))).parent.parent
-            env["NODE_PATH"] = str(typescript.parent)
-            argv = ["node", inside(HELPERS_DIR / "ts_checker.js")]
-        self.log = open(self.home / "server.log", "wb")
-        self.process = self.sandbox.spawn(argv, self.home, env, server=True, stdin=subprocess.PIPE, stderr=self.log)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.log.close()
-            shutil.rmtree(self.home, ignore_errors=True)
-            self.process = None
-
-    def ensure_warm(self) -> None:
-        """(Re)start the server and compile a trivial program, so start-up is not billed to a job."""
-        if self.process is not None and self.process.poll() is None:
-            return
-        self.stop()
-        self._start()
-        ok, diagnostics, _ = self.compile(WARM_UP_PROGRAMS[self.kind], time.monotonic() + SERVER_START_TIMEOUT_S)
-        if not ok:
-            raise RuntimeError(f"the {self.kind} compile server cannot compile a trivial program: {diagnostics}")
-
-    def compile(self, source: str, deadline: float) -> tuple[bool, str, dict[str, bytes]]:
-        """(compiled, diagnostics, {relative path: bytes}); TimeoutError past the deadline."""
-        try:
-            if self.kind == "java":
-                return self._compile_java(source, deadline)
-            return self._compile_ts(source, deadline)
-        except TimeoutError:
-            self.stop()
-            raise
-        except (OSError, EOFError, ValueError) as error:
-            self.stop()
-            raise RuntimeError(f"the {self.kind} compile server failed: {error!r}") from error
-
-    def _compile_java(self, source: str, deadline: float):
-        data = source.encode("utf-8", errors="surrogateescape")
-        self.process.stdin.write(len(data).to_bytes(4, "big") + data)
-        self.process.stdin.flush()
-        read_int = lambda: int.from_bytes(self._read(4, deadline), "big")
-        read_block = lambda: self._read(read_int(), deadline)
-        ok = read_int() == 1
-        diagnostics = read_block().decode("utf-8", errors="replace")
-        files = {}
-        for _ in range(read_int()):
-            name = read_block().decode()
-            files[name.replace(".", "/") + ".class"] = read_block()
-        return ok, diagnostics, files
-
-    def _compile_ts(self, source: str, deadline: float):
-        self.process.stdin.write(json.dumps({"source": source}).encode() + b"\n")
-        self.process.stdin.flush()
-        line = bytearray()
-        while not line.endswith(b"\n"):
-            line += self._read(1, deadline, up_to=1 << 20)
-        reply = json.loads(line)
-        return reply["ok"], reply["diagnostics"], {"main.js": reply["js"].encode()}
-
-    def _read(self, count: int, deadline: float, up_to: int | None = None) -> bytes:
-        """Read exactly `count` bytes (or, with up_to, whatever is there, at least one byte)."""
-        fd = self.process.stdout.fileno()
-        out = bytearray()
-        while len(out) < count:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                raise TimeoutError
-            chunk = os.read(fd, (up_to or count - len(out)))
-            if not chunk:
-                raise EOFError(f"{self.kind} compile server exited ({self.process.poll()})")
-            out += chunk
-            if up_to:
-                break
-        return bytes(out)

@@ -28,13 +28,14 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from tqdm.auto import tqdm
 
 from lab.config import SamplingConfig
-from lab.models import end_token_ids
 from lab.languages import lexer_name
+from lab.models import end_token_ids
 from lab.problems import Problem, completion_stops, first_stop
 from lab.vllm_backend import REQUESTS_PER_CALL, VLLMSampler
 
@@ -107,6 +108,7 @@ def generate(model, tokenizer, problems: list[Problem], sampling: SamplingConfig
     done: dict[str, list[Candidate]] = {p.id: [] for p in problems}
     bar = tqdm(total=len(jobs), desc="sampling", unit="cand", disable=not progress)
     started, generated_tokens = time.perf_counter(), 0
+    decoder: _Decoder | _VLLMDecoder
     if isinstance(model, VLLMSampler):  # vllm_backend.load_backend_sampler with sampling.backend resolving to vllm
         decoder = _VLLMDecoder(model, tokenizer, temperature, top_p, sampling.max_new_tokens)
     else:
@@ -129,8 +131,7 @@ def generate(model, tokenizer, problems: list[Problem], sampling: SamplingConfig
 def eos_token_ids(model, tokenizer) -> set[int]:
     ids = end_token_ids(tokenizer)
     configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids.update(configured if isinstance(configured, list) else [configured])
-    return {i for i in ids if i is not None}
+    return ids | {i for i in (configured if isinstance(configured, list) else [configured]) if i is not None}
 
 
 @dataclass
@@ -161,13 +162,18 @@ class _Decoder:
 
     def __init__(self, model, tokenizer, batch_size: int, temperature: float, top_p: float, max_new_tokens: int):
         self.model, self.tokenizer = model, tokenizer
-        self.batch_size, self.temperature, self.top_p, self.max_new_tokens = batch_size, temperature, top_p, max_new_tokens
+        self.batch_size, self.temperature, self.top_p = batch_size, temperature, top_p
+        self.max_new_tokens = max_new_tokens
         self.refill_at = max(1, batch_size // 4)
         self.eos_ids = eos_token_ids(model, tokenizer)
         self.prefilled: dict[str, tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]] = {}
         """prompt -> (per layer (keys, values) of shape [1, heads, prompt length, head dim], last logits)"""
         self.rows: list[_Row] = []
-        self.cache = self.attention_mask = self.positions = self.logits = None
+        # the batch's state, None until the first jobs are admitted
+        self.cache: Any = None
+        self.attention_mask: Any = None
+        self.positions: Any = None
+        self.logits: Any = None
 
     @torch.no_grad()
     def run(self, jobs: list[_Job]):
@@ -192,7 +198,8 @@ class _Decoder:
                             position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True, logits_to_keep=1)
         lengths = mask.sum(-1).tolist()
         for i, (prompt, length) in enumerate(zip(prompts, lengths)):
-            kv = [(layer.keys[i:i + 1, :, -length:], layer.values[i:i + 1, :, -length:]) for layer in output.cache.layers]
+            kv = [(layer.keys[i:i + 1, :, -length:],
+                   layer.values[i:i + 1, :, -length:]) for layer in output.cache.layers]
             self.prefilled[prompt] = (kv, output.logits[i, -1].float())
         if self.cache is None:  # a cache object to hold the batch (_admit replaces its tensors)
             self.cache = output.cache
@@ -244,7 +251,8 @@ class _Decoder:
                 return
             index = torch.tensor(keep, device=self.model.device)
             self.cache.batch_select_indices(index)
-            chosen, self.attention_mask, self.positions = chosen[index], self.attention_mask[index], self.positions[index]
+            chosen = chosen[index]
+            self.attention_mask, self.positions = self.attention_mask[index], self.positions[index]
             self._trim_padding()
         self.attention_mask = torch.cat([self.attention_mask, self.attention_mask.new_ones(len(self.rows), 1)], dim=-1)
         self.positions = self.positions + 1
@@ -282,10 +290,12 @@ class _VLLMDecoder:
 
     def request(self, job: _Job) -> dict:
         return {"prompt": job.prompt, "seed": job.seed, "temperature": self.temperature, "top_p": self.top_p,
-                "max_tokens": self.max_new_tokens, "stop": list(completion_stops(job.stops)), "stop_token_ids": sorted(self.end_ids)}
+                "max_tokens": self.max_new_tokens, "stop": list(completion_stops(job.stops)),
+                "stop_token_ids": sorted(self.end_ids)}
 
 
-def candidate_fields(tokenizer, record: dict, stops: tuple[str, ...], end_ids: set[int]) -> tuple[str, float, int, tuple]:
+def candidate_fields(tokenizer, record: dict, stops: tuple[str, ...],
+                     end_ids: set[int]) -> tuple[str, float, int, tuple]:
     """(completion, mean log-prob, tokens, token ids) of one vLLM output record (vllm_worker.output_record) as
     _Decoder computes them: every token up to and including the one that stopped it (an end token, the
     one completing a stop string, or the last allowed) counts, and the text is their decoding without
@@ -294,8 +304,8 @@ def candidate_fields(tokenizer, record: dict, stops: tuple[str, ...], end_ids: s
     if not tokens or len(logprobs) != len(tokens):
         raise ValueError(f"vLLM output with {len(tokens)} tokens and {len(logprobs)} log-probs: expected one "
                          "log-prob per generated token")
-    return (finish(tokenizer, tokens, stops, end_ids, last_step=True), sum(logprobs) / len(tokens), len(tokens),
-            tuple(tokens))
+    text = cast(str, finish(tokenizer, tokens, stops, end_ids, last_step=True))  # last_step: always finished
+    return text, sum(logprobs) / len(tokens), len(tokens), tuple(tokens)
 
 
 def _pad_left(tensor: torch.Tensor, length: int) -> torch.Tensor:

@@ -82,7 +82,8 @@ def generator_outcomes(run: RunContext, iteration: int, generator: tuple[str, st
     return stored_outcomes(run, iteration, generator[0], problems)
 
 
-def stored_outcomes(run: RunContext, iteration: int, model: str, problems: list[Problem]) -> dict[str, dict[str, float]]:
+def stored_outcomes(run: RunContext, iteration: int, model: str,
+                    problems: list[Problem]) -> dict[str, dict[str, float]]:
     """{method of GENERATOR_METHODS: {problem id: pass}} from what the store holds of `model` under
     `iteration` (nothing is sampled or executed)."""
     ids = {p.id for p in problems}
@@ -136,7 +137,8 @@ def describe(comparison: GeneratorComparison) -> str:
     for method, word in GATE_METHODS.items():
         d = comparison.differences[method]
         parts.append(f"{word} pass@1 {100 * comparison.baseline[method]:.1f} -> {100 * comparison.tuned[method]:.1f} "
-                     f"({100 * d['difference']:+.1f} points, 95% CI {100 * d['ci_low']:+.1f} to {100 * d['ci_high']:+.1f})")
+                     f"({100 * d['difference']:+.1f} points, "
+                     f"95% CI {100 * d['ci_low']:+.1f} to {100 * d['ci_high']:+.1f})")
     problems = next(iter(comparison.differences.values()))["n_problems"]
     return ", ".join(parts) + f", {problems} problems, base -> SFT"
 

@@ -14,8 +14,9 @@ a policy trained elsewhere imported as the run's gen-k. docs/scale-out.md shows 
   manifest.json              the run, the reward model's version, the row counts
 The pairs are the ones the lab trains its reward model on (manual labels that contradict a pair leave
 it out: curation.training_pairs, the one rule that training and every export follow); the prompts are
-the run's training problems and its held-out validation problems. Completions are continuations of the prompt (prompt + completion is the program),
-and the reward model reads its score at an EOS appended to prompt + completion, as the lab trains it.
+the run's training problems and its held-out validation problems. Completions are continuations of the
+prompt (prompt + completion is the program), and the reward model reads its score at an EOS appended to
+prompt + completion, as the lab trains it.
 
 Licence: only problems whose training is allowed are written; MultiPL-E (evaluation-only) never is:
 the store refuses it as a training problem and in pairs, and every problem is checked again here
@@ -66,8 +67,8 @@ def export_for_engines(run: RunContext, out: str | Path, *, iteration: int | Non
     manifest["files"]["openrlhf/prompts.jsonl"] = curation.write_jsonl(out / "openrlhf" / "prompts.jsonl", [
         {"prompt": p.prompt, "problem_id": p.id, "language": p.language, "tests": p.tests} for p in train])
     for split, problems in (("train", train), ("validation", validation)):
-        manifest["files"][f"verl/{split}.parquet"] = _write_parquet(out / "verl" / f"{split}.parquet",
-                                                                    [verl_row(p, i, split) for i, p in enumerate(problems)])
+        rows = [verl_row(p, i, split) for i, p in enumerate(problems)]
+        manifest["files"][f"verl/{split}.parquet"] = _write_parquet(out / "verl" / f"{split}.parquet", rows)
     if reward_model:
         trained = run.trained_iterations()
         if not trained:

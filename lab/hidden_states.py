@@ -17,9 +17,10 @@ the split layer (`identity.json` beside the files says which backbone it is), th
 the token ids; a changed backbone or text is a different key. States are stored as float16 (bfloat16
 for a sequence with a value beyond float16's range), about 1.8 KB per token for the 0.5B model, and
 are rounded to that dtype even when computed afresh, so a score does not depend on whether the cache
-was warm (beyond float noise: a sequence computed beside other sequences is packed differently). A file is written to a temporary name and renamed (a killed run leaves whole files or none)
-and carries the sha256 of its ids and of its data: a truncated, corrupt or mismatched file is counted
-in `rejected`, recomputed and rewritten. Nothing prunes the directory; delete it to reclaim the space.
+was warm (beyond float noise: a sequence computed beside other sequences is packed differently).
+A file is written to a temporary name and renamed (a killed run leaves whole files or none) and
+carries the sha256 of its ids and of its data: a truncated, corrupt or mismatched file is counted in
+`rejected`, recomputed and rewritten. Nothing prunes the directory; delete it to reclaim the space.
 
 Not covered here: the adapter and score head on top (reward.py), loading models (models.py).
 """
@@ -30,6 +31,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -68,7 +70,8 @@ def pack(states: list[list[torch.Tensor]], shared: list[int]) -> Packed:
     hidden_size, dtype, device = states[0][0].shape[-1], states[0][0].dtype, states[0][0].device
     layouts = []
     for sequences, prefix in zip(states, shared):
-        parts, positions, segments, tokens = [sequences[0][:prefix]], [torch.arange(prefix)], [torch.zeros(prefix, dtype=torch.long)], []
+        parts, positions, tokens = [sequences[0][:prefix]], [torch.arange(prefix)], []
+        segments = [torch.zeros(prefix, dtype=torch.long)]
         offset = prefix
         for number, sequence in enumerate(sequences, start=1):
             own = len(sequence) - prefix
@@ -80,17 +83,17 @@ def pack(states: list[list[torch.Tensor]], shared: list[int]) -> Packed:
         layouts.append((torch.cat(parts), torch.cat(positions), torch.cat(segments), tokens))
     width = max(len(layout[1]) for layout in layouts)
     hidden = torch.zeros(len(layouts), width, hidden_size, dtype=dtype, device=device)
-    positions = torch.zeros(len(layouts), width, dtype=torch.long)
-    segments = torch.full((len(layouts), width), -1)
+    position_ids = torch.zeros(len(layouts), width, dtype=torch.long)
+    segment_ids = torch.full((len(layouts), width), -1)
     for row, (row_hidden, row_positions, row_segments, _) in enumerate(layouts):
         hidden[row, :len(row_positions)] = row_hidden
-        positions[row, :len(row_positions)] = row_positions
-        segments[row, :len(row_segments)] = row_segments
-    query, key = segments[:, :, None], segments[:, None, :]
+        position_ids[row, :len(row_positions)] = row_positions
+        segment_ids[row, :len(row_segments)] = row_segments
+    query, key = segment_ids[:, :, None], segment_ids[:, None, :]
     causal = torch.ones(width, width, dtype=torch.bool).tril()
     allowed = causal & ((key == query) | (key == 0))
     mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
-    return Packed(hidden, positions.to(device), mask[:, None].to(device), [layout[3] for layout in layouts])
+    return Packed(hidden, position_ids.to(device), mask[:, None].to(device), [layout[3] for layout in layouts])
 
 
 def run_layers(backbone, layers, packed: Packed) -> torch.Tensor:
@@ -132,7 +135,7 @@ class HiddenStateCache:
         self.hits = self.misses = self.rejected = 0
 
     @classmethod
-    def for_reward_backbone(cls, model_config) -> "HiddenStateCache":
+    def for_reward_backbone(cls, model_config) -> HiddenStateCache:
         """The cache of the reward backbone `model_config` names, under `<model.cache_dir>/hidden`."""
         return cls(Path(model_config.cache_dir).expanduser() / "hidden", backbone_identity(model_config))
 
@@ -145,7 +148,8 @@ class HiddenStateCache:
         if split == 0:
             return [[embed(torch.tensor(ids, device=device)) for ids in row] for row in rows]
         found = [[self._load(split, ids) for ids in row] for row in rows]
-        missing = [[ids for ids, states in zip(row, row_found) if states is None] for row, row_found in zip(rows, found)]
+        missing = [[ids for ids, states in zip(row, row_found) if states is None]
+                   for row, row_found in zip(rows, found)]
         computed = iter(self._compute(backbone, split, [row for row in missing if row]))
         for row, row_found in zip(missing, found):
             if row:
@@ -153,7 +157,7 @@ class HiddenStateCache:
                 for j, states in enumerate(row_found):
                     if states is None:
                         row_found[j] = next(fresh)
-        return [[states.to(device=device, dtype=dtype) for states in row] for row in found]
+        return [[cast(torch.Tensor, states).to(device=device, dtype=dtype) for states in row] for row in found]
 
     @torch.no_grad()
     def _compute(self, backbone, split: int, rows: list[list[list[int]]]) -> list[list[torch.Tensor]]:
@@ -176,6 +180,8 @@ class HiddenStateCache:
         return result
 
     def _folder(self, split: int) -> Path:
+        if self.directory is None or self.identity is None:
+            raise ValueError("a HiddenStateCache without a directory and a backbone identity stores nothing")
         identity = {**self.identity, "split": split}
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
         folder = self.directory / key

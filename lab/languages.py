@@ -1,6 +1,7 @@
-"""The per-language toolchain table: how to compile and run a MultiPL-E program, how to read
-the verdict (MultiPL-E's statuses, with each language's traps), which Debian package provides
-the toolchain, and how to ask its version.
+"""The language registry: every MultiPL-E language code a problem may have (MULTIPLE_E_CODES), and
+for the languages that run here the toolchain table (LANGUAGES): how to compile and run a program,
+how to read the verdict (MultiPL-E's statuses, with each language's traps), which Debian package
+provides the toolchain, how to ask its version, and the name and lexer to show it with.
 
 Argument templates use {src} (the source file), {work} (the job directory), {toolchains}
 (build artefacts made once: C++ precompiled header, Go cache template), {helpers}
@@ -24,7 +25,6 @@ JAVATUPLES = "/usr/share/java/javatuples.jar"
 GOLD_LINKER = ("-fuse-ld=gold",) if shutil.which("ld.gold") else ()
 """gold links a test program faster than ld.bfd (binutils ships both on Debian)."""
 JVM_FAST_START = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-XX:-UsePerfData")
-STATUSES = ("OK", "SyntaxError", "Exception", "Timeout")
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,8 @@ class Language:
 
 LANGUAGES: dict[str, Language] = {lang.code: lang for lang in [
     Language("py", "Python", "main.py", ("python3",), "python3", ("/usr/bin/python3", "--version"),
-             run=("/usr/bin/python3", "{src}"), syntax_markers=("SyntaxError", "IndentationError", "TabError"), lexer="python"),
+             run=("/usr/bin/python3", "{src}"), syntax_markers=("SyntaxError", "IndentationError", "TabError"),
+             lexer="python"),
     Language("cpp", "C++", "main.cpp", ("g++",), "g++", ("g++", "--version"),
              compile=("g++", "-std=c++17", "-pipe", *GOLD_LINKER, "-include", "{toolchains}/cpp/stdc++.h", "-o", "main",
                       "{src}"),
@@ -101,6 +102,9 @@ LANGUAGES: dict[str, Language] = {lang.code: lang for lang in [
              compile=("scalac", "-d", "{work}", "{src}"), run=("scala", "-cp", "{work}", "Problem"),
              stderr_is_failure=True, startup_allowance_s=20.0),
 ]}
+MULTIPLE_E_CODES = frozenset(LANGUAGES) | {"jl", "swift", "adb", "clj", "dart", "elixir", "hs", "ml", "luau"}
+"""Every MultiPL-E language code: those of LANGUAGES, which run here, and the ones no toolchain here
+runs (a problem in one still loads; executing it is refused by name)."""
 
 
 def get_language(code: str) -> Language:
@@ -127,7 +131,7 @@ def missing_tools(language: Language) -> list[str]:
     return [tool for tool in language.tools if shutil.which(tool) is None]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def toolchain_version(code: str) -> str:
     """First line of the version command, e.g. 'g++ (Debian 12.2.0-14) 12.2.0'. Trusted, unsandboxed."""
     language = get_language(code)
@@ -136,7 +140,7 @@ def toolchain_version(code: str) -> str:
     return f"{language.name}: {lines[0] if lines else 'unknown version'}"[:120]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rust_sysroot() -> str:
     rustc = shutil.which("rustc")
     if rustc is None:
@@ -184,8 +188,9 @@ def _checked(argv: list[str], **kwargs) -> None:
 
 def _build_cpp_pch(target: Path) -> None:
     """bits/stdc++.h precompiled with the exact flags programs are compiled with (-include finds the .gch)."""
-    header = subprocess.run(["g++", "-std=c++17", "-H", "-fsyntax-only", "-x", "c++", "-"], input="#include <bits/stdc++.h>\n",
-                            capture_output=True, text=True).stderr.splitlines()[0].lstrip(". ").strip()
+    header = subprocess.run(["g++", "-std=c++17", "-H", "-fsyntax-only", "-x", "c++", "-"],
+                            input="#include <bits/stdc++.h>\n", capture_output=True, text=True,
+                            ).stderr.splitlines()[0].lstrip(". ").strip()
     shutil.copy(header, target / "stdc++.h")
     _checked(["g++", "-std=c++17", "-x", "c++-header", "-o", str(target / "stdc++.h.gch"), str(target / "stdc++.h")])
 

@@ -13,8 +13,8 @@ for whoever wants to show or cancel it. `python -m lab run` and `iterate` typed 
 the same lock (`job_lock`), so the app and a terminal never run two jobs on one store.
 
 Progress is read back from the log: its last lines (tqdm's carriage-return redraws collapsed) and
-the current stage's tqdm bar (percent and time left), none when the stage has not drawn one. Cancel signals the process group: SIGINT, then SIGTERM, then SIGKILL,
-each after a grace period.
+the current stage's tqdm bar (percent and time left), none when the stage has not drawn one. Cancel
+signals the process group: SIGINT, then SIGTERM, then SIGKILL, each after a grace period.
 
 Not covered here: what an iteration does (loop.py) or how the app shows a job (app.py).
 """
@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +77,7 @@ class JobStatus:
         return self.state == "running"
 
 
-def iterate_command(lab_dir: str | Path, run_name: str, preset: str, assignments: list[str] = (),
+def iterate_command(lab_dir: str | Path, run_name: str, preset: str, assignments: Sequence[str] = (),
                     iterations: int = 1) -> list[str]:
     """`python -m lab iterate` for one more iteration of `run_name`."""
     command = [sys.executable, "-m", "lab", "iterate", "--lab-dir", str(lab_dir), "--run", run_name,
@@ -231,7 +232,8 @@ class Launcher:
                         cwd=str(cwd or repo_root()), start_new_session=True, pass_fds=(lock_fd,),
                         env={**os.environ, "PYTHONUNBUFFERED": "1", INHERITED_LOCK_ENV: str(self.lock_path.resolve())},
                     )
-                description = {"pid": process.pid, "command": command, "log_path": str(log_path), "started_at": time.time()}
+                description = {"pid": process.pid, "command": command, "log_path": str(log_path),
+                               "started_at": time.time()}
                 _describe(lock_fd, description)
             finally:
                 os.close(lock_fd)
@@ -244,7 +246,7 @@ class Launcher:
             if self._process is not None and self._process.poll() is not None and not held:
                 returncode = self._process.returncode
                 state = "cancelled" if self._cancelled else ("succeeded" if returncode == 0 else "failed")
-                self._last = {**self._last, "state": state, "returncode": returncode}
+                self._last = {**(self._last or {}), "state": state, "returncode": returncode}
                 self._process = None
             if held:
                 description = _read_description(self.lock_path) or {}

@@ -46,9 +46,9 @@ import json
 import random
 import shutil
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from lab import evaluation, generators, mining
 from lab.benchmarks import sampling_note
@@ -66,8 +66,16 @@ from lab.reports import heldout_markdown, ranking_markdown, table_markdown
 from lab.reward import PreferencePair, train_reward_model
 from lab.rloo import train_rloo
 from lab.sft import train_sft
-from lab.stages import (ModelCache, RunContext, execute_candidates, generator_version, iteration_seed,
-                        reward_model_version, sample_candidates, score_candidates)
+from lab.stages import (
+    ModelCache,
+    RunContext,
+    execute_candidates,
+    generator_version,
+    iteration_seed,
+    reward_model_version,
+    sample_candidates,
+    score_candidates,
+)
 from lab.store import Store
 from lab.training_jobs import train
 
@@ -262,7 +270,8 @@ def _sample_train(run: RunContext, k: int) -> dict:
     problems = resampled_problems(run, k)
     if k == 0 and run.config.reward.reference_pairs:
         run.store.add_candidates(run.run_id, k, [
-            {"problem_id": p.id, "origin": "reference", "model": "reference", "sample_index": 0, "completion": p.reference}
+            {"problem_id": p.id, "origin": "reference", "model": "reference", "sample_index": 0,
+             "completion": p.reference}
             for p in problems if p.reference
         ])
     added = sample_candidates(run, k, problems, num_samples=run.config.loop.train_samples)
@@ -272,9 +281,10 @@ def _sample_train(run: RunContext, k: int) -> dict:
 def _execute_bootstrap(run: RunContext) -> dict:
     """Check first that reference solutions pass (a broken sandbox would otherwise record every
     candidate as failing, for good), then execute everything."""
-    references = [p for p in run.problems("train") if p.reference][:REFERENCE_CHECKS]
+    references = [(p, p.reference) for p in run.problems("train") if p.reference][:REFERENCE_CHECKS]
     with Executor(run.config.execution) as executor:
-        results = executor.run_many([(p.language, build_program(p, p.reference)) for p in references], progress=False)
+        results = executor.run_many([(p.language, build_program(p, reference)) for p, reference in references],
+                                    progress=False)
     if references and not any(r.passed for r in results):
         raise RuntimeError(f"execution looks broken: none of {len(references)} reference solutions passes its tests "
                            f"(first: {results[0].status}, stderr {results[0].stderr[-300:]!r}); check "
@@ -397,13 +407,15 @@ def summarize(store: Store, run_id: int, config: LabConfig) -> dict:
     for row in sorted(store.stages(run_id), key=position):
         seconds = None
         if row["finished_at"]:
-            seconds = (datetime.fromisoformat(row["finished_at"]) - datetime.fromisoformat(row["started_at"])).total_seconds()
+            took = datetime.fromisoformat(row["finished_at"]) - datetime.fromisoformat(row["started_at"])
+            seconds = took.total_seconds()
         stages.append({"iteration": row["iteration"], "name": row["name"], "status": row["status"], "seconds": seconds,
                        "info": json.loads(row["info_json"] or "{}")})
     evaluations = store.evaluations(run_id)
     measurements = store.measurements(run_id)
     return {
-        "run": config.run_name, "preset": config.preset, "store": str(config.store_path), "run_dir": str(config.run_dir),
+        "run": config.run_name, "preset": config.preset, "store": str(config.store_path),
+        "run_dir": str(config.run_dir),
         "iterations_done": completed_iterations(store, run_id), "stages": stages,
         "candidates": store.candidate_counts(run_id), "pairs": store.pair_counts(run_id),
         "evaluations": evaluations, "measurements": measurements, "table_markdown": table_markdown(evaluations),
@@ -417,13 +429,15 @@ def format_summary(summary: dict) -> str:
     for stage in summary["stages"]:
         seconds = f"{stage['seconds']:7.1f}s" if stage["seconds"] is not None else "      - "
         info = _summary_info(stage["info"])
-        lines.append(f"  iter {stage['iteration']} {stage['name']:9s} {stage['status']:7s} {seconds}  {_format_info(info)}")
+        lines.append(f"  iter {stage['iteration']} {stage['name']:9s} {stage['status']:7s} {seconds}  "
+                     f"{_format_info(info)}")
     total = sum(stage["seconds"] or 0 for stage in summary["stages"])
     lines.append(f"  all stages               {total:7.1f}s  ({total / 60:.1f} min)")
     lines.append("")
     lines.append("candidates (iteration, role: total / executed / passing):")
     for row in summary["candidates"]:
-        lines.append(f"  iter {row['iteration']} {row['role']:10s}: {row['candidates']} / {row['executed']} / {row['passing']}")
+        lines.append(f"  iter {row['iteration']} {row['role']:10s}: "
+                     f"{row['candidates']} / {row['executed']} / {row['passing']}")
     lines.append("preference pairs: " + (", ".join(
         f"iter {r['iteration']} {r['kind']} {r['pairs']}" + (f" ({r['with_reference']} with a reference solution)"
                                                              if r["with_reference"] else "")

@@ -20,13 +20,12 @@ plots (reports.py, plots.py).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from lab.records import CandidateRow, PassAt1Row, RankerKey
-
 
 HELDOUT_SET = "mbpp-validation"
 """The eval set under which a reward model's held-out measurements are stored (evaluation.py)."""
@@ -201,7 +200,8 @@ def ranking_difference_ci(candidates: list[CandidateRow], a: str, b: str, *, key
     differences = resampled[:, 0] - resampled[:, 1]
     return {"difference": float(accuracy[0] - accuracy[1]), "ci_low": float(np.percentile(differences, 2.5)),
             "ci_high": float(np.percentile(differences, 97.5)), "n_problems": len(common),
-            "pairs": int(sum(counts_a[p][1] for p in common)), "accuracy": {a: float(accuracy[0]), b: float(accuracy[1])}}
+            "pairs": int(sum(counts_a[p][1] for p in common)),
+            "accuracy": {a: float(accuracy[0]), b: float(accuracy[1])}}
 
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:

@@ -23,8 +23,8 @@ Not covered here: reading or writing the store, scoring, or training (loop.py do
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from lab.config import MiningConfig
 from lab.records import CandidateRow, PairRow, RankingRow
@@ -140,8 +140,8 @@ def length_balance(pairs: list[tuple[int, int, str]], candidates: Sequence[Candi
 def hard_negatives(candidates: Sequence[Candidate], mining: MiningConfig) -> list[int]:
     """Ids of one problem's hard negatives (rules in the module docstring), hardest first."""
     positives, negatives = _split(candidates)
-    scored = [v for v in positives + negatives if v.reward is not None]
-    ranked = sorted(scored, key=lambda v: -v.reward)
+    scored = [(v.reward, v) for v in positives + negatives if v.reward is not None]
+    ranked = [v for _, v in sorted(scored, key=lambda pair: -pair[0])]
     top_k = {v.candidate_id for v in ranked[: mining.top_k]}
     best_positive = max((v.reward for v in positives if v.reward is not None), default=None)
     automatic = [
@@ -172,7 +172,7 @@ def hard_negative_pairs(candidates: Sequence[Candidate], mining: MiningConfig, *
         for rejected_id in hard_negatives(problem_candidates, mining):
             rejected = negative_of[rejected_id]
 
-            def order(v: Verdict) -> tuple:
+            def order(v: Verdict, rejected: Verdict = rejected, balance: int = balance) -> tuple:
                 tips = balance_lengths and _longer(v, rejected) * balance >= 1
                 return (not v.manual, tips, v.reward if v.reward is not None else float("inf"))
 
@@ -187,7 +187,8 @@ def pair_contradiction(pair: PairRow, labels: dict[int, str | None]) -> str | No
     later labelled hard negative, a rejected side later labelled positive), or None when none does."""
     chosen, rejected = labels.get(pair["chosen_id"]), labels.get(pair["rejected_id"])
     if "exclude" in (chosen, rejected):
-        return f"{'chosen' if chosen == 'exclude' else 'rejected'} side {pair['chosen_id' if chosen == 'exclude' else 'rejected_id']} excluded"
+        side, side_id = ("chosen", pair["chosen_id"]) if chosen == "exclude" else ("rejected", pair["rejected_id"])
+        return f"{side} side {side_id} excluded"
     if chosen == "hard_negative":
         return f"chosen side {pair['chosen_id']} labelled hard negative"
     if rejected == "positive":

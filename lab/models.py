@@ -146,7 +146,8 @@ def assemble_package_gguf(package: PackageModel, gguf_path: Path) -> None:
     chunks = []
     for module, relative in package.parts:
         spec = importlib.util.find_spec(module)
-        chunk = Path(spec.submodule_search_locations[0]) / relative if spec and spec.submodule_search_locations else None
+        locations = spec.submodule_search_locations if spec else None
+        chunk = Path(locations[0]) / relative if locations else None
         if chunk is None or not chunk.is_file():
             raise FileNotFoundError(
                 f"model chunk package {module!r} is not installed (needed for {package.filename}); install all of "
@@ -288,8 +289,8 @@ def trainer_arguments(model_config: ModelConfig, output_dir: str, seed: int = 0,
     (their files under output_dir).
 
     TRL 1.x also turns gradient checkpointing on in every config, and the trainer would then enable
-    it on the model whatever model_config says (on CPU: a third more compute per step). It is off here: _load enables it on the model itself where
-    `uses_gradient_checkpointing` says so."""
+    it on the model whatever model_config says (on CPU: each step computes the forward pass again). It is off
+    here: _load enables it on the model itself where `uses_gradient_checkpointing` says so."""
     cpu = resolve_device(model_config) == "cpu"
     return {"output_dir": output_dir, "use_cpu": cpu, "bf16": not cpu and resolve_dtype(model_config) == torch.bfloat16,
             "fp16": False, "activation_checkpointing": False, "logging_steps": 1,
@@ -334,9 +335,9 @@ def lora_config(model_config: ModelConfig, task_type: str, layers_to_transform: 
     """LoRA on model.lora_target_modules in every decoder layer, or only in `layers_to_transform`;
     peft takes a layer list only with module names, so there 'all-linear' means `layer_linears`."""
     from peft import LoraConfig
-    targets = model_config.lora_target_modules
-    if targets != "all-linear":
-        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    targets: str | list[str] = model_config.lora_target_modules
+    if model_config.lora_target_modules != "all-linear":
+        targets = [t.strip() for t in model_config.lora_target_modules.split(",") if t.strip()]
     elif layers_to_transform is not None:
         targets = list(layer_linears)
     return LoraConfig(
@@ -387,7 +388,8 @@ def load_sampler(model_config: ModelConfig, adapter_dir: str | None = None):
     would sample like gen-(k-1). On the 4-bit path the adapter was trained on the nf4 weights and
     samples on the weights they were quantized from (the usual QLoRA practice). The sampler on vLLM
     is lab.vllm_backend's; `vllm_backend.load_backend_sampler` picks one by sampling.backend."""
-    model, tokenizer = load_generator(replace(model_config, load_in_4bit=False, dtype="float32"), adapter_dir=adapter_dir)
+    model, tokenizer = load_generator(replace(model_config, load_in_4bit=False, dtype="float32"),
+                                      adapter_dir=adapter_dir)
     if adapter_dir:
         model = model.merge_and_unload()
     weights = sampling_weights(model_config)
@@ -414,7 +416,7 @@ def load_reward_model(model_config: ModelConfig, adapter_dir: str | None = None,
     top_only = trainable and adapter_dir is None and trainable_layers is not None
     model, tokenizer = _load(AutoModelForSequenceClassification, model_config, spec, adapter_dir,
                              trainable and not top_only, "SEQ_CLS", num_labels=1)
-    if top_only:
+    if top_only and trainable_layers is not None:
         from peft import get_peft_model
         count = model.config.num_hidden_layers
         if not 1 <= trainable_layers <= count:
@@ -446,7 +448,8 @@ def _load(model_class, model_config: ModelConfig, spec: str, adapter_dir: str | 
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     if trainable and uses_4bit(model_config):
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=uses_gradient_checkpointing(model_config))
+        model = prepare_model_for_kbit_training(model,
+                                                use_gradient_checkpointing=uses_gradient_checkpointing(model_config))
     elif trainable and uses_gradient_checkpointing(model_config):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()

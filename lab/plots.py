@@ -1,15 +1,13 @@
-"""Plots, all in one place: functions that draw a matplotlib Figure from rows (the app shows them as
-they are) and `plot_*` wrappers that save one as PNG (the run artefacts and the notebooks).
+"""Plots, all in one place: functions that draw a matplotlib Figure from rows (the app and the
+notebooks show them as they are), and `save`, which writes one as PNG (the run artefacts).
 
   pass_at_1_figure         pass@1 of each method by benchmark/language (a panel each) and iteration,
-                           with the 95% bootstrap intervals as error bars           (plot_pass_at_1)
+                           with the 95% bootstrap intervals as error bars
   pass_at_1_bars_figure    the same numbers as grouped bars: a group per iteration, a bar per method
-                                                                                    (plot_pass_at_1_bars)
   reward_histogram_figure  reward-model scores of passing vs failing candidates, a panel per version
-                                                                                    (plot_reward_histograms)
-  training_curves_figure   step metrics of the training stages (Store.metrics rows) (plot_training_curves)
+  training_curves_figure   step metrics of the training stages (Store.metrics rows)
   policy_curves_figure     the policy stage's steps: the rollouts' reward-model score beside their executed
-                           pass rate, then KL, entropy and length                  (plot_policy_curves)
+                           pass rate, then KL, entropy and length
   hard_negatives_figure    hard negatives mined and labelled per iteration (Store.hard_negative_counts rows)
   heldout_figure           a reward model's measurements on held-out problems per iteration
                            (Store.measurements rows), a panel per measure
@@ -22,8 +20,8 @@ numbers (measures.py, evaluation.py), tables (reports.py) or reading the store (
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -280,25 +278,3 @@ def heldout_figure(measurements: Sequence[MeasurementRow]) -> Figure | None:
     for axis in list(axes.flat)[len(panels):]:
         axis.set_visible(False)
     return figure
-
-
-def plot_pass_at_1(rows: Sequence[EvaluationRow], path: Path) -> list[Path]:
-    return save(pass_at_1_figure(rows), path)
-
-
-def plot_pass_at_1_bars(rows: Sequence[EvaluationRow], path: Path) -> list[Path]:
-    return save(pass_at_1_bars_figure(rows), path)
-
-
-def plot_reward_histograms(candidates: Sequence[CandidateRow | RewardScoreRow], path: Path,
-                           title: str = "evaluation candidates") -> list[Path]:
-    return save(reward_histogram_figure(candidates, title), path)
-
-
-def plot_training_curves(metrics: Sequence[MetricRow], path: Path,
-                         names: tuple[str, ...] = ("loss", "reward", "kl")) -> list[Path]:
-    return save(training_curves_figure(metrics, names), path)
-
-
-def plot_policy_curves(metrics: Sequence[MetricRow], path: Path) -> list[Path]:
-    return save(policy_curves_figure(metrics), path)

@@ -53,8 +53,16 @@ from torch import nn
 from lab.config import LabConfig
 from lab.generation import candidate_seed, eos_token_ids, format_prompt, generate, stop_strings
 from lab.models import load_generator
-from lab.policy import (Completion, PolicyReward, check_policy_config, cut_completion, finish_output, resumable_output,
-                        resume_key, summary)
+from lab.policy import (
+    Completion,
+    PolicyReward,
+    check_policy_config,
+    cut_completion,
+    finish_output,
+    resumable_output,
+    resume_key,
+    summary,
+)
 from lab.problems import Problem
 
 # ------------------------------------------------------------------ the pure pieces
@@ -168,7 +176,7 @@ class Rollouts:
     prompt_width: int
 
     @classmethod
-    def of(cls, prompts: Sequence[list[int]], responses: Sequence[list[int]], pad: int, device) -> "Rollouts":
+    def of(cls, prompts: Sequence[list[int]], responses: Sequence[list[int]], pad: int, device) -> Rollouts:
         prompt_width, response_width = max(map(len, prompts)), max(map(len, responses))
         rows, masks, response_masks = [], [], []
         for prompt, response in zip(prompts, responses):
@@ -179,7 +187,7 @@ class Rollouts:
         return cls(torch.tensor(rows, device=device), torch.tensor(masks, device=device),
                    torch.tensor(response_masks, device=device), prompt_width)
 
-    def rows(self, index: torch.Tensor) -> "Rollouts":
+    def rows(self, index: torch.Tensor) -> Rollouts:
         return Rollouts(self.input_ids[index], self.attention_mask[index], self.response_mask[index], self.prompt_width)
 
     def __len__(self) -> int:
@@ -215,7 +223,8 @@ def sample_completions(policy, tokenizer, problems: Sequence[Problem], config: L
                        step: int) -> list[Completion]:
     """Step 1: the step's problems (drawn by seed and step) and their completions from the lab's sampler."""
     settings = config.policy
-    chosen = random.Random(f"{seed}/{step}").sample(list(problems), settings.batch_size // settings.generations_per_prompt)
+    chosen = random.Random(f"{seed}/{step}").sample(list(problems),
+                                                    settings.batch_size // settings.generations_per_prompt)
     sampling = dataclasses.replace(config.sampling, seed=candidate_seed(seed, "policy-step", step),
                                    max_new_tokens=settings.response_length)
     policy.eval()
@@ -223,7 +232,8 @@ def sample_completions(policy, tokenizer, problems: Sequence[Problem], config: L
                           progress=False)
     ends, by_id = eos_token_ids(policy, tokenizer), {p.id: p for p in chosen}
     return [cut_completion(tokenizer, by_id[c.problem_id], c.token_ids,
-                           stop_strings(by_id[c.problem_id], config.sampling.prompt_style), settings.response_length, ends)
+                           stop_strings(by_id[c.problem_id], config.sampling.prompt_style), settings.response_length,
+                           ends)
             for c in candidates]
 
 
@@ -233,7 +243,8 @@ def ppo_step(policy, head: nn.Linear, tokenizer, optimizer, reward: PolicyReward
     settings, temperature = config.policy, config.sampling.temperature
     completions = sample_completions(policy, tokenizer, problems, config, seed, step)
     scores, stats = reward(completions)
-    prompts = [tokenizer(format_prompt(c.problem, tokenizer, config.sampling.prompt_style)).input_ids for c in completions]
+    prompts = [tokenizer(format_prompt(c.problem, tokenizer, config.sampling.prompt_style)).input_ids
+               for c in completions]
     responses = [c.token_ids + ([tokenizer.eos_token_id] if c.ended else []) for c in completions]
     if not all(responses):  # a runaway completion of no tokens: only with policy.response_length 0
         raise ValueError("policy.response_length must be at least 1")
@@ -262,7 +273,8 @@ def ppo_step(policy, head: nn.Linear, tokenizer, optimizer, reward: PolicyReward
                 value_loss = clipped_value_loss(values, old_values[rows], returns[rows], mask[rows],
                                                 settings.value_clip_range)
                 ((policy_loss + settings.value_coef * value_loss) / settings.gradient_accumulation_steps).backward()
-                for name, value in (("loss", policy_loss), ("value_loss", value_loss), ("clip_fraction", clip_fraction)):
+                for name, value in (("loss", policy_loss), ("value_loss", value_loss),
+                                    ("clip_fraction", clip_fraction)):
                     losses[name].append(value.item())
             torch.nn.utils.clip_grad_norm_(parameters, settings.max_grad_norm)
             optimizer.step()

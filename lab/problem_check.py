@@ -83,7 +83,8 @@ def format_report(report: CheckReport) -> str:
         lines += [f"  {check.problem.id} ({check.problem.language}): {_outcome(check.reference)}"
                   for check in report.failing_references]
     if report.tests_passing_without_code:
-        lines.append(f"tests that pass with an empty completion, so check nothing ({len(report.tests_passing_without_code)}):")
+        lines.append("tests that pass with an empty completion, so check nothing "
+                     f"({len(report.tests_passing_without_code)}):")
         lines += [f"  {check.problem.id} ({check.problem.language})" for check in report.tests_passing_without_code]
     if report.unchecked:
         lines.append(f"not checked ({len(report.unchecked)}):")
@@ -97,6 +98,8 @@ def format_report(report: CheckReport) -> str:
     return "\n".join(lines)
 
 
-def _outcome(result: ExecutionResult) -> str:
+def _outcome(result: ExecutionResult | None) -> str:
+    if result is None:
+        return "not run"
     last_line = next((line for line in reversed(result.stderr.strip().splitlines()) if line.strip()), "")
     return f"{result.status}, exit code {result.exit_code}" + (f": {last_line[:200]}" if last_line else "")

@@ -12,7 +12,8 @@ MBPP is posed in one of two forms (`DataConfig.mbpp_form`), rendered from MBPP's
     its `def` line and a docstring with the MBPP text and the first test as a doctest; the
     completion (and the reference) is the body, indented by 4 spaces a level; MultiPL-E Python's
     stop tokens. Problems this cannot pose faithfully (helper functions or classes, module-level
-    statements, a body the stop tokens would cut, ...) are left out: `mbpp_left_out` lists them.
+    statements, a body the stop tokens would cut, ...) are left out: `mbpp_left_out` lists them
+    (the rendering itself: lab/mbpp_form.py).
   'original', MBPP's own form: a module docstring with the text and the first test; the
     completion is a whole `def`.
 MultiPL-E's own MBPP prompts are never used for this: they are evaluation-only.
@@ -28,17 +29,16 @@ Not covered here: running programs (execution.py) or storing problems (lab/store
 """
 from __future__ import annotations
 
-import ast
-import io
 import json
 import os
 import re
-import tokenize
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from lab.config import DataConfig, UsageError
+from lab.languages import MULTIPLE_E_CODES
+from lab.mbpp_form import Unrenderable, evaluation_form
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Problem:
     reference: see DataConfig.mbpp_form), 'multipl-e/humaneval-cpp/HumanEval_0_has_close_elements',
     or the user's own id."""
     language: str
-    """MultiPL-E language code: py, cpp, java, js, ts, php, sh, cs, rs, go, rb, pl, lua, r, rkt, d, scala, ..."""
+    """MultiPL-E language code: py, cpp, java, js, ... (one of languages.MULTIPLE_E_CODES)."""
     prompt: str
     tests: str
     """Appended after the completion: program = prompt + completion + '\\n' + tests."""
@@ -87,8 +87,8 @@ MULTIPLE_LICENCE_MESSAGE = (
     "forbids using it as training data for any model, the reward model included. "
     "Train on MBPP train/validation (load_problems('mbpp', split='train', purpose='train'))."
 )
-USER_REQUIRED_FIELDS = {"id": str, "language": str, "prompt": str, "tests": str, "stop_tokens": list}
-USER_OPTIONAL_FIELDS = {"entry_point": str, "split": str, "reference": str, "training_allowed": bool}
+USER_REQUIRED_FIELDS: dict[str, type] = {"id": str, "language": str, "prompt": str, "tests": str, "stop_tokens": list}
+USER_OPTIONAL_FIELDS: dict[str, type] = {"entry_point": str, "split": str, "reference": str, "training_allowed": bool}
 
 
 ANSWER_END = ("\n```",)
@@ -291,7 +291,8 @@ def _load_mbpp(data: DataConfig) -> list[Problem]:
         return _render_mbpp(rows)[0]
     problems = []
     for _, _, row in rows:
-        match = re.search(r"assert\s+\(?\s*(?:set\(|sorted\(|math\.isclose\()?\s*([A-Za-z_]\w*)\s*\(", row["test_list"][0])
+        match = re.search(r"assert\s+\(?\s*(?:set\(|sorted\(|math\.isclose\()?\s*([A-Za-z_]\w*)\s*\(",
+                          row["test_list"][0])
         problems.append(Problem(
             id=f"mbpp/{row['task_id']}", language="py",
             prompt=f'"""\n{row["text"].strip()}\n{row["test_list"][0].strip()}\n"""\n',
@@ -313,139 +314,30 @@ def _unix_newlines(text: str) -> str:
 
 # ---------------------------------------------------------------- MBPP in the evaluation's form
 
-class _Unrenderable(Exception):
-    """This MBPP problem cannot be posed faithfully in the evaluation's form; the message says why."""
-
-
 def _render_mbpp(rows: list[tuple[str, int, dict]]) -> tuple[list[Problem], list[tuple[int, str]]]:
     """(rendered problems, [(task_id, reason)] of those left out)."""
     rendered, refused = [], []
     for _, _, row in rows:
         try:
             rendered.append(_mbpp_in_evaluation_form(row))
-        except _Unrenderable as why:
+        except Unrenderable as why:
             refused.append((int(row["task_id"]), str(why)))
     return rendered, refused
 
 
 def _mbpp_in_evaluation_form(row: dict) -> Problem:
-    """Imports + the reference's `def` line + a docstring (text, first test as a doctest) as the
-    prompt; the reference's body, re-indented to 4 spaces a level, as the reference completion."""
-    code, tests = _unix_newlines(row["code"]), _mbpp_tests(row)
-    module, test_module = _parse(code, "the reference"), _parse(tests, "the tests")
-    imports = [node for node in module.body if isinstance(node, (ast.Import, ast.ImportFrom))]
-    functions = [node for node in module.body if isinstance(node, ast.FunctionDef)]
-    others = [node for node in module.body if node not in imports and node not in functions]
-    if others:
-        shown = ", ".join(f"line {node.lineno} `{ast.get_source_segment(code, node).splitlines()[0].strip()[:40]}`"
-                          for node in others[:3])
-        raise _Unrenderable(f"module-level code besides imports and one function: {shown}")
-    if len(functions) != 1:
-        raise _Unrenderable(f"{len(functions)} top-level functions ({', '.join(f.name for f in functions)}): "
-                            "the prompt would have to hold the helpers")
-    function = functions[0]
-    called = {node.func.id for node in ast.walk(test_module)
-              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
-    if function.name not in called:
-        raise _Unrenderable(f"entry point not found: the tests never call {function.name}()")
-    if function.decorator_list:
-        raise _Unrenderable(f"{function.name}() is decorated")
-    prompt = ("".join(ast.get_source_segment(code, node) + "\n" for node in imports) + ("\n\n" if imports else "")
-              + _signature(function) + "\n" + _docstring(row["text"], row["test_list"][0]))
-    body = _reindented_body("\n".join(code.splitlines()[function.lineno - 1:function.end_lineno]) + "\n")
+    """The row in the evaluation's form (lab/mbpp_form.py), unless the stop tokens would cut its body."""
+    tests = _mbpp_tests(row)
+    prompt, body, entry_point = evaluation_form(_unix_newlines(row["code"]), tests, row["text"], row["test_list"][0])
     cut = first_stop(body, MULTIPLE_PYTHON_STOP_TOKENS)
     if cut >= 0:
         line = body[cut + 1:].splitlines()[0]
-        raise _Unrenderable(f"a stop token would cut the body at {line[:40]!r}")
-    try:
-        rendered = ast.parse(prompt + body).body[-1].body[1:]
-    except SyntaxError as error:
-        raise _Unrenderable(f"the re-indented body does not parse ({error.msg})") from None
-    if ast.dump(ast.Module(rendered, [])) != ast.dump(ast.Module(function.body, [])):
-        raise _Unrenderable("re-indenting the body changed its code")
+        raise Unrenderable(f"a stop token would cut the body at {line[:40]!r}")
     return Problem(
         id=f"{MBPP_RENDERED_PREFIX}{row['task_id']}", language="py", prompt=prompt, tests=tests,
-        stop_tokens=MULTIPLE_PYTHON_STOP_TOKENS, entry_point=function.name, source="mbpp",
+        stop_tokens=MULTIPLE_PYTHON_STOP_TOKENS, entry_point=entry_point, source="mbpp",
         split=mbpp_split_of(int(row["task_id"])), training_allowed=True, reference=body,
     )
-
-
-def _parse(source: str, what: str) -> ast.Module:
-    try:
-        return ast.parse(source)
-    except SyntaxError as error:
-        raise _Unrenderable(f"{what} does not parse ({error.msg}, line {error.lineno})") from None
-
-
-def _signature(function: ast.FunctionDef) -> str:
-    returns = f" -> {ast.unparse(function.returns)}" if function.returns else ""
-    return f"def {function.name}({ast.unparse(function.args)}){returns}:"
-
-
-def _docstring(text: str, first_test: str) -> str:
-    """HumanEval's layout: the text, then the first test `assert call == value` as `>>> call` / `value`."""
-    test = _parse(first_test, "the first test").body[0]
-    if not (isinstance(test, ast.Assert) and isinstance(test.test, ast.Compare)
-            and len(test.test.ops) == 1 and isinstance(test.test.ops[0], ast.Eq)):
-        raise _Unrenderable("the first test is not `assert <call> == <expected>`")
-    call, expected = (ast.get_source_segment(first_test, node) for node in (test.test.left, test.test.comparators[0]))
-    if "\n" in call + expected:
-        raise _Unrenderable("the first test spans several lines")
-    lines = [line.rstrip() for line in text.strip().splitlines()] + [f">>> {call}", expected]
-    content = "\n    ".join(lines)
-    if '"""' in content:
-        raise _Unrenderable('the text or the first test holds """')
-    quote = 'r"""' if "\\" in content else '"""'  # a backslash in a test's string literal shows as written
-    return f'    {quote}{content}\n    """\n'
-
-
-def _reindented_body(function_source: str) -> str:
-    """The body of the one function in `function_source`, each block level indented by 4 spaces.
-    Statement and comment lines get 4 spaces per level; continuation lines keep their offset from
-    their statement (a tab counts 4); lines that start inside a multi-line string stay as they are."""
-    lines = function_source.splitlines()
-    indents: dict[int, str] = {}
-    inside_string: set[int] = set()
-    open_string: set[int] = set()
-    seen: set[int] = set()
-    pending_comments: list[int] = []
-    depth = statement_depth = statement_width = 0
-    header_end = None
-    at_statement_start = True
-    for token in tokenize.generate_tokens(io.StringIO(function_source).readline):
-        row, end_row = token.start[0], token.end[0]
-        if token.type == tokenize.INDENT:
-            depth += 1
-        elif token.type == tokenize.DEDENT:
-            depth -= 1
-        elif token.type == tokenize.NEWLINE:
-            at_statement_start, header_end = True, header_end or row
-        elif token.type not in (tokenize.NL, tokenize.ENDMARKER):
-            if row not in seen:
-                if at_statement_start and token.type == tokenize.COMMENT:
-                    pending_comments.append(row)  # indented like the statement that follows it
-                elif at_statement_start:
-                    statement_depth, statement_width = depth, _indent_width(lines[row - 1])
-                    indents.update({r: "    " * depth for r in pending_comments + [row]})
-                    pending_comments = []
-                else:
-                    offset = max(0, _indent_width(lines[row - 1]) - statement_width)
-                    indents[row] = "    " * statement_depth + " " * offset
-            at_statement_start = at_statement_start and token.type == tokenize.COMMENT
-            seen.update(range(row, end_row + 1))
-            inside_string.update(range(row + 1, end_row + 1))
-            open_string.update(range(row, end_row))
-    body = []
-    for row, line in enumerate(lines[header_end:], start=header_end + 1):
-        if row not in inside_string:
-            line = indents.get(row, "") + line.lstrip(" \t\f")
-        body.append(line if row in open_string else line.rstrip())
-    return "\n".join(body) + "\n"
-
-
-def _indent_width(line: str) -> int:
-    """Columns of the leading whitespace, a tab counting 4."""
-    return len(line[: len(line) - len(line.lstrip(" \t\f"))].expandtabs(4))
 
 
 def _load_multiple(benchmark: str, language: str, data: DataConfig) -> list[Problem]:
@@ -466,7 +358,8 @@ def _load_multiple(benchmark: str, language: str, data: DataConfig) -> list[Prob
     for label, line, row in rows:
         number, _, entry_point = row["name"].split("_", 1)[1].partition("_")
         if not number.isdigit():
-            raise ProblemLoadError(f"{label}, line {line}: field 'name' {row['name']!r} is not '<Benchmark>_<N>_<name>'")
+            raise ProblemLoadError(f"{label}, line {line}: field 'name' {row['name']!r} "
+                                   "is not '<Benchmark>_<N>_<name>'")
         problems.append(Problem(
             id=f"multipl-e/{benchmark}-{language}/{row['name']}", language=language, prompt=row["prompt"],
             tests=row["tests"], stop_tokens=tuple(row["stop_tokens"]), entry_point=entry_point,
@@ -478,27 +371,22 @@ def _load_multiple(benchmark: str, language: str, data: DataConfig) -> list[Prob
 
 # ---------------------------------------------------------------- checks
 
-KNOWN_LANGUAGES = {
-    "py", "cpp", "java", "js", "ts", "php", "sh", "cs", "rs", "go", "rb", "pl", "lua", "r", "rkt", "d",
-    "scala", "jl", "swift", "adb", "clj", "dart", "elixir", "hs", "ml", "luau",
-}
-
-
 def _check_split(split: str) -> None:
     if split not in MBPP_SPLITS:
         raise UsageError(f"unknown split {split!r}: choose one of {', '.join(MBPP_SPLITS)}")
 
 
 def _check_language(language: str, where: str) -> None:
-    if language not in KNOWN_LANGUAGES:
+    if language not in MULTIPLE_E_CODES:
         raise ProblemLoadError(
             f"{where}: field 'language' has unknown language {language!r}; "
-            f"use a MultiPL-E code: {', '.join(sorted(KNOWN_LANGUAGES))}"
+            f"use a MultiPL-E code: {', '.join(sorted(MULTIPLE_E_CODES))}"
         )
 
 
 def _check_type(value: object, kind: type, where: str, name: str) -> None:
-    if not isinstance(value, kind) or (kind is str and not value.strip() and name in ("id", "language", "prompt")):
+    blank = isinstance(value, str) and not value.strip()
+    if not isinstance(value, kind) or (blank and name in ("id", "language", "prompt")):
         raise ProblemLoadError(f"{where}: field {name!r} must be a non-empty {kind.__name__}, got {value!r:.60}")
 
 
@@ -519,7 +407,8 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            raise ProblemLoadError(f"{path}, line {line_number}: not valid JSON ({error.msg} at column {error.colno})") from None
+            raise ProblemLoadError(f"{path}, line {line_number}: not valid JSON "
+                                   f"({error.msg} at column {error.colno})") from None
         if not isinstance(row, dict):
             raise ProblemLoadError(f"{path}, line {line_number}: expected a JSON object, got {type(row).__name__}")
         rows.append((line_number, row))

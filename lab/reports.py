@@ -6,8 +6,9 @@ and the notebooks.
   ranking_markdown      ranking accuracy and length correlation of each ranker, per eval set
   heldout_markdown      what each reward model measured on held-out MBPP validation problems
   write_csv             the pass@1 rows as CSV
-  measurement_text, percent_with_interval, points_with_interval   one measurement as a cell
-                        (value, 95% interval, count), shared by the app, `eval --compare` and headline.py
+  percent, measurement_text, percent_with_interval, points_with_interval   a fraction, or one
+                        measurement (value, 95% interval, count), as a cell: shared by the app,
+                        `eval --compare` and the scripts
 
 Not covered here: computing the numbers (measures.py, evaluation.py), figures (plots.py).
 """
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +45,8 @@ def _column_order(rows: Sequence[EvaluationRow]) -> list[str]:
     return list(dict.fromkeys(column_of(r) for r in sorted(rows, key=key)))
 
 
-def _percent(value: float | None, digits: int = 1) -> str:
+def percent(value: float | None, digits: int = 1) -> str:
+    """A fraction as a percentage, '36.1' (or '–' for None)."""
     return "–" if value is None else f"{100 * value:.{digits}f}"
 
 
@@ -52,8 +55,8 @@ def percent_with_interval(row: Mapping[str, Any] | None) -> str:
     if row is None or row.get("value") is None:
         return "–"
     if row.get("ci_low") is None:
-        return _percent(row["value"])
-    return f"{_percent(row['value'])} ({_percent(row['ci_low'])}–{_percent(row['ci_high'])})"
+        return percent(row["value"])
+    return f"{percent(row['value'])} ({percent(row['ci_low'])}–{percent(row['ci_high'])})"
 
 
 def measurement_text(row: Mapping[str, Any] | None) -> str:
@@ -127,14 +130,14 @@ def table_markdown(rows: Sequence[EvaluationRow]) -> str:
                 if not any(found):
                     continue
                 cells = [
-                    f"{100 * r['pass_at_1']:.1f} ({_percent(r.get('ci_low'), 0)}–{_percent(r.get('ci_high'), 0)}, "
+                    f"{percent(r['pass_at_1'])} ({percent(r.get('ci_low'), 0)}–{percent(r.get('ci_high'), 0)}, "
                     f"n={r['n_problems']})"
                     if r else "–" for r in found
                 ]
                 if with_average:
                     values = [cell[(iteration, generator, method, c)]["pass_at_1"] for c in humaneval_columns
                               if (iteration, generator, method, c) in cell]
-                    cells.append(f"{100 * np.mean(values):.1f}" if values else "–")
+                    cells.append(percent(float(np.mean(values))) if values else "–")
                 lines.append("| " + " | ".join([str(iteration), generator_title(generator), METHOD_TITLES[method]]
                                                 + cells) + " |")
     lines.append("")
@@ -188,6 +191,11 @@ def _value(values: dict[MeasureKey, MeasurementRow], key: MeasureKey) -> float |
     return None if row is None else row["value"]
 
 
+def _count(values: dict[MeasureKey, MeasurementRow], key: MeasureKey) -> int | None:
+    row = values.get(key)
+    return None if row is None else row["count"]
+
+
 def _signed(value: float | None) -> str:
     return "–" if value is None else f"{value:+.2f}"
 
@@ -202,26 +210,25 @@ def heldout_markdown(measurements: Sequence[MeasurementRow], eval_set: str = HEL
     lines = [f"Held-out reward-model measures ({eval_set}: problems never trained on), after each RM training; "
              "in brackets 95% intervals that resample problems, differences in points over the same problems.", "",
              "| rm | problems | pair accuracy (pairs) | top-1 random | top-1 log-prob | top-1 reranker | "
-             "reranker − random | reranker − log-prob | top-1 reranker+λ·lp (λ) | hard negatives before → after (pairs) |",
+             "reranker − random | reranker − log-prob | top-1 reranker+λ·lp (λ) | "
+             "hard negatives before → after (pairs) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for (iteration, _), values in sorted(grouped.items()):
-        def value(measure: str, subject: str = "") -> float | None:
+        def value(measure: str, subject: str = "", values=values) -> float | None:
             return _value(values, MeasureKey(measure, subject))
 
-        def count(measure: str, subject: str) -> int | None:
-            row = values.get(MeasureKey(measure, subject))
-            return None if row is None else row["count"]
         pair = (f"{percent_with_interval(values.get(MeasureKey('pair_accuracy', 'reranker')))} "
-                f"({count('pair_accuracy', 'reranker') or 0})")
+                f"({_count(values, MeasureKey('pair_accuracy', 'reranker')) or 0})")
         lam = value("lambda")
-        combined = f"{_percent(value('top1', 'reranker+logprob'))} (λ={lam:g})" if lam is not None else "–"
+        combined = f"{percent(value('top1', 'reranker+logprob'))} (λ={lam:g})" if lam is not None else "–"
         before, after = value("hard_negative_accuracy", "before"), value("hard_negative_accuracy", "after")
-        hard = (f"{_percent(before)} → {_percent(after)} ({count('hard_negative_accuracy', 'after')})"
+        hard_count = _count(values, MeasureKey("hard_negative_accuracy", "after"))
+        hard = (f"{percent(before)} → {percent(after)} ({hard_count})"
                 if after is not None else "–")
         problems = value("problems")
         lines.append(f"| rm-{iteration} | {'–' if problems is None else int(problems)} | {pair} | "
-                     f"{_percent(value('top1', 'random'))} | {_percent(value('top1', 'logprob'))} | "
-                     f"{_percent(value('top1', 'reranker'))} | "
+                     f"{percent(value('top1', 'random'))} | {percent(value('top1', 'logprob'))} | "
+                     f"{percent(value('top1', 'reranker'))} | "
                      f"{points_with_interval(values.get(MeasureKey('top1_difference', 'reranker-random')))} | "
                      f"{points_with_interval(values.get(MeasureKey('top1_difference', 'reranker-logprob')))} | "
                      f"{combined} | {hard} |")

@@ -95,7 +95,8 @@ def reward_trainer(config: LabConfig, model, tokenizer, pairs: list[PreferencePa
             """TRL's collator stacks the chosen sequences, then the rejected ones, right-padded."""
             sequences = [row[:length].tolist() for row, length in zip(input_ids, attention_mask.sum(-1).tolist())]
             half = len(sequences) // 2
-            rewards = sequence_rewards(self.model, cache, [list(pair) for pair in zip(sequences[:half], sequences[half:])])
+            rewards = sequence_rewards(self.model, cache,
+                                       [list(pair) for pair in zip(sequences[:half], sequences[half:])])
             return SequenceClassifierOutput(logits=torch.cat([rewards[0::2], rewards[1::2]])[:, None])
 
     settings = config.reward
@@ -113,7 +114,8 @@ def reward_trainer(config: LabConfig, model, tokenizer, pairs: list[PreferencePa
 def train_reward_model(config: LabConfig, pairs: list[PreferencePair], output_dir: str, *,
                        eval_pairs: list[PreferencePair] | None = None, init_adapter: str | None = None,
                        on_log: Callable[[dict], None] | None = None,
-                       on_step: Callable[[int, int], None] | None = None, cache: HiddenStateCache | None = None) -> dict:
+                       on_step: Callable[[int, int], None] | None = None,
+                       cache: HiddenStateCache | None = None) -> dict:
     """Train the LoRA reward model (on the top reward.trainable_layers layers, or on all; an
     `init_adapter` keeps the layers it was trained on), save the adapter and score head to
     `output_dir`, and measure it on `eval_pairs`. The frozen layers' states are kept in `cache`
@@ -196,13 +198,3 @@ def evaluate_pairs(model, tokenizer, pairs: list[PreferencePair], batch_size: in
     chosen, rejected = scores[:len(pairs)], scores[len(pairs):]
     return {"eval_accuracy": pairwise_accuracy(chosen, rejected),
             "eval_reward_gap": sum(c - r for c, r in zip(chosen, rejected)) / len(pairs)}
-
-
-def logprob_scores(candidates) -> list[float]:
-    """The no-training baseline ranker: each candidate's mean token log-prob under the generator."""
-    return [candidate.mean_logprob for candidate in candidates]
-
-
-def rank_candidates(candidates: list, scores: list[float]) -> list:
-    """Candidates best-first by score (ties keep sampling order)."""
-    return [candidates[i] for i in sorted(range(len(candidates)), key=lambda i: -scores[i])]

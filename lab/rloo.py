@@ -29,14 +29,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from lab.config import LabConfig
 from lab.generation import eos_token_ids, format_prompt, stop_strings
 from lab.models import load_generator, log_forwarder, trainable_weights_kept, trainer_arguments
-from lab.policy import (STEP_METRICS, Completion, PolicyReward, check_policy_config, cut_completion, finish_output,
-                        resumable_output, resume_key, summary)
+from lab.policy import (
+    STEP_METRICS,
+    Completion,
+    PolicyReward,
+    check_policy_config,
+    cut_completion,
+    finish_output,
+    resumable_output,
+    resume_key,
+    summary,
+)
 from lab.problems import Problem
 
 LOGGED = "lab/"
@@ -52,7 +62,8 @@ def reward_function(reward: PolicyReward, tokenizer, problems: Sequence[Problem]
     by_id = {p.id: p for p in problems}
 
     def lab_reward(completion_ids, problem_id, log_metric, **_) -> list[float]:
-        completions = [cut_completion(tokenizer, by_id[pid], ids, stop_strings(by_id[pid], config.sampling.prompt_style),
+        completions = [cut_completion(tokenizer, by_id[pid], ids,
+                                      stop_strings(by_id[pid], config.sampling.prompt_style),
                                       config.policy.response_length, ends)
                        for pid, ids in zip(problem_id, completion_ids)]
         rewards, stats = reward(completions)
@@ -76,7 +87,7 @@ def set_reference(model, reference_adapter: str | None) -> None:
 
     if reference_adapter:
         weights = load_file(str(Path(reference_adapter) / "adapter_model.safetensors"))
-        result = set_peft_model_state_dict(model, weights, adapter_name="ref")
+        result: Any = set_peft_model_state_dict(model, weights, adapter_name="ref")  # peft leaves it untyped
         if result.unexpected_keys:
             raise ValueError(f"the reference adapter {reference_adapter} does not fit the policy's LoRA layout "
                              f"(e.g. {result.unexpected_keys[0]}): were model.lora_* changed since it was trained?")
@@ -132,7 +143,8 @@ def train_rloo(config: LabConfig, problems: Sequence[Problem], output_dir: str, 
         trainer.train(resume_from_checkpoint=checkpoint)
     finally:
         reward.close()
-    trainer.model.save_pretrained(str(out), selected_adapters=["default"])
+    trained: Any = trainer.model  # the peft model it trained (typed as optional by transformers)
+    trained.save_pretrained(str(out), selected_adapters=["default"])
     finish_output(out)
     return summary(step_logs(trainer.state.log_history), settings.batch_size, time.perf_counter() - started,
                    settings.steps - done)

@@ -50,29 +50,48 @@ KNOWN_QUIRKS = {
 
 ATTACKS: dict[str, dict[str, str]] = {
     "network": {
-        "py": "import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=3)\ns.sendall(b'escaped')\nprint('CONNECTED')\n",
-        "cpp": "#include <arpa/inet.h>\n#include <sys/socket.h>\n#include <cstdio>\n#include <unistd.h>\nint main(){int s=socket(AF_INET,SOCK_STREAM,0);sockaddr_in a{};a.sin_family=AF_INET;a.sin_port=htons({port});inet_pton(AF_INET,\"127.0.0.1\",&a.sin_addr);if(connect(s,(sockaddr*)&a,sizeof a)==0){write(s,\"escaped\",7);puts(\"CONNECTED\");}else perror(\"connect\");}\n",
-        "java": "import java.net.*;\nclass Problem { public static void main(String[] a) throws Exception { Socket s = new Socket(\"127.0.0.1\", {port}); s.getOutputStream().write(\"escaped\".getBytes()); System.out.println(\"CONNECTED\"); } }\n",
+        "py": ("import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=3)\n"
+               "s.sendall(b'escaped')\nprint('CONNECTED')\n"),
+        "cpp": ("#include <arpa/inet.h>\n#include <sys/socket.h>\n#include <cstdio>\n#include <unistd.h>\nint main(){"
+                "int s=socket(AF_INET,SOCK_STREAM,0);sockaddr_in a{};a.sin_family=AF_INET;a.sin_port=htons({port});"
+                "inet_pton(AF_INET,\"127.0.0.1\",&a.sin_addr);if(connect(s,(sockaddr*)&a,sizeof a)==0){write(s,"
+                "\"escaped\",7);puts(\"CONNECTED\");}else perror(\"connect\");}\n"),
+        "java": ("import java.net.*;\nclass Problem { public static void main(String[] a) throws Exception { Socket "
+                 "s = new Socket(\"127.0.0.1\", {port}); s.getOutputStream().write(\"escaped\".getBytes()); "
+                 "System.out.println(\"CONNECTED\"); } }\n"),
     },
     "read_outside": {
         "py": "print(open('{secret_path}').read())\n",
-        "cpp": "#include <fstream>\n#include <iostream>\nint main(){std::ifstream f(\"{secret_path}\");std::cout<<f.rdbuf();}\n",
-        "java": "import java.nio.file.*;\nclass Problem { public static void main(String[] a) throws Exception { System.out.println(Files.readString(Path.of(\"{secret_path}\"))); } }\n",
+        "cpp": ("#include <fstream>\n#include <iostream>\nint main(){std::ifstream f(\"{secret_path}\");"
+                "std::cout<<f.rdbuf();}\n"),
+        "java": ("import java.nio.file.*;\nclass Problem { public static void main(String[] a) throws Exception { "
+                 "System.out.println(Files.readString(Path.of(\"{secret_path}\"))); } }\n"),
     },
     "write_outside": {
         "py": "open('{outside_path}', 'w').write('escaped')\n",
         "cpp": "#include <fstream>\nint main(){std::ofstream f(\"{outside_path}\");f<<\"escaped\";}\n",
-        "java": "import java.nio.file.*;\nclass Problem { public static void main(String[] a) throws Exception { Files.writeString(Path.of(\"{outside_path}\"), \"escaped\"); } }\n",
+        "java": ("import java.nio.file.*;\nclass Problem { public static void main(String[] a) throws Exception { "
+                 "Files.writeString(Path.of(\"{outside_path}\"), \"escaped\"); } }\n"),
     },
     "fork_storm": {
-        "py": "import os\nn = 0\nfor _ in range({forks}):\n    try:\n        if os.fork() == 0:\n            os.execv('/bin/sleep', ['sleep', '{token}'])\n        n += 1\n    except OSError:\n        break\nprint('FORKED', n)\n",
-        "cpp": "#include <unistd.h>\n#include <cstdio>\nint main(){int n=0;for(int i=0;i<{forks};i++){pid_t p=fork();if(p<0)break;if(p==0){execl(\"/bin/sleep\",\"sleep\",\"{token}\",(char*)0);_exit(1);}n++;}printf(\"FORKED %d\\n\",n);}\n",
-        "java": "class Problem { public static void main(String[] a) { int n = 0; try { for (int i = 0; i < {forks}; i++) { new ProcessBuilder(\"sleep\", \"{token}\").start(); n++; } } catch (Throwable e) { } System.out.println(\"FORKED \" + n); } }\n",
+        "py": ("import os\nn = 0\nfor _ in range({forks}):\n    try:\n        if os.fork() == 0:\n            "
+               "os.execv('/bin/sleep', ['sleep', '{token}'])\n        n += 1\n    except OSError:\n        break\n"
+               "print('FORKED', n)\n"),
+        "cpp": ("#include <unistd.h>\n#include <cstdio>\nint main(){int n=0;for(int i=0;i<{forks};i++){pid_t "
+                "p=fork();if(p<0)break;if(p==0){execl(\"/bin/sleep\",\"sleep\",\"{token}\",(char*)0);_exit(1);}n++;}"
+                "printf(\"FORKED %d\\n\",n);}\n"),
+        "java": ("class Problem { public static void main(String[] a) { int n = 0; try { for (int i = 0; i < {forks};"
+                 " i++) { new ProcessBuilder(\"sleep\", \"{token}\").start(); n++; } } catch (Throwable e) { } "
+                 "System.out.println(\"FORKED \" + n); } }\n"),
     },
     "allocate_8gib": {
         "py": "b = b'x' * ({gib} << 30)\nprint('ALLOCATED')\n",
-        "cpp": "#include <cstdlib>\n#include <cstring>\n#include <cstdio>\nint main(){size_t n=(size_t){gib}<<30;char*p=(char*)malloc(n);if(!p)return 1;memset(p,1,n);puts(\"ALLOCATED\");}\n",
-        "java": "import java.lang.reflect.*;\nclass Problem { public static void main(String[] a) throws Exception { Field f = sun.misc.Unsafe.class.getDeclaredField(\"theUnsafe\"); f.setAccessible(true); sun.misc.Unsafe u = (sun.misc.Unsafe) f.get(null); long n = {gib}L << 30; long p = u.allocateMemory(n); u.setMemory(p, n, (byte) 1); System.out.println(\"ALLOCATED\"); } }\n",
+        "cpp": ("#include <cstdlib>\n#include <cstring>\n#include <cstdio>\nint main(){size_t n=(size_t){gib}<<30;"
+                "char*p=(char*)malloc(n);if(!p)return 1;memset(p,1,n);puts(\"ALLOCATED\");}\n"),
+        "java": ("import java.lang.reflect.*;\nclass Problem { public static void main(String[] a) throws Exception {"
+                 " Field f = sun.misc.Unsafe.class.getDeclaredField(\"theUnsafe\"); f.setAccessible(true); "
+                 "sun.misc.Unsafe u = (sun.misc.Unsafe) f.get(null); long n = {gib}L << 30; long p = "
+                 "u.allocateMemory(n); u.setMemory(p, n, (byte) 1); System.out.println(\"ALLOCATED\"); } }\n"),
     },
     "infinite_loop": {
         "py": "while True:\n    pass\n",
@@ -80,24 +99,41 @@ ATTACKS: dict[str, dict[str, str]] = {
         "java": "class Problem { public static void main(String[] a) { long x = 0; while (true) { x++; } } }\n",
     },
     "detached_daemon": {
-        "py": "import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        os.execv('/bin/sleep', ['sleep', '{token}'])\n    os._exit(0)\nprint('DAEMONIZED')\n",
-        "cpp": "#include <unistd.h>\n#include <cstdio>\nint main(){if(fork()==0){setsid();if(fork()==0){execl(\"/bin/sleep\",\"sleep\",\"{token}\",(char*)0);}_exit(0);}puts(\"DAEMONIZED\");}\n",
-        "java": "class Problem { public static void main(String[] a) throws Exception { new ProcessBuilder(\"setsid\", \"sleep\", \"{token}\").start(); System.out.println(\"DAEMONIZED\"); } }\n",
+        "py": ("import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        "
+               "os.execv('/bin/sleep', ['sleep', '{token}'])\n    os._exit(0)\nprint('DAEMONIZED')\n"),
+        "cpp": ("#include <unistd.h>\n#include <cstdio>\nint main(){if(fork()==0){setsid();if(fork()==0){"
+                "execl(\"/bin/sleep\",\"sleep\",\"{token}\",(char*)0);}_exit(0);}puts(\"DAEMONIZED\");}\n"),
+        "java": ("class Problem { public static void main(String[] a) throws Exception { new "
+                 "ProcessBuilder(\"setsid\", \"sleep\", \"{token}\").start(); System.out.println(\"DAEMONIZED\"); } }"
+                 "\n"),
     },
     "output_flood": {
         "py": "import sys\nline = 'x' * 65535 + '\\n'\nwhile True:\n    sys.stdout.write(line)\n",
-        "cpp": "#include <cstdio>\nint main(){static char b[65536];for(auto&c:b)c='x';for(;;)fwrite(b,1,sizeof b,stdout);}\n",
-        "java": "class Problem { public static void main(String[] a) { String s = \"x\".repeat(65535); while (true) { System.out.println(s); } } }\n",
+        "cpp": ("#include <cstdio>\nint main(){static char b[65536];for(auto&c:b)c='x';for(;;)fwrite(b,1,sizeof b,"
+                "stdout);}\n"),
+        "java": ("class Problem { public static void main(String[] a) { String s = \"x\".repeat(65535); while (true) "
+                 "{ System.out.println(s); } } }\n"),
     },
     "disk_fill": {
-        "py": "import os\nchunk = b'x' * (1 << 20)\nwritten = 0\ntry:\n    for i in range({gib} * 1024):\n        with open(f'fill{i // 128}', 'ab') as f:\n            f.write(chunk)\n        written += len(chunk)\nexcept OSError as e:\n    print('STOPPED', e)\nprint('WROTE', written)\n",
-        "cpp": "#include <cstdio>\n#include <string>\nint main(){static char b[1<<20];long long w=0;for(int i=0;i<{gib}*1024;i++){FILE*f=fopen((\"fill\"+std::to_string(i/128)).c_str(),\"ab\");if(!f)break;size_t k=fwrite(b,1,sizeof b,f);if(fclose(f)!=0||k!=sizeof b)break;w+=k;}printf(\"WROTE %lld\\n\",w);}\n",
-        "java": "import java.io.*;\nclass Problem { public static void main(String[] a) { long w = 0; byte[] b = new byte[1 << 20]; try { for (int i = 0; i < {gib} * 1024; i++) { try (FileOutputStream f = new FileOutputStream(\"fill\" + (i / 128), true)) { f.write(b); } w += b.length; } } catch (IOException e) { } System.out.println(\"WROTE \" + w); } }\n",
+        "py": ("import os\nchunk = b'x' * (1 << 20)\nwritten = 0\ntry:\n    for i in range({gib} * 1024):\n        "
+               "with open(f'fill{i // 128}', 'ab') as f:\n            f.write(chunk)\n        written += len(chunk)\n"
+               "except OSError as e:\n    print('STOPPED', e)\nprint('WROTE', written)\n"),
+        "cpp": ("#include <cstdio>\n#include <string>\nint main(){static char b[1<<20];long long w=0;for(int i=0;i<{"
+                "gib}*1024;i++){FILE*f=fopen((\"fill\"+std::to_string(i/128)).c_str(),\"ab\");if(!f)break;size_t "
+                "k=fwrite(b,1,sizeof b,f);if(fclose(f)!=0||k!=sizeof b)break;w+=k;}printf(\"WROTE %lld\\n\",w);}\n"),
+        "java": ("import java.io.*;\nclass Problem { public static void main(String[] a) { long w = 0; byte[] b = "
+                 "new byte[1 << 20]; try { for (int i = 0; i < {gib} * 1024; i++) { try (FileOutputStream f = new "
+                 "FileOutputStream(\"fill\" + (i / 128), true)) { f.write(b); } w += b.length; } } catch "
+                 "(IOException e) { } System.out.println(\"WROTE \" + w); } }\n"),
     },
     "signal_host": {
-        "py": "import os, signal\nfor target in ({victim_pid}, -1):\n    try:\n        os.kill(target, signal.SIGKILL)\n    except OSError as e:\n        print('kill', target, e)\n",
-        "cpp": "#include <signal.h>\n#include <cstdio>\nint main(){if(kill({victim_pid},SIGKILL)!=0)perror(\"kill\");kill(-1,SIGKILL);}\n",
-        "java": "class Problem { public static void main(String[] a) throws Exception { ProcessHandle.of({victim_pid}L).ifPresent(ProcessHandle::destroyForcibly); new ProcessBuilder(\"kill\", \"-9\", \"-1\").start().waitFor(); } }\n",
+        "py": ("import os, signal\nfor target in ({victim_pid}, -1):\n    try:\n        os.kill(target, "
+               "signal.SIGKILL)\n    except OSError as e:\n        print('kill', target, e)\n"),
+        "cpp": ("#include <signal.h>\n#include <cstdio>\nint main(){if(kill({victim_pid},"
+                "SIGKILL)!=0)perror(\"kill\");kill(-1,SIGKILL);}\n"),
+        "java": ("class Problem { public static void main(String[] a) throws Exception { ProcessHandle.of({"
+                 "victim_pid}L).ifPresent(ProcessHandle::destroyForcibly); new ProcessBuilder(\"kill\", \"-9\", "
+                 "\"-1\").start().waitFor(); } }\n"),
     },
 }
 
@@ -127,7 +163,8 @@ class SelftestReport:
     def format(self) -> str:
         lines = [f"sandbox self-test (isolation={self.isolation})"]
         for o in self.outcomes:
-            lines.append(f"  {'ESCAPED' if o.escaped else 'held   '}  {o.attack:<16} {o.language:<5} [{o.status}] {o.detail}")
+            verdict = "ESCAPED" if o.escaped else "held   "
+            lines.append(f"  {verdict}  {o.attack:<16} {o.language:<5} [{o.status}] {o.detail}")
         lines.append(f"{self.escapes} escape(s) in {len(self.outcomes)} attacks")
         return "\n".join(lines)
 
@@ -149,7 +186,8 @@ def run_selftest(config: ExecutionConfig | None = None, languages=SELFTEST_LANGU
     return report
 
 
-def _run_attack(executor: Executor, attack: str, languages, host_dir: Path, config: ExecutionConfig) -> list[AttackOutcome]:
+def _run_attack(executor: Executor, attack: str, languages, host_dir: Path,
+                config: ExecutionConfig) -> list[AttackOutcome]:
     token = f"{secrets.randbelow(10**6)}.{secrets.randbelow(10**6)}"
     secret = secrets.token_hex(16)
     secret_path = host_dir / "secret.txt"
@@ -179,16 +217,19 @@ def _run_attack(executor: Executor, attack: str, languages, host_dir: Path, conf
             "network": (connections > 0, f"{connections} connection(s) reached the host listener"),
             "read_outside": (secret in output, f"secret in the output: {secret in output}"),
             "write_outside": (outside_path.exists(), f"file outside written: {outside_path.exists()}"),
-            "fork_storm": (bool(leftovers) or _forked(output) > 600, f"forked {_forked(output)}, {len(leftovers)} left running"),
+            "fork_storm": (bool(leftovers) or _forked(output) > 600,
+                           f"forked {_forked(output)}, {len(leftovers)} left running"),
             "allocate_8gib": ("ALLOCATED" in result.stdout, f"allocation succeeded: {'ALLOCATED' in result.stdout}"),
             "infinite_loop": (result.status != "Timeout" or result.duration_s > config.timeout_s + 5,
                               f"ran {result.duration_s:.1f} s"),
             "detached_daemon": (bool(leftovers), f"{len(leftovers)} daemon(s) still running after the run"),
             "output_flood": (len(result.stdout) > config.max_output_bytes or elapsed > config.timeout_s + 10,
                              f"kept {len(result.stdout)} bytes of stdout"),
-            "disk_fill": (_wrote(output) >= DISK_FILL_GIB << 30 or disk_before - shutil.disk_usage(tempfile.gettempdir()).free > 1 << 30,
+            "disk_fill": (_wrote(output) >= DISK_FILL_GIB << 30
+                          or disk_before - shutil.disk_usage(tempfile.gettempdir()).free > 1 << 30,
                           f"wrote {_wrote(output) >> 20} MiB"),
-            "signal_host": (victim.poll() is not None, f"victim pid {victim.pid} {'killed' if victim.poll() is not None else 'alive'}"),
+            "signal_host": (victim.poll() is not None,
+                            f"victim pid {victim.pid} {'killed' if victim.poll() is not None else 'alive'}"),
         }
         escaped, detail = checks[attack]
         sandbox_notes = [line for line in result.stderr.splitlines() if line.startswith("[sandbox]")]
@@ -294,7 +335,8 @@ class LanguageCheck:
 
     @property
     def ok(self) -> bool:
-        return not self.missing and self.correct.passed and not self.wrong.passed
+        return (not self.missing and self.correct is not None and self.correct.passed
+                and self.wrong is not None and not self.wrong.passed)
 
 
 @dataclass
@@ -337,9 +379,11 @@ def _reference_checks(executor: Executor, data: DataConfig) -> list[ReferenceChe
     by_number = {p.id.split("/")[1].split("_")[1]: p for p in humaneval}
     multiple = load_problems("multipl-e/humaneval", language="py", data=data)
     sources = {
-        "humaneval/HumanEval.jsonl": [(p.id.split("/", 1)[1], p.prompt + p.reference + "\n" + p.tests) for p in humaneval],
+        "humaneval/HumanEval.jsonl": [(p.id.split("/", 1)[1], p.prompt + (p.reference or "") + "\n" + p.tests)
+                                      for p in humaneval],
         "multipl-e/humaneval-py.jsonl": [
-            (p.id.rsplit("/", 1)[1], p.prompt + by_number[p.id.rsplit("/", 1)[1].split("_")[1]].reference + "\n" + p.tests)
+            (p.id.rsplit("/", 1)[1],
+             p.prompt + (by_number[p.id.rsplit("/", 1)[1].split("_")[1]].reference or "") + "\n" + p.tests)
             for p in multiple],
     }
     checks = []
@@ -353,7 +397,7 @@ def _reference_checks(executor: Executor, data: DataConfig) -> list[ReferenceChe
 def format_exec_check(checks: list[LanguageCheck], references: list[ReferenceCheck]) -> str:
     lines = ["language  correct   wrong        toolchain"]
     for c in checks:
-        if c.missing:
+        if c.missing or c.correct is None or c.wrong is None:
             lines.append(f"{c.language:<9} MISSING: apt-get install {c.missing}")
             continue
         lines.append(f"{c.language:<9} {('pass' if c.correct.passed else 'FAIL ' + c.correct.status):<9} "

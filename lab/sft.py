@@ -11,8 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import torch
-
 from lab.config import LabConfig
 from lab.models import load_generator, log_forwarder, trainable_weights_kept, trainer_arguments
 
@@ -52,18 +50,3 @@ def train_sft(config: LabConfig, examples: list[tuple[str, str]], output_dir: st
     return {"train_loss": result.training_loss, "first_loss": losses[0] if losses else None,
             "last_loss": losses[-1] if losses else None, "examples": len(examples), "steps": result.global_step,
             "seconds": round(seconds, 1), "seconds_per_step": round(seconds / max(result.global_step, 1), 2)}
-
-
-@torch.no_grad()
-def completion_loss(model, tokenizer, examples: list[tuple[str, str]]) -> float:
-    """Mean token NLL of `completion + EOS` given `prompt`, over all examples (the SFT objective)."""
-    total, count = 0.0, 0
-    for prompt, completion in examples:
-        prompt_ids = tokenizer(prompt).input_ids
-        ids = torch.tensor([prompt_ids + tokenizer(completion + tokenizer.eos_token).input_ids], device=model.device)
-        logprobs = model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
-        targets = ids[0, 1:]
-        token_logprobs = logprobs.gather(-1, targets[:, None])[:, 0][len(prompt_ids) - 1:]
-        total -= token_logprobs.sum().item()
-        count += len(token_logprobs)
-    return total / count

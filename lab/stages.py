@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
 from lab import cluster, generation, reward
 from lab.config import LabConfig
-from lab.execution import Executor, build_program
+from lab.execution import ExecutionResult, Executor, build_program
 from lab.hidden_states import HiddenStateCache
 from lab.models import load_reward_model
 from lab.problems import Problem
@@ -77,12 +77,13 @@ class ModelCache:
     def release(self) -> None:
         """Free both models (before a training stage loads its own); a vLLM sampler's process ends."""
         sampler = self._generator[1][0] if self._generator else None
-        if hasattr(sampler, "close"):
-            sampler.close()
+        close = getattr(sampler, "close", None)
+        if close is not None:
+            close()
         self._generator = self._reward_model = None
         gc.collect()
 
-    def __enter__(self) -> "ModelCache":
+    def __enter__(self) -> ModelCache:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -107,7 +108,7 @@ class RunContext:
             self.models = ModelCache(self.config)
 
     @classmethod
-    def open(cls, config: LabConfig, store: Store, **kwargs) -> "RunContext":
+    def open(cls, config: LabConfig, store: Store, **kwargs) -> RunContext:
         """The run called config.run_name, created with this config when new (a stored run started with
         another config is continued with this one, which the store records as the run's config from
         then on, and the log says what changed)."""
@@ -122,7 +123,7 @@ class RunContext:
         return run
 
     @classmethod
-    def existing(cls, config: LabConfig, store: Store, **kwargs) -> "RunContext":
+    def existing(cls, config: LabConfig, store: Store, **kwargs) -> RunContext:
         """An existing run (StoreError naming the known runs when there is none)."""
         return cls(config, store, store.run_id(config.run_name), **kwargs)
 
@@ -176,6 +177,8 @@ class RunContext:
         if made_in is None:
             return self.config.model.generator, None
         checkpoint = self.store.checkpoint(self.run_id, "generator", made_in)
+        if checkpoint is None:
+            raise RuntimeError(f"run {self.name!r} has no generator checkpoint for iteration {made_in}")
         return checkpoint["version"], checkpoint["path"]
 
     def reward_model_path(self, iteration: int) -> str:
@@ -254,11 +257,12 @@ def execute_candidates(run: RunContext, iteration: int, problem_ids: set[str] | 
                if problem_ids is None or c["problem_id"] in problem_ids]
     if not pending:
         return {"executed": 0}
-    problems = {problem_id: run.store.problem(problem_id) for problem_id in dict.fromkeys(c["problem_id"] for c in pending)}
+    problems = {problem_id: run.store.problem(problem_id)
+                for problem_id in dict.fromkeys(c["problem_id"] for c in pending)}
     chunks = [pending[start:start + EXECUTION_CHUNK] for start in range(0, len(pending), EXECUTION_CHUNK)]
     jobs = [[(problems[c["problem_id"]].language, build_program(problems[c["problem_id"]], c["completion"]))
              for c in chunk] for chunk in chunks]
-    failures = []
+    failures: list[ExecutionResult] = []
     with run.progress_bar(len(pending), "execute", unit="prog") as bar:
         def store(index: int, results: list) -> None:
             failures.extend(r for r in results if r.executor_error)
@@ -302,7 +306,8 @@ def score_candidates(run: RunContext, iteration: int, candidates: Sequence[Candi
                                     "score", [(chunk_items,) for chunk_items in items], store)
         else:
             model, tokenizer = run.models.reward_model(adapter_dir)
-            hidden = HiddenStateCache.for_reward_backbone(run.config.model)  # shared with training: a text's frozen layers run once
+            # shared with training: a text's frozen layers run once
+            hidden = HiddenStateCache.for_reward_backbone(run.config.model)
             for index, chunk_items in enumerate(items):
                 store(index, reward.score_completions(model, tokenizer, chunk_items, batch_size=batch_size,
                                                       progress=False, cache=hidden))

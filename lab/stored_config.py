@@ -2,8 +2,8 @@
 version wrote them (fields renamed since take their names now), flattened to dotted names, and the
 fields in which runs differ.
 
-Not covered here: the config dataclasses and presets (config.py), continuing a stored run with its
-config (launcher.py), or comparing runs' results (compare.py).
+Not covered here: the config dataclasses (config.py) and presets (presets.py), continuing a stored run
+with its config (launcher.py), or comparing runs' results (compare.py).
 """
 from __future__ import annotations
 

@@ -111,7 +111,8 @@ def choose_temperature(run: RunContext, iteration: int = 0,
     values = {
         MeasureKey("problems"): Measurement(len(problems)),
         MeasureKey("num_samples"): Measurement(run.config.sampling.num_samples),
-        MeasureKey("top_p"): Measurement(run.config.sampling.top_p), MeasureKey("chosen_temperature"): Measurement(chosen)}
+        MeasureKey("top_p"): Measurement(run.config.sampling.top_p),
+        MeasureKey("chosen_temperature"): Measurement(chosen)}
     for t, rows in by_temperature.items():
         for method, row in rows.items():
             values[MeasureKey("top1", f"{method}@t={t:g}")] = Measurement(row["pass_at_1"], row["n_problems"])

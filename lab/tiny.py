@@ -1,10 +1,11 @@
-"""Tiny random models for tests: a 2-layer Qwen2 with a byte-level BPE tokenizer trained offline on a
-few lines of code, and a writer for the same model as a GGUF file (to exercise the GGUF path fast).
+"""Tiny random models for tests and the `tiny` preset: a 2-layer Qwen2 with a byte-level BPE tokenizer
+trained offline on a few lines of code.
 
 The tokenizer follows Qwen's conventions (ChatML specials, Qwen2 split regex, EOS distinct from the
 pad token) so code written against it behaves the same on the real Qwen2.5-Coder models.
 
-Not covered here: loading (models.py); nothing in this module is meant to generate sensible code.
+Not covered here: loading (models.py); the tiny model as a GGUF file (tests/gguf_writer.py, for the
+tests of the GGUF path); nothing in this module is meant to generate sensible code.
 """
 from __future__ import annotations
 
@@ -77,7 +78,8 @@ def build_tiny_model(tokenizer, seed: int = 0):
     from transformers import Qwen2Config, Qwen2ForCausalLM
     config = Qwen2Config(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True, initializer_range=0.1,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
+        initializer_range=0.1,
         bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)
@@ -97,60 +99,3 @@ def tiny_model_dir(cache_dir: Path) -> Path:
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp_dir.rename(out_dir)
     return out_dir
-
-
-def write_tiny_gguf(model_dir: Path, gguf_path: Path) -> Path:
-    """Write the (float32) Qwen2 model in `model_dir`, tokenizer included, as a llama.cpp GGUF file."""
-    import json
-
-    import gguf
-    from transformers import AutoTokenizer, Qwen2ForCausalLM
-
-    model = Qwen2ForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    config = model.config
-    writer = gguf.GGUFWriter(str(gguf_path), "qwen2")
-    writer.add_block_count(config.num_hidden_layers)
-    writer.add_context_length(config.max_position_embeddings)
-    writer.add_embedding_length(config.hidden_size)
-    writer.add_feed_forward_length(config.intermediate_size)
-    writer.add_head_count(config.num_attention_heads)
-    writer.add_head_count_kv(config.num_key_value_heads)
-    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
-    writer.add_rope_freq_base(config.rope_parameters["rope_theta"])
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-
-    vocab = tokenizer.get_vocab()
-    tokens = sorted(vocab, key=vocab.get)
-    specials = set(tokenizer.all_special_tokens)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("qwen2")
-    writer.add_token_list(tokens)
-    writer.add_token_types([gguf.TokenType.CONTROL if t in specials else gguf.TokenType.NORMAL for t in tokens])
-    merges = json.loads(tokenizer.backend_tokenizer.to_str())["model"]["merges"]
-    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
-    writer.add_eos_token_id(tokenizer.eos_token_id)
-    writer.add_pad_token_id(tokenizer.pad_token_id)
-    writer.add_add_bos_token(False)
-    writer.add_chat_template(tokenizer.chat_template)
-
-    names = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-             "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-             "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
-    for name, tensor in model.state_dict().items():
-        if name == "lm_head.weight":
-            continue  # tied to the embedding
-        if name == "model.embed_tokens.weight":
-            gguf_name = "token_embd.weight"
-        elif name == "model.norm.weight":
-            gguf_name = "output_norm.weight"
-        else:
-            _, _, layer, rest = name.split(".", 3)
-            module, kind = rest.rsplit(".", 1)
-            gguf_name = f"blk.{layer}.{names[module]}.{kind}"
-        writer.add_tensor(gguf_name, tensor.numpy())
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return gguf_path

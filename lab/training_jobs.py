@@ -85,8 +85,9 @@ def launch_command(config: LabConfig, job_dir: Path) -> list[str]:
     """The `accelerate launch` command line that runs the job in `job_dir`."""
     launch_config = Path(config.cluster.launch_config or DEFAULT_LAUNCH_CONFIG)
     if not launch_config.is_file():
+        known = ", ".join(sorted(p.name for p in LAUNCH_CONFIGS.glob("*.yaml")))
         raise FileNotFoundError(f"cluster.launch_config={config.cluster.launch_config!r}: no such file; use one of "
-                                f"{', '.join(sorted(p.name for p in LAUNCH_CONFIGS.glob('*.yaml')))} in {LAUNCH_CONFIGS}")
+                                f"{known} in {LAUNCH_CONFIGS}")
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(launch_config),
             "--num_processes", str(config.cluster.train_processes), "-m", "lab.training_jobs", str(job_dir)]
 

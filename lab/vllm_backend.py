@@ -112,10 +112,12 @@ class VLLMSampler:
         self._finalizer()
 
     def _call(self, message: dict) -> dict:
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None  # started with both as pipes
         try:
-            self.process.stdin.write(json.dumps(message) + "\n")
-            self.process.stdin.flush()
-            line = self.process.stdout.readline()
+            stdin.write(json.dumps(message) + "\n")
+            stdin.flush()
+            line = stdout.readline()
         except OSError:
             line = ""
         if not line:
@@ -129,7 +131,8 @@ class VLLMSampler:
 
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
-        process.stdin.close()  # the worker's end of input: it returns
+        if process.stdin is not None:
+            process.stdin.close()  # the worker's end of input: it returns
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -104,7 +104,8 @@ def main() -> None:
     first = results["local"]
     results["local"] = {kind: tuple((a + b) / 2 for a, b in zip(first[kind], again[kind])) for kind in first}
     print(f"\npreset {args.preset}, {cpus} CPU(s) per node (local: as many), {os.cpu_count()} on this machine; "
-          f"{args.problems} problems x {args.copies} programs, x {args.samples} samples of <= {args.max_new_tokens} tokens")
+          f"{args.problems} problems x {args.copies} programs, x {args.samples} samples of "
+          f"<= {args.max_new_tokens} tokens")
     print("per stage: items/s over the whole stage (ratio to local), items/s once the first result is stored "
           "(ratio), seconds to that first result (start-up: workers, model load, first unit)")
     for kind, unit in (("execute", "programs"), ("sample", "candidates")):
@@ -112,7 +113,8 @@ def main() -> None:
         print(f"\n{kind} ({unit}/s)   {'whole':>8s} {'ratio':>6s} {'steady':>8s} {'ratio':>6s} {'first at':>9s}")
         for name, rates in results.items():
             whole, steady, first_at = rates[kind]
-            print(f"{name:16s} {whole:8.2f} {whole / base[0]:6.2f} {steady:8.2f} {steady / base[1]:6.2f} {first_at:8.1f}s")
+            print(f"{name:16s} {whole:8.2f} {whole / base[0]:6.2f} {steady:8.2f} {steady / base[1]:6.2f} "
+                  f"{first_at:8.1f}s")
         print(f"{'(local first/last':16s} {first[kind][0]:8.2f} / {again[kind][0]:.2f} whole)")
     print("\ntarget: ray x1 within 10% of local (ratio >= 0.90)")
 

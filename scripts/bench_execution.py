@@ -53,9 +53,11 @@ def throughput(isolation: str, runs: int) -> float:
 
 def add_programs(language: str, count: int) -> list[str]:
     """Distinct correct programs (a numbered comment defeats every cache)."""
-    problem = next(p for p in load_problems("multipl-e/humaneval", language=language) if p.id.endswith("HumanEval_53_add"))
+    problem = next(p for p in load_problems("multipl-e/humaneval", language=language)
+                   if p.id.endswith("HumanEval_53_add"))
     comment = "#" if language == "py" else "//"
-    return [f"{build_program(problem, CORRECT_ADD[language])}\n{comment} bench {i} {time.time()}\n" for i in range(count)]
+    return [f"{build_program(problem, CORRECT_ADD[language])}\n{comment} bench {i} {time.time()}\n"
+            for i in range(count)]
 
 
 def executor_latency(language: str, programs: list[str]) -> float:

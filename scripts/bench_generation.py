@@ -55,7 +55,8 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--problems", type=int, default=2, help="HumanEval prompts (batched run: batch-size samples each)")
+    parser.add_argument("--problems", type=int, default=2,
+                        help="HumanEval prompts (batched run: batch-size samples each)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="config override")
     args = parser.parse_args()
@@ -78,7 +79,8 @@ def main() -> None:
     timed(model, tokenizer, problems[:1], replace(sampling, batch_size=1, max_new_tokens=4), 1)  # warm-up
     single_s, single_tokens = timed(model, tokenizer, problems, replace(sampling, batch_size=1), 1)
     single_rate = single_tokens / single_s
-    print(f"batch 1:  {single_tokens} tokens in {single_s:.1f}s = {single_rate:.1f} tok/s  (peak RSS {peak_rss_gib():.2f} GiB)")
+    print(f"batch 1:  {single_tokens} tokens in {single_s:.1f}s = {single_rate:.1f} tok/s  "
+          f"(peak RSS {peak_rss_gib():.2f} GiB)")
     batched_s, batched_tokens = timed(model, tokenizer, problems, sampling, args.batch_size)
     batched_rate = batched_tokens / batched_s
     print(f"batch {args.batch_size}: {batched_tokens} tokens in {batched_s:.1f}s = {batched_rate:.1f} tok/s  "

@@ -11,8 +11,8 @@ Prints per method: seconds per policy step (rollouts, reward, updates), and the 
 reward-model score, executed pass rate, KL and completion length; then the ratio of seconds per step.
 With --out, each method's adapter is kept in <out>/<method> (a killed benchmark resumes there) and
 every step's logs go to <out>/steps.json. With --record the seconds per step become lab/benchmarks.json's
-'policy_steps' section, which the job's estimate uses for the policy stage (lab/estimate.py). Not covered here: whether either improves pass@1 (the
-evaluation measures gen-0 against the adapters).
+'policy_steps' section, which the job's estimate uses for the policy stage (lab/estimate.py). Not covered
+here: whether either improves pass@1 (the evaluation measures gen-0 against the adapters).
 """
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 """Benchmark the reward model's cost on CPU: today's all-layer LoRA reward model against LoRA on the
-top K layers over cached lower-layer states (issue 13), both arms in one run on the same training
+top K layers over cached lower-layer states (what lab.reward trains), both arms in one run on the same training
 pairs and the same held-out candidates.
 
     .venv/bin/python scripts/bench_reward.py                          # pairs sampled here from MBPP
     .venv/bin/python scripts/bench_reward.py --lab-dir runs --run default   # pairs of a store run
 
 Arms (the `cpu` preset's reward settings, the same steps, seed and pairs):
-  all layers   TRL's RewardTrainer as is, LoRA on every layer: reward.py before issue 13 (each
+  all layers   TRL's RewardTrainer as is, LoRA on every layer: reward.py before the top-K design (each
                sequence padded, every layer, chosen and rejected each with the prompt)
   top K        lab.reward.train_reward_model with reward.trainable_layers=K (--trainable-layers)
 Per arm: seconds per pair trained in the first epoch (the new arm's cache is cold then: the lower
@@ -30,8 +30,8 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import gc
-import multiprocessing
 import math
+import multiprocessing
 import os
 import random
 import resource
@@ -64,7 +64,7 @@ class StepTimer:
 
 
 def train_all_layers_stock_trl(config: LabConfig, pairs: list[PreferencePair], output_dir: str, on_log) -> int:
-    """The baseline, reward.py's training before issue 13: TRL's RewardTrainer on (prompt, chosen,
+    """The baseline, reward.py's training before the top-K design: TRL's RewardTrainer on (prompt, chosen,
     rejected) text, LoRA on every layer. Returns the number of pairs it trains on."""
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
@@ -90,7 +90,8 @@ def pairs_from_store(config: LabConfig, lab_dir: str, run: str):
     with Store(Path(lab_dir) / "lab.sqlite") as store:
         run_id = store.run_id(run)
         pairs = [PreferencePair(r["prompt"], r["chosen"], r["rejected"]) for r in store.pairs(run_id)]
-        rows = [c for c in store.candidates(run_id, role="validation") if c["origin"] == "sample" and c["passed"] is not None]
+        rows = [c for c in store.candidates(run_id, role="validation")
+                if c["origin"] == "sample" and c["passed"] is not None]
         prompts = {pid: store.problem(pid).prompt for pid in {c["problem_id"] for c in rows}}
     return pairs, [(prompts[c["problem_id"]], c["completion"], c["problem_id"], bool(c["passed"])) for c in rows]
 
@@ -234,7 +235,8 @@ def main() -> None:
     for name, layers in arms.items():
         arm_started = time.perf_counter()
         results[name] = arm = run_arm_in_child(config, layers, pairs, items, args.epochs)
-        print(f"{name:>10}: train {arm['first_epoch_s_per_pair']:.2f} s/pair (epoch 1), {arm['later_s_per_pair']:.2f} s/pair (later); "
+        print(f"{name:>10}: train {arm['first_epoch_s_per_pair']:.2f} s/pair (epoch 1), "
+              f"{arm['later_s_per_pair']:.2f} s/pair (later); "
               f"score {arm['first_scoring_per_s']:.2f} cand/s (first), {arm['second_scoring_per_s']:.2f} (second); "
               f"peak RSS {arm['peak_rss_gib']:.2f} GiB; held-out accuracy {arm['accuracy']:.3f} over "
               f"{arm['heldout_pairs']} pairs; arm took {time.perf_counter() - arm_started:.0f} s", flush=True)
@@ -257,15 +259,16 @@ def main() -> None:
           f"{preset.reward.max_steps} x {preset.reward.batch_size} pairs; scoring "
           f"{preset.data.max_train_problems} x {preset.loop.train_samples} new samples, "
           f"{preset.data.max_validation_problems} x {preset.sampling.num_samples} held-out twice, "
-          f"{preset.data.max_eval_problems} x {preset.sampling.num_samples + 1} evaluation), from the unit costs above; "
+          f"{preset.data.max_eval_problems} x {preset.sampling.num_samples + 1} evaluation), "
+          "from the unit costs above; "
           "SFT, PPO, sampling and execution are unchanged:")
     _, before = iteration_estimate(preset, base)  # the baseline's epochs all cost the same: its steady rate
     print(f"{'all layers':>10}: {before:.0f} s")
     for name, arm in results.items():
         if arm is not base:
             cold, warm = iteration_estimate(preset, arm)
-            print(f"{name:>10}: {warm:.0f}-{cold:.0f} s ({before / cold:.1f}-{before / warm:.1f}x; trained texts cached "
-                  "or all new)")
+            print(f"{name:>10}: {warm:.0f}-{cold:.0f} s ({before / cold:.1f}-{before / warm:.1f}x; "
+                  "trained texts cached or all new)")
     print(f"total {time.perf_counter() - started:.0f} s")
 
 

@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lab.config import UsageError, make_config  # noqa: E402
 from lab.launcher import LaunchRefused, job_lock, stored_run_config  # noqa: E402
+from lab.reports import percent  # noqa: E402
 from lab.stages import ModelCache, RunContext  # noqa: E402
 from lab.store import Store, StoreError  # noqa: E402
 from lab.temperature import DEFAULT_TEMPERATURES, REPORTED_METHODS, choose_temperature  # noqa: E402
@@ -47,7 +48,8 @@ def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default="default")
     parser.add_argument("--lab-dir")
-    parser.add_argument("--iteration", type=int, default=0, help="whose generator samples (default 0: gen-0, after SFT)")
+    parser.add_argument("--iteration", type=int, default=0,
+                        help="whose generator samples (default 0: gen-0, after SFT)")
     parser.add_argument("--temperatures", type=parse_temperatures, default=DEFAULT_TEMPERATURES,
                         help="comma-separated grid (default: %(default)s)")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE")
@@ -69,10 +71,10 @@ def choose(args: argparse.Namespace) -> int:
     return 0
 
 
-def _percent(row: dict | None) -> str:
+def _pass_cell(row: dict | None) -> str:
     if row is None:
         return "–"
-    return f"{100 * row['pass_at_1']:.1f} [{100 * row['ci_low']:.1f}–{100 * row['ci_high']:.1f}]"
+    return f"{percent(row['pass_at_1'])} [{percent(row['ci_low'])}–{percent(row['ci_high'])}]"
 
 
 def format_choice(result: dict, run_name: str) -> str:
@@ -84,7 +86,7 @@ def format_choice(result: dict, run_name: str) -> str:
         marks = " (chosen)" if t == result["chosen"] else ""
         marks += " (current)" if t == result["current"] else ""
         problems = max((row["n_problems"] for row in rows.values()), default=0)
-        lines.append(f"| {t:g}{marks} | " + " | ".join(_percent(rows.get(m)) for m in REPORTED_METHODS)
+        lines.append(f"| {t:g}{marks} | " + " | ".join(_pass_cell(rows.get(m)) for m in REPORTED_METHODS)
                      + f" | {problems} |")
     gain = result["gain_over_current"]
     if gain is not None:

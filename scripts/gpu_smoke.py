@@ -55,7 +55,8 @@ WRONG = "    raise NotImplementedError\n"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dry-run", action="store_true", help="CPU and the tiny model: checks the script, measures nothing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="CPU and the tiny model: checks the script, measures nothing")
     parser.add_argument("--out", help="directory for checkpoints (default: a temporary one)")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE")

@@ -26,15 +26,32 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lab.config import make_config, repo_root  # noqa: E402
-from lab.evaluation import (eval_pool, eval_problems, heldout_lambda, heldout_measurements,  # noqa: E402
-                            iteration_candidates, previous_reranker_measurements, with_combined_score)
+from lab.evaluation import (  # noqa: E402
+    eval_pool,
+    eval_problems,
+    heldout_lambda,
+    heldout_measurements,
+    iteration_candidates,
+    previous_reranker_measurements,
+    with_combined_score,
+)
 from lab.launcher import stored_run_config  # noqa: E402
-from lab.measures import (METHOD_NAMES, METHOD_TITLES, PASS_COMPARISONS, PREVIOUS_RERANKER, RANKING_COMPARISONS,  # noqa: E402
-                          bootstrap_ci, length_correlation, paired_difference_ci, problem_outcomes,
-                          ranking_accuracy, ranking_difference_ci)
+from lab.measures import (  # noqa: E402
+    METHOD_NAMES,
+    METHOD_TITLES,
+    PASS_COMPARISONS,
+    PREVIOUS_RERANKER,
+    RANKING_COMPARISONS,
+    bootstrap_ci,
+    length_correlation,
+    paired_difference_ci,
+    problem_outcomes,
+    ranking_accuracy,
+    ranking_difference_ci,
+)
 from lab.models import SAMPLING_WEIGHTS  # noqa: E402
 from lab.records import MeasureKey, Measurement  # noqa: E402
-from lab.reports import percent_with_interval, points_with_interval  # noqa: E402
+from lab.reports import percent, percent_with_interval, points_with_interval  # noqa: E402
 from lab.stages import ModelCache, RunContext, execute_candidates, sample_candidates  # noqa: E402
 from lab.store import Store  # noqa: E402
 
@@ -55,8 +72,8 @@ def main() -> int:
     parser.add_argument("--big", help="model spec of a bigger model to compare with (greedy), e.g. "
                                       "package:qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--big-weights", default="float16", choices=SAMPLING_WEIGHTS,
-                        help="the bigger model's sampling weights (int8 costs the 1.5B +12 %% loss, so the default "
-                             "is lossless float16)")
+                        help="the bigger model's sampling weights (int8 costs the 1.5B more loss than the 0.5B: "
+                             "docs/benchmarks.md; the default is lossless float16)")
     parser.add_argument("--out", default=str(repo_root() / "results" / "headline.json"))
     parser.add_argument("--set", dest="assignments", action="append", default=[])
     args = parser.parse_args()
@@ -78,14 +95,15 @@ def main() -> int:
         ours = problem_outcomes(candidates)
         answers = {m: ours[m] for m in METHOD_NAMES}
         if args.big:
-            # int8 costs the 1.5B +12 % loss on reference solutions (../shared/notes/models.md), so the bigger
-            # model samples with lossless fp16 weights unless asked, stored under a name that says which.
+            # int8 damages the 1.5B more than the 0.5B (docs/benchmarks.md), so the bigger model samples
+            # with lossless fp16 weights unless asked, stored under a name that says which.
             big_config = config.override(**{"model.generator": args.big, "model.sampling_weights": args.big_weights})
             big = f"{args.big}@{args.big_weights}"
             with ModelCache(big_config) as models:
                 sample_candidates(run, k, problems, origins=("greedy",), generator=(big, None), models=models)
             execute_candidates(run, k, problem_ids)
-            answers["bigger greedy"] = problem_outcomes(iteration_candidates(store, run.run_id, k, big, problem_ids))["greedy"]
+            bigger = iteration_candidates(store, run.run_id, k, big, problem_ids)
+            answers["bigger greedy"] = problem_outcomes(bigger)["greedy"]
         # recomputed from the stored candidates and scores, so runs measured before intervals were stored get them
         heldout = heldout_measurements(run, k) if run.problems("validation") else {}
 
@@ -109,7 +127,8 @@ def main() -> int:
         "paired_differences": {},
         "config": stored_config,
     }
-    comparisons = list(PASS_COMPARISONS) + ([("reranker", "bigger greedy"), ("logprob", "bigger greedy")] if args.big else [])
+    comparisons = list(PASS_COMPARISONS) + ([("reranker", "bigger greedy"),
+                                             ("logprob", "bigger greedy")] if args.big else [])
     for a, b in comparisons:
         if answers.get(a) and answers.get(b):
             result["paired_differences"][f"{a} - {b}"] = paired_difference_ci(answers[a], answers[b])
@@ -130,10 +149,6 @@ def _value(measurement: Measurement | None) -> float | None:
 
 def _mean(outcome: dict[str, float]) -> float | None:
     return sum(outcome.values()) / len(outcome) if outcome else None
-
-
-def _percent(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
 
 
 def _heldout_line(result: dict) -> str:
@@ -176,11 +191,11 @@ def format_headline(result: dict, big: str | None) -> str:
     for method, value in result["pass_at_1"].items():
         low, high = result["pass_at_1_ci"][method]
         title = METHOD_TITLES.get(method, f"{big} greedy")
-        lines.append(f"| {title} | {_percent(value)} | {_percent(low)}–{_percent(high)} | "
+        lines.append(f"| {title} | {percent(value)} | {percent(low)}–{percent(high)} | "
                      f"{result['problems_per_method'][method]} |")
     lines += ["", f"ranking accuracy over {result['ranking_pairs']} (passing, failing) sample pairs of "
               f"{result['ranking_problems']} problems: "
-              + ", ".join(f"{m} {_percent(v)}" for m, v in result["ranking_accuracy"].items()),
+              + ", ".join(f"{m} {percent(v)}" for m, v in result["ranking_accuracy"].items()),
               "ranking accuracy, paired over the problems both rankers rank (95% CI resampling problems): "
               + "; ".join(f"{name} {100 * d['difference']:+.1f} points ({100 * d['ci_low']:+.1f} to "
                           f"{100 * d['ci_high']:+.1f}, {d['n_problems']} problems)"

@@ -41,7 +41,6 @@ from pathlib import Path
 
 from lab.app.server import spawn
 
-
 REPO = Path(__file__).resolve().parent.parent
 LABELS = ("hard_negative", "positive", "exclude")
 POOL = 60
@@ -122,7 +121,8 @@ def annotate(annotator: Annotator, port: int, run: str, iteration: int, stop: fl
 def label(annotator: Annotator, client: Api, candidate: int, choice: str, rng: random.Random) -> None:
     for attempt in range(2):
         started = time.perf_counter()
-        answer = client.call("label", candidate, choice, annotator.name, annotator.seen[candidate], f"load test {attempt}")
+        answer = client.call("label", candidate, choice, annotator.name, annotator.seen[candidate],
+                             f"load test {attempt}")
         annotator.latencies.append(time.perf_counter() - started)
         if answer["status"] == "saved":
             annotator.seen[candidate] = answer["version"]
@@ -161,7 +161,8 @@ def check(lab_dir: Path, annotators: list[Annotator]) -> list[str]:
         marks = ",".join("?" * len(names))
         rows = {r["id"]: dict(r) for r in db.execute(f"SELECT * FROM labels WHERE author IN ({marks})", names)}
         touched = sorted({r["candidate_id"] for r in rows.values()})
-        history = {c: [dict(r) for r in db.execute("SELECT * FROM labels WHERE candidate_id = ? ORDER BY version", (c,))]
+        history = {c: [dict(r) for r in db.execute("SELECT * FROM labels WHERE candidate_id = ? ORDER BY version",
+                                                   (c,))]
                    for c in touched}
     problems = []
     for label_id, ack in acknowledged.items():
@@ -169,7 +170,8 @@ def check(lab_dir: Path, annotators: list[Annotator]) -> list[str]:
         if row is None or (row["candidate_id"], row["label"], row["version"]) != \
                 (ack["candidate_id"], ack["label"], ack["version"]):
             problems.append(f"acknowledged label row {label_id} ({ack}) is not in the store as acknowledged: {row}")
-    problems += [f"label row {label_id} was written but never acknowledged" for label_id in rows.keys() - acknowledged.keys()]
+    problems += [f"label row {label_id} was written but never acknowledged"
+                 for label_id in rows.keys() - acknowledged.keys()]
     for candidate, versions in history.items():
         if [r["version"] for r in versions] != list(range(1, len(versions) + 1)):
             problems.append(f"candidate {candidate}: versions {[r['version'] for r in versions]} have a gap or repeat")
@@ -241,9 +243,11 @@ def main() -> int:
     errors = [f"{a.name}: {e}" for a in annotators for e in a.errors]
     problems = check(args.lab_dir, annotators)
     saved = sum(len(a.acknowledged) for a in annotators)
-    print(f"load test: {args.annotators} annotators for {args.seconds:.0f} s, {args.think:g} s between labels on average, "
+    print(f"load test: {args.annotators} annotators for {args.seconds:.0f} s, "
+          f"{args.think:g} s between labels on average, "
           f"on {url} (loopback), lab {args.lab_dir}, run {args.run!r} iteration {iteration}")
-    print(f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before the test, {os.getloadavg()[0]:.1f} after")
+    print(f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before the test, "
+          f"{os.getloadavg()[0]:.1f} after")
     for index, (begun, job, ended) in enumerate(jobs):
         print(f"  tiny iteration alongside: from {begun:.0f} s to {ended:.0f} s, exit status {job.returncode}"
               + (" (stopped at the end of the test)" if index in stopped else ""))

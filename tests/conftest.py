@@ -1,4 +1,6 @@
-"""Shared test setup: offline hub, no analytics, the tiny config fixture, and helpers that fill a store."""
+"""Shared test setup: offline hub, no analytics, the tiny config and one finished tiny run shared by
+the tests that only read it, and helpers the tests share (real execution results, measurement rows
+and a filled store; a model's loss on completions)."""
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -62,6 +64,49 @@ def fill_store(store, *, problems: int = 6, samples: int = 4, iteration: int = 1
                               for cid, ok in zip(ids, passed)])
         store.add_scores(version, list(zip(ids, rewards)))
     return run_id
+
+
+def completion_loss(model, tokenizer, examples: list[tuple[str, str]]) -> float:
+    """Mean token NLL of `completion + EOS` given `prompt`, over all examples (the SFT objective)."""
+    import torch
+
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for prompt, completion in examples:
+            prompt_ids = tokenizer(prompt).input_ids
+            ids = torch.tensor([prompt_ids + tokenizer(completion + tokenizer.eos_token).input_ids],
+                               device=model.device)
+            logprobs = model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
+            targets = ids[0, 1:]
+            token_logprobs = logprobs.gather(-1, targets[:, None])[:, 0][len(prompt_ids) - 1:]
+            total -= token_logprobs.sum().item()
+            count += len(token_logprobs)
+    return total / count
+
+
+FINISHED_RUN = {"data.max_train_problems": "2", "data.max_validation_problems": "2", "data.max_eval_problems": "3",
+                "sampling.num_samples": "3", "sampling.max_new_tokens": "12", "sft.max_steps": "2",
+                "reward.max_steps": "2", "policy.steps": "1"}
+"""The shared run's size: a couple of problems, a few samples, a couple of steps of each trainer."""
+
+
+@pytest.fixture(scope="session")
+def finished_tiny_run(tmp_path_factory):
+    """A whole tiny run (the bootstrap and one iteration, evaluated), made once per session for the
+    tests that only read what a run stores. A test that writes to a run's store makes its own run."""
+    from lab import loop
+    from lab.config import make_config
+    config = make_config("tiny", lab_dir=str(tmp_path_factory.mktemp("finished") / "lab"), **FINISHED_RUN)
+    loop.run_loop(config, progress=False, log=lambda line: None)
+    return config
+
+
+@pytest.fixture
+def store(tmp_path):
+    """An empty store in the test's temp dir."""
+    from lab.store import Store
+    with Store(tmp_path / "lab.sqlite") as store:
+        yield store
 
 
 @pytest.fixture(scope="session")

@@ -28,12 +28,6 @@ HOSTILE = ['<script>alert(1)</script>', '</pre><img src=x onerror=alert(2)>']
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "lab.sqlite") as store:
-        yield store
-
-
-@pytest.fixture
 def lab(tmp_path):
     lab = Lab.open(tmp_path / "lab", create=True)
     yield lab
@@ -66,7 +60,8 @@ def test_ranking_and_mistake_flags(store):
     summary = views.problem_summary(store, scope(store), "mbpp/600")
     assert summary["mistake"] and summary["n_suspected"] == 1 and summary["ranked_by"] == "rm-demo-1"
     assert summary["prompt"] == "def f0(x):\n" and run_id == 1
-    assert "Reranker mistake" in html.problem_html(summary, "ranked by rm-demo-1", [], [], None, {"run": "demo", "iteration": 1})
+    assert "Reranker mistake" in html.problem_html(summary, "ranked by rm-demo-1", [], [], None,
+                                                   {"run": "demo", "iteration": 1})
 
 
 def test_suspected_is_the_mining_rule_with_the_runs_mining_config(store):
@@ -78,7 +73,8 @@ def test_suspected_is_the_mining_rule_with_the_runs_mining_config(store):
     store.add_label(some[1]["id"], "positive", "alice")
     for problem in (f"mbpp/{600 + i}" for i in range(12)):
         suspected = {c["id"] for c in views.ranked_candidates(store, scope(store), problem) if c["suspected"]}
-        expected = set(hard_negatives(store.candidates(1, problem_id=problem, reward_model="rm-demo-1"), MiningConfig()))
+        expected = set(hard_negatives(store.candidates(1, problem_id=problem, reward_model="rm-demo-1"),
+                                      MiningConfig()))
         assert suspected == expected, problem
     flagged = [c["sample_index"] for c in views.ranked_candidates(store, scope(store), "mbpp/600") if c["suspected"]]
     assert flagged == [0, 2]
@@ -97,7 +93,7 @@ def test_each_problem_is_ranked_by_the_reward_model_that_scored_it(store):
     run_id = fill_store(store, problems=2)
     store.add_checkpoint(run_id, 0, "reward_model", "rm-0", "/nowhere", {})
     train = [c["id"] for c in store.candidates(run_id, problem_id="mbpp/600")]
-    store.db.execute("DELETE FROM scores WHERE candidate_id IN (%s) AND candidate_id != ?" % ",".join("?" * len(train)),
+    store.db.execute(f"DELETE FROM scores WHERE candidate_id IN ({','.join('?' * len(train))}) AND candidate_id != ?",
                      (*train, train[0]))
     store.add_scores("rm-0", [(cid, -float(i)) for i, cid in enumerate(train)])
     summary = views.problem_summary(store, scope(store), "mbpp/600")
@@ -109,15 +105,17 @@ def test_each_problem_is_ranked_by_the_reward_model_that_scored_it(store):
 
 def test_a_passing_reference_is_no_reranker_mistake_but_still_exposes_hard_negatives(store):
     run_id = fill_store(store, problems=2)
-    [reference] = store.add_candidates(run_id, 1, [{"problem_id": "mbpp/601", "origin": "reference", "model": "reference",
-                                                    "sample_index": 0, "completion": "    return x\n"}])
+    [reference] = store.add_candidates(run_id, 1, [{"problem_id": "mbpp/601", "origin": "reference",
+                                                    "model": "reference", "sample_index": 0,
+                                                    "completion": "    return x\n"}])
     store.add_executions([(reference, execution_result(True))])
     store.add_scores("rm-demo-1", [(reference, 0.0)])
     summary = views.problem_summary(store, scope(store), "mbpp/601")
     assert summary["n_pass"] == 1 and summary["all_fail"] and not summary["mistake"]
     ranked = views.ranked_candidates(store, scope(store), "mbpp/601")
     assert all(c["suspected"] for c in ranked if c["origin"] == "sample")
-    page = html.problem_html(summary, "", [], ranked, None, {"run": "r", "iteration": 1}) + html.candidates_html(ranked, "py", None)
+    page = (html.problem_html(summary, "", [], ranked, None, {"run": "r", "iteration": 1})
+            + html.candidates_html(ranked, "py", None))
     assert "All sampled candidates fail" in page and "reference solution" in page
 
 
@@ -273,18 +271,21 @@ def test_metrics_tables(store):
                            {MeasureKey("pair_accuracy", "reranker"): Measurement(0.75, 12)})
     heldout = views.heldout_table(store.measurements(run_id)).to_dict("records")
     assert heldout == [
-        {"eval set": "mbpp-validation", "measure": "pair_accuracy/reranker", "iter 0": "0.500 (n=10)", "iter 1": "0.750 (n=12)"},
+        {"eval set": "mbpp-validation", "measure": "pair_accuracy/reranker", "iter 0": "0.500 (n=10)",
+         "iter 1": "0.750 (n=12)"},
         {"eval set": "mbpp-validation", "measure": "top1/random", "iter 0": "– (n=0)", "iter 1": ""}]
 
 
 def test_pairs_with_a_reference_solution_are_marked(store):
     run_id = fill_store(store, problems=2)
-    [reference] = store.add_candidates(run_id, 0, [{"problem_id": "mbpp/600", "origin": "reference", "model": "reference",
-                                                    "sample_index": 0, "completion": "    return x\n"}])
+    [reference] = store.add_candidates(run_id, 0, [{"problem_id": "mbpp/600", "origin": "reference",
+                                                    "model": "reference", "sample_index": 0,
+                                                    "completion": "    return x\n"}])
     failing, passing = candidate_of(store, "mbpp/600", 0), candidate_of(store, "mbpp/600", 1)
     store.add_pairs(run_id, 0, [(reference, failing["id"], "execution"), (passing["id"], failing["id"], "execution")])
     pairs = views.problem_pairs(store, run_id, "mbpp/600")
-    assert [views.uses_reference(p) for p in pairs] == [False, True] and views.problem_pairs(store, run_id, "mbpp/601") == []
+    assert [views.uses_reference(p) for p in pairs] == [False, True]
+    assert views.problem_pairs(store, run_id, "mbpp/601") == []
     page = html.pairs_html(pairs)
     assert "2 preference pairs" in page and "<b>1</b> with a reference solution" in page
     assert page.count('class="with-reference"') == 1
@@ -322,10 +323,13 @@ def test_an_unknown_run_falls_back_to_the_newest_or_says_so(lab):
     fill_store(lab.store, run_name="new", iteration=2)
     page = review.select_run(lab, View(), "deleted-run")
     assert page["run"]["value"] == "new" and page["iteration"]["value"] == 2 and page["view"].problem == "mbpp/600"
-    assert "no candidates yet" in review.render(lab, View(run="deleted-run", iteration=1, problem="mbpp/600"))["problem_view"]
-    assert "No problem matches" in review.render(lab, View(run="old", iteration=1, problem="not/a-problem"))["problem_view"]
+    gone = review.render(lab, View(run="deleted-run", iteration=1, problem="mbpp/600"))
+    assert "no candidates yet" in gone["problem_view"]
+    unknown = review.render(lab, View(run="old", iteration=1, problem="not/a-problem"))
+    assert "No problem matches" in unknown["problem_view"]
     assert "No problem matches" in review.render(lab, View(run="old", iteration=7, problem="mbpp/600"))["problem_view"]
-    assert "Cannot compare: no run called 'deleted-run'" in metrics.compare_view(lab, ["old", "deleted-run"])["comparison"]
+    comparison = metrics.compare_view(lab, ["old", "deleted-run"])["comparison"]
+    assert "Cannot compare: no run called 'deleted-run'" in comparison
     assert "No run called 'deleted-run' here" in opened(lab, "deleted-run")["message"]
 
 
@@ -379,7 +383,8 @@ def test_a_deep_link_opens_its_run_problem_and_candidate(lab):
     candidate = candidate_of(lab.store, "mbpp/604", 2, run_id=1)
     page = opened(lab, "old", candidate=str(candidate["id"]))
     assert (page["view"].run, page["view"].problem, page["view"].candidate) == ("old", "mbpp/604", candidate["id"])
-    assert f'data-candidate="{candidate["id"]}"' in page["candidates_view"] and 'data-problem="mbpp/604"' in page["problem_view"]
+    assert f'data-candidate="{candidate["id"]}"' in page["candidates_view"]
+    assert 'data-problem="mbpp/604"' in page["problem_view"]
     assert opened(lab, "new", problem="mbpp/603")["view"].problem == "mbpp/603"
     assert "not in run 'new'" in opened(lab, "new", candidate=str(candidate["id"]))["message"]
 
@@ -474,7 +479,8 @@ def test_a_bulk_label_writes_the_filtered_unlabeled_candidates_as_one_undoable_a
     assert "Labelled 3 unlabeled failing candidates **exclude**" in done["bulk_message"]
     current = lab.store.current_labels(1)
     assert sorted(r["label"] for r in current.values()) == ["exclude"] * 3 + ["positive"]
-    assert "No unlabeled failing" in labels.bulk_label(lab, shown["view"], "ann", "", "failing", "exclude")["bulk_message"]
+    bulk = labels.bulk_label(lab, shown["view"], "ann", "", "failing", "exclude")
+    assert "No unlabeled failing" in bulk["bulk_message"]
     assert "bulk label of 3" in labels.undo(lab, shown["view"], "ann")["message"]
     assert [r["author"] for r in lab.store.current_labels(1).values()] == ["bob"]
 
@@ -507,7 +513,8 @@ def test_cards_show_the_full_error_the_failing_test_and_the_label_history(lab):
     lab.store.add_label(failing["id"], "positive", "ann", note="flaky test")
     lab.store.add_label(failing["id"], "hard_negative", "bob")
     page = review.render(lab, View(run="demo", iteration=1, problem="mbpp/600", candidate=failing["id"]))
-    card = next(piece for piece in page["candidates_view"].split('id="candidate-') if piece.startswith(f'{failing["id"]}"'))
+    card = next(piece for piece in page["candidates_view"].split('id="candidate-')
+                if piece.startswith(f'{failing["id"]}"'))
     assert long_error.count("frame") == card.count("frame") and "AssertionError: f(2) == 3" in card
     assert "the unit tests it ran" in card and "assert" in card
     assert "label history (2)" in card and card.index("bob") < card.index("ann") and "flaky test" in card
@@ -534,8 +541,10 @@ def test_metrics_show_pass_at_1_a_chosen_measure_scores_and_plots(lab):
     assert chosen["measure_plot"] != metrics.measurement(lab, view, "mbpp-validation: pair_accuracy")["measure_plot"]
     assert metrics.measurement(lab, view, "mbpp-validation: length_correlation")["measure_plot"] is \
         chosen["measure_plot"], "a plot is drawn once per content"
-    lab.store.add_measurements(run_id, 2, "mbpp-validation", {MeasureKey("length_correlation", "passed"): Measurement(0.1, 9)})
-    assert metrics.measurement(lab, view, "mbpp-validation: length_correlation")["measure_plot"] != chosen["measure_plot"]
+    lab.store.add_measurements(run_id, 2, "mbpp-validation",
+                               {MeasureKey("length_correlation", "passed"): Measurement(0.1, 9)})
+    other = metrics.measurement(lab, view, "mbpp-validation: length_correlation")
+    assert other["measure_plot"] != chosen["measure_plot"]
     values = metrics.scores(lab, view)
     assert values["reward_plot"] is not None and values["hard_plot"] is None
     assert metrics.follow(lab, view, "demo", 1, None, "review") == {}
@@ -622,8 +631,10 @@ def test_the_form_is_checked_before_launch_and_names_the_field(lab):
     assert command["launch_check"] == "✓ ready to launch"
     typo = jobs.preview(lab, "demo", "tiny", "sampling.temprature=0.5", 1)
     assert "--set sampling.temprature=0.5" in typo["command"]
-    assert typo["launch_check"] == "✗ `sampling.temprature` is not a configuration field. Did you mean `sampling.temperature`?"
-    assert "Not launched. `sampling.temprature`" in jobs.launch_job(lab, "demo", "tiny", "sampling.temprature=0.5", 1)["job_message"]
+    assert typo["launch_check"] == ("✗ `sampling.temprature` is not a configuration field. "
+                                    "Did you mean `sampling.temperature`?")
+    refused = jobs.launch_job(lab, "demo", "tiny", "sampling.temprature=0.5", 1)
+    assert "Not launched. `sampling.temprature`" in refused["job_message"]
     assert "Not launched" in jobs.launch_job(lab, "demo", "tiny", "sampling.num_samples=lots", 1)["job_message"]
     assert jobs.preview(lab, " ", "tiny", "", 1)["command"] == "Give the run a name."
     assert jobs.launch_job(lab, "  ", "tiny", "", 1)["job_message"] == "Not launched. Give the run a name."

@@ -9,8 +9,8 @@ from pathlib import Path
 LAB = Path(__file__).resolve().parent.parent / "lab"
 STORE = LAB / "store"
 LAZY_IMPORTS_ALLOWED = {"lab.__main__"}
-SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TABLE|VIEW|INDEX))\b",
-                 re.IGNORECASE | re.DOTALL)
+SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM"
+                 r"|CREATE\s+(TABLE|VIEW|INDEX))\b", re.IGNORECASE | re.DOTALL)
 
 
 def module_name(path: Path) -> str:

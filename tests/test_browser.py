@@ -103,7 +103,8 @@ def open_page(chromium, url: str, author: str = "tester", query: str = "", viewp
 def labels_in_db(lab_dir: Path, candidate_id: int | None = None) -> list[tuple]:
     with sqlite3.connect(lab_dir / "lab.sqlite") as db:
         where, params = ("WHERE candidate_id = ?", (candidate_id,)) if candidate_id else ("", ())
-        return db.execute(f"SELECT candidate_id, label, note, author FROM labels {where} ORDER BY id", params).fetchall()
+        return db.execute(f"SELECT candidate_id, label, note, author FROM labels {where} ORDER BY id",
+                          params).fetchall()
 
 
 def selected_candidate(page) -> int:

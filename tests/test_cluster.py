@@ -87,6 +87,7 @@ def assert_same_rows(found, expected, tables=("candidates", "executions", "score
         assert [row[-1] for row in found[table]] == pytest.approx([row[-1] for row in expected[table]], rel=1e-6), table
 
 
+@pytest.mark.integration
 def test_two_nodes_store_the_same_candidates_verdicts_and_scores_as_one_process(ray_cluster, bootstrapped,
                                                                                   without_ray, tmp_path, monkeypatch):
     import ray
@@ -99,6 +100,7 @@ def test_two_nodes_store_the_same_candidates_verdicts_and_scores_as_one_process(
     assert len([node for node in ray.nodes() if node["Alive"]]) == 2
 
 
+@pytest.mark.integration
 def test_a_node_lost_mid_stage_loses_and_duplicates_nothing(ray_cluster, bootstrapped, without_ray, tmp_path,
                                                            monkeypatch):
     from lab.cluster import node_arguments
@@ -115,7 +117,8 @@ def test_a_node_lost_mid_stage_loses_and_duplicates_nothing(ray_cluster, bootstr
         return ids
 
     monkeypatch.setattr(Store, "add_candidates", add_then_lose_a_node)
-    run_loop(config, until=(1, "sample"), progress=False, log=lambda line: None)  # the lost replica's units go elsewhere
+    run_loop(config, until=(1, "sample"), progress=False,
+             log=lambda line: None)  # the lost replica's units go elsewhere
     assert 0 < stored_before_loss[0] < len(without_ray["candidates"])
     monkeypatch.setattr(Store, "add_candidates", add_candidates)
     with Store(config.store_path) as store:

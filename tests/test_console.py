@@ -33,7 +33,8 @@ CHATTY_JOB = textwrap.dedent("""
             stage.summary = "all good"
         console.say("the end")
 """)
-CHATTER = ["is_gradient_checkpointing is deprecated", "LOAD REPORT", "a TRL notice", "'loss': 1.25", "stray stderr line"]
+CHATTER = ["is_gradient_checkpointing is deprecated", "LOAD REPORT", "a TRL notice", "'loss': 1.25",
+           "stray stderr line"]
 
 
 def run_job(tmp_path, verbose=False, fail=False):

@@ -42,7 +42,8 @@ def test_every_docs_page_is_linked_from_the_readme():
 
 def test_the_readme_headline_table_is_results_headline_json():
     headline = json.loads((REPO / "results" / "headline.json").read_text(encoding="utf-8"))
-    rows = re.findall(r"^\| ([^|]+?) \| (\d+\.\d) \((\d+\.\d)–(\d+\.\d)\) \|$", README.read_text(encoding="utf-8"), re.M)
+    rows = re.findall(r"^\| ([^|]+?) \| (\d+\.\d) \((\d+\.\d)–(\d+\.\d)\) \|$", README.read_text(encoding="utf-8"),
+                      re.M)
     shown = {title: tuple(float(v) for v in values) for title, *values in rows}
     assert f"Run {headline['run']} (`results/headline.json`)" in README.read_text(encoding="utf-8")
     for method, value in headline["pass_at_1"].items():

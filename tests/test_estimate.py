@@ -30,11 +30,11 @@ def test_the_tiny_preset_takes_seconds():
     assert "estimated ~" in format_estimate(make_config("tiny"), estimate)
 
 
-def test_the_cpu_preset_is_estimated_near_its_measured_quarter_hour(converted_cache):
+def test_the_cpu_preset_is_estimated_near_its_measured_job_time(converted_cache):
     config = make_config("cpu", **{"model.cache_dir": converted_cache})
     estimate = estimate_job(config)
     assert estimate.calibrated and estimate.startup_s == IMPORTS_S
-    assert 12 * 60 <= estimate.total_s <= 25 * 60  # README: 15.5 min before the held-out 'validate' stages
+    assert 12 * 60 <= estimate.total_s <= 25 * 60  # the job's measured time and its command: docs/results.md
     text = format_estimate(config, estimate)
     assert text.startswith("this job will: bootstrap (iteration 0) and 1 self-training iteration(s) on 12 training "
                            "problems x 6 samples")
@@ -64,7 +64,8 @@ def test_sizes_move_the_estimate_as_the_unit_costs_say(converted_cache):
     bigger = base.override(**{"model.generator": "package:qwen2.5-coder-1.5b-instruct"})
     assert estimate_job(bigger).seconds(1, "policy") == pytest.approx(3 * estimate_job(base).seconds(1, "policy"))
     no_ppo = estimate_job(base.override(**{"policy.enabled": False}))
-    assert no_ppo.seconds(1, "policy") == 0 and no_ppo.seconds(1, "validate") < estimate_job(base).seconds(1, "validate")
+    assert no_ppo.seconds(1, "policy") == 0
+    assert no_ppo.seconds(1, "validate") < estimate_job(base).seconds(1, "validate")
     more_languages = base.override(**{"data.eval_languages": "py,cpp"})
     assert estimate_job(more_languages).seconds(1, "evaluate") > 1.9 * estimate_job(base).seconds(1, "evaluate")
     # PPO off: iteration 2 evaluates the samples iteration 1 drew from the same generator, so it only scores

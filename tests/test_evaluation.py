@@ -4,12 +4,21 @@ import math
 import pytest
 from conftest import measurement_row
 
-from lab.measures import (bootstrap_ci, length_correlation, paired_difference_ci, pairwise_accuracy,
-                          pass_at_1_rows as evaluation_rows, pooled_accuracy_ci, problem_outcomes, ranking_accuracy,
-                          ranking_counts, ranking_difference_ci)
-from lab.reports import ranking_markdown, table_markdown, write_csv
-from lab.plots import plot_pass_at_1, plot_pass_at_1_bars, plot_reward_histograms, plot_training_curves
+from lab.measures import (
+    bootstrap_ci,
+    length_correlation,
+    paired_difference_ci,
+    pairwise_accuracy,
+    pooled_accuracy_ci,
+    problem_outcomes,
+    ranking_accuracy,
+    ranking_counts,
+    ranking_difference_ci,
+)
+from lab.measures import pass_at_1_rows as evaluation_rows
+from lab.plots import pass_at_1_bars_figure, pass_at_1_figure, reward_histogram_figure, save, training_curves_figure
 from lab.records import MeasureKey
+from lab.reports import ranking_markdown, table_markdown, write_csv
 
 
 def sample(problem, passed, logprob, reward, origin="sample", completion="x"):
@@ -114,20 +123,20 @@ def test_table_layout_and_files(tmp_path):
     csv_text = write_csv(rows, tmp_path / "t.csv").read_text()
     assert csv_text.splitlines()[0].startswith("iteration,benchmark,language,generator,method")
     assert len(csv_text.splitlines()) == len(rows) + 1
-    assert plot_pass_at_1(rows, tmp_path / "p.png")[0].stat().st_size > 0
-    assert plot_reward_histograms(CANDIDATES, tmp_path / "h.png")[0].stat().st_size > 0
-    assert plot_reward_histograms([], tmp_path / "none.png") == []
+    assert save(pass_at_1_figure(rows), tmp_path / "p.png")[0].stat().st_size > 0
+    assert save(reward_histogram_figure(CANDIDATES), tmp_path / "h.png")[0].stat().st_size > 0
+    assert save(reward_histogram_figure([]), tmp_path / "none.png") == []
 
 
 def test_bar_and_training_curve_plots(tmp_path):
     rows = [{**row, "iteration": k} for k in (1, 2) for row in evaluation_rows(CANDIDATES, "humaneval", "py")]
-    assert plot_pass_at_1_bars(rows, tmp_path / "bars.png")[0].stat().st_size > 0
-    assert plot_pass_at_1_bars([], tmp_path / "no_bars.png") == []
+    assert save(pass_at_1_bars_figure(rows), tmp_path / "bars.png")[0].stat().st_size > 0
+    assert save(pass_at_1_bars_figure([]), tmp_path / "no_bars.png") == []
     metrics = [{"iteration": k, "stage": stage, "name": name, "step": step, "value": 0.1 * step}
                for k, stage in ((0, "train_rm"), (1, "policy"), (1, "train_rm")) for name in ("loss", "kl", "lr")
                for step in (1, 2, 3)]
-    assert plot_training_curves(metrics, tmp_path / "curves.png")[0].stat().st_size > 0
-    assert plot_training_curves(metrics, tmp_path / "no_curves.png", names=("reward",)) == []
+    assert save(training_curves_figure(metrics), tmp_path / "curves.png")[0].stat().st_size > 0
+    assert save(training_curves_figure(metrics, names=("reward",)), tmp_path / "no_curves.png") == []
 
 
 def test_ranking_difference_resamples_problems_not_pairs():

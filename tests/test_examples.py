@@ -32,6 +32,7 @@ def test_examples_are_read_from_the_prompt_alone(language, call, expected):
     assert hidden_only in problem.tests and hidden_only not in examples_program(problem, "")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("language", sorted(RIGHT_AND_WRONG))
 def test_examples_program_passes_a_right_completion_and_fails_a_wrong_one(language):
     problem = truncate_number(language)

@@ -7,8 +7,7 @@ import pytest
 from lab import languages
 from lab.config import ExecutionConfig
 from lab.execution import ExecutionResult, Executor, ToolchainMissing, build_program
-from lab.problems import truncate_at_stop
-from lab.problems import load_problems
+from lab.problems import load_problems, truncate_at_stop
 from lab.sandbox import SandboxError
 from lab.selftest import CORRECT_ADD, wrong_add
 
@@ -40,6 +39,7 @@ def test_truncate_at_stop_cuts_at_the_earliest_token():
     assert truncate_at_stop("no stop here", ["\ndef", ""]) == "no stop here"
 
 
+@pytest.mark.integration
 def test_an_instruct_models_closing_code_fence_ends_the_completion_in_every_language(executor):
     """Qwen2.5-Coder-Instruct closes its body with a Markdown fence; executed, that was a SyntaxError
     (90 of 161 HumanEval greedy answers of the 'full' run before this cut)."""
@@ -58,6 +58,7 @@ def test_build_program_is_prompt_truncated_completion_newline_tests():
     assert program == problem.prompt + "    return x + y" + "\n" + problem.tests
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("language", list(CORRECT_ADD))
 def test_correct_completion_passes_and_wrong_one_fails(add_results, executor, language):
     if language not in add_results:
@@ -68,6 +69,7 @@ def test_correct_completion_passes_and_wrong_one_fails(add_results, executor, la
     assert correct.toolchain == languages.toolchain_version(language)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("language", ["cs", "rkt"])
 def test_failures_that_exit_zero_are_still_failures(add_results, language):
     """C#'s Debug.Assert and rackunit report on stderr but exit 0: the verdict must say Exception."""
@@ -83,6 +85,7 @@ def test_failures_that_exit_zero_are_still_failures(add_results, language):
     ("go", "    return x +\n}\n"),
     ("cs", "        return x + \"y\";\n"),
 ])
+@pytest.mark.integration
 def test_compile_and_syntax_errors_are_syntax_error(executor, language, completion):
     result = executor.run(language, build_program(add_problem(language), completion))
     assert result.status == "SyntaxError" and not result.passed, (result.status, result.stderr[-1000:])
@@ -150,5 +153,6 @@ def test_no_isolation_needs_the_explicit_flag():
         Executor(ExecutionConfig(isolation="none"))
 
 
+@pytest.mark.integration
 def test_go_problems_language_field_is_accepted(executor):
     assert languages.get_language("go_test.go").code == "go"

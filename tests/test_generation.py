@@ -1,6 +1,7 @@
-"""Batched sampling: KV cache + left padding + continuous batching match plain decoding, seeds make candidates independent
-of batching, stop tokens cut, and per-problem callbacks allow resuming. The vLLM backend: which one is chosen,
-and (with a stand-in vllm package, since vllm runs on CUDA only) that its outputs become the same candidates."""
+"""Batched sampling: KV cache + left padding + continuous batching match plain decoding, seeds make
+candidates independent of batching, stop tokens cut, and per-problem callbacks allow resuming. The vLLM
+backend: which one is chosen, and (with a stand-in vllm package, since vllm runs on CUDA only) that its
+outputs become the same candidates."""
 import json
 import sys
 import textwrap
@@ -73,11 +74,12 @@ def test_chat_prompt_continues_the_problem_prompt(tiny_config):
 @pytest.mark.slow
 def test_sampler_weights_cost_the_real_model_little_loss():
     """The cpu preset's 0.5B model on MBPP reference solutions: float16 sampling weights lose nothing,
-    int8 (the CPU default) under 10% (measured +8%)."""
+    int8 (the CPU default) under 10%."""
+    from conftest import completion_loss
+
     from lab.config import make_config
     from lab.loop import select_train_problems
     from lab.models import load_sampler
-    from lab.sft import completion_loss
 
     config = make_config("cpu")
     examples = [(p.prompt, p.reference) for p in select_train_problems(config) if p.reference]
@@ -177,7 +179,8 @@ def test_vllm_backend_samples_the_same_candidates_through_its_worker_process(tin
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "fake"))
     monkeypatch.setenv("FAKE_VLLM_LOG", str(tmp_path / "log.jsonl"))
     monkeypatch.setenv("FAKE_VLLM_TOKEN", str(token))
-    sampler = VLLMSampler(model_dir, "/adapters/gen-1", tiny_config.model, tiny_config.sampling, python=Path(sys.executable))
+    sampler = VLLMSampler(model_dir, "/adapters/gen-1", tiny_config.model, tiny_config.sampling,
+                          python=Path(sys.executable))
     problems = [problem(1), problem(2, stops=(" x x",))]
     done = []
     candidates = generate(sampler, tokenizer, problems, tiny_config.sampling, progress=False,
@@ -187,13 +190,16 @@ def test_vllm_backend_samples_the_same_candidates_through_its_worker_process(tin
 
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     engine, requests = log[0]["engine"], log[1:]
-    assert engine["model"] == str(model_dir) and engine["max_lora_rank"] == 8 and engine["logprobs_mode"] == "raw_logprobs"
+    assert engine["model"] == str(model_dir) and engine["max_lora_rank"] == 8
+    assert engine["logprobs_mode"] == "raw_logprobs"
     count = tiny_config.sampling.num_samples
     assert done == [(p.id, count) for p in problems] and len(candidates) == len(requests) == 2 * count
     for candidate, request in zip(candidates, requests):
         p = problems[0] if candidate.problem_id == problems[0].id else problems[1]
-        assert request["seed"] == candidate.seed == candidate_seed(tiny_config.sampling.seed, p.id, candidate.sample_index)
-        assert request["prompt"] == p.prompt and request["stop"] == list(completion_stops(p.stop_tokens)) and request["lora"] == "/adapters/gen-1"
+        assert request["seed"] == candidate.seed == candidate_seed(tiny_config.sampling.seed, p.id,
+                                                                   candidate.sample_index)
+        assert request["prompt"] == p.prompt and request["stop"] == list(completion_stops(p.stop_tokens))
+        assert request["lora"] == "/adapters/gen-1"
         assert set(request["stop_token_ids"]) == end_token_ids(tokenizer)
         assert candidate.mean_logprob == -0.5 and candidate.temperature == tiny_config.sampling.temperature
         text = tokenizer.decode([token] * (candidate.num_tokens - 1))  # the final end token is no text

@@ -107,6 +107,7 @@ def sft_stage(summary: dict) -> dict:
     return next(s for s in summary["stages"] if (s["iteration"], s["name"]) == (0, "sft"))
 
 
+@pytest.mark.integration
 def test_sft_gate_rejects_an_sft_that_lowers_heldout_pass_at_1(tmp_path, tiny_config, knowing_base):
     config = gate_config(tmp_path, tiny_config, knowing_base, "auto")
     lines = []
@@ -126,6 +127,7 @@ def test_sft_gate_rejects_an_sft_that_lowers_heldout_pass_at_1(tmp_path, tiny_co
     assert heldout["top1/random"] > 0  # rm-0 is measured on the base model's samples, which pass
 
 
+@pytest.mark.integration
 def test_sft_gate_always_keeps_the_sft_and_still_measures_it(tmp_path, tiny_config, knowing_base):
     config = gate_config(tmp_path, tiny_config, knowing_base, "always")
     summary = loop.run_loop(config, until=(0, "sft"), progress=False, log=lambda line: None)
@@ -144,9 +146,11 @@ def test_generator_comparison_is_paired_over_problems():
     assert result.tuned["random"] == 0.5 and result.differences["random"]["difference"] == pytest.approx(0.25)
 
 
+@pytest.mark.integration
 def test_sft_recipe_choice_measures_each_recipe_against_the_base_model(tmp_path, tiny_config, knowing_base):
     config = gate_config(tmp_path, tiny_config, knowing_base, "auto")
-    recipes = [parse_recipe("sft.learning_rate=0.05,sft.max_steps=12"), parse_recipe("sft.learning_rate=1e-6,sft.max_steps=1")]
+    recipes = [parse_recipe("sft.learning_rate=0.05,sft.max_steps=12"),
+               parse_recipe("sft.learning_rate=1e-6,sft.max_steps=1")]
     with Store(config.store_path) as store, ModelCache(config) as models:
         run = loop.open_run(config, store, models, progress=False, log=lambda line: None)
         result = choose_sft_recipe(run, recipes)
@@ -162,6 +166,7 @@ def test_sft_recipe_choice_measures_each_recipe_against_the_base_model(tmp_path,
         parse_recipe("sft.max_steps")
 
 
+@pytest.mark.integration
 def test_every_evaluation_keeps_the_base_model_and_each_generator_of_the_chain(tmp_path, tiny_config):
     config = make_config("tiny", lab_dir=str(tmp_path), **{
         "model.cache_dir": tiny_config.model.cache_dir, "data.max_train_problems": 2, "data.max_validation_problems": 2,

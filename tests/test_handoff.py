@@ -38,19 +38,22 @@ def run_with_pairs(tiny_config, tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(run_with_pairs, tmp_path_factory):
     out = tmp_path_factory.mktemp("engines")
-    settings = [f"{field}={value}" for field, value in {**SMALL, "model.cache_dir": run_with_pairs.model.cache_dir}.items()]
+    settings = [f"{field}={value}"
+                for field, value in {**SMALL, "model.cache_dir": run_with_pairs.model.cache_dir}.items()]
     assert main(["export", "engines", "--out", str(out), "--preset", "tiny", "--lab-dir", run_with_pairs.lab_dir,
                  *[arg for setting in settings for arg in ("--set", setting)]]) == 0
     return out
 
 
+@pytest.mark.integration
 def test_pairs_and_prompts_load_with_the_columns_each_engine_reads(run_with_pairs, exported):
     import datasets
     import pyarrow.parquet
 
     with Store(run_with_pairs.store_path) as store:
         run = RunContext.existing(run_with_pairs, store)
-        pairs, train, validation = training_pairs(run.store, run.run_id).kept, run.problems("train"), run.problems("validation")
+        pairs = training_pairs(run.store, run.run_id).kept
+        train, validation = run.problems("train"), run.problems("validation")
     assert pairs and len(train) == 3 and len(validation) == 2
     for name in ("trl/preference.jsonl", "openrlhf/preference.jsonl"):
         loaded = datasets.load_dataset("json", data_files=str(exported / name), split="train")
@@ -72,6 +75,7 @@ def test_pairs_and_prompts_load_with_the_columns_each_engine_reads(run_with_pair
     assert manifest["reward_model"] == "default/rm-0" and manifest["pairs"] == len(pairs)
 
 
+@pytest.mark.integration
 def test_evaluation_only_problems_are_never_exported(exported):
     written = "".join(path.read_text(errors="replace") for path in exported.rglob("*.jsonl"))
     assert "mbpp" in written and "HumanEval" not in written and "multipl-e" not in written
@@ -79,6 +83,7 @@ def test_evaluation_only_problems_are_never_exported(exported):
         check_training_allowed(load_problems("multipl-e/humaneval", language="py")[0])
 
 
+@pytest.mark.integration
 def test_the_reward_model_loads_with_transformers_alone_and_scores_as_the_lab_does(run_with_pairs, exported):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -96,6 +101,7 @@ def test_the_reward_model_loads_with_transformers_alone_and_scores_as_the_lab_do
     assert plain == pytest.approx(score_completions(lab_model, lab_tokenizer, items, progress=False), abs=2e-3)
 
 
+@pytest.mark.integration
 def test_a_policy_trained_elsewhere_comes_back_as_gen_k(run_with_pairs, tmp_path):
     with Store(run_with_pairs.store_path) as store:
         run = RunContext.existing(run_with_pairs, store)

@@ -5,19 +5,16 @@ import json
 import subprocess
 import sys
 
-from lab import loop
-from lab.config import make_config, repo_root
+import pytest
+
+from lab.config import repo_root
 from lab.measures import HELDOUT_SET, PREVIOUS_RERANKER
 from lab.store import Store
 
-SMALL = {"data.max_train_problems": "2", "data.max_validation_problems": "2", "data.max_eval_problems": "3",
-         "sampling.num_samples": "3", "sampling.max_new_tokens": "12", "sft.max_steps": "2", "reward.max_steps": "2",
-         "policy.steps": "1"}
 
-
-def test_headline_of_an_evaluated_run(tmp_path):
-    config = make_config("tiny", lab_dir=str(tmp_path / "lab"), **SMALL)
-    loop.run_loop(config, progress=False, log=lambda line: None)
+@pytest.mark.integration
+def test_headline_of_an_evaluated_run(finished_tiny_run, tmp_path):
+    config = finished_tiny_run
     out = tmp_path / "headline.json"
     done = subprocess.run([sys.executable, str(repo_root() / "scripts" / "headline.py"), "--run", config.run_name,
                            "--lab-dir", str(config.lab_dir), "--out", str(out)], capture_output=True, text=True)
@@ -38,7 +35,8 @@ def test_headline_of_an_evaluated_run(tmp_path):
     assert f"{result['problems']} problems" in done.stdout and "ranking accuracy, paired" in done.stdout
     with Store(config.store_path) as store:
         run_id = store.run_id(config.run_name)
-        stored = {m["name"]: m for m in store.measurements(run_id, HELDOUT_SET) if m["iteration"] == result["iteration"]}
+        stored = {m["name"]: m for m in store.measurements(run_id, HELDOUT_SET)
+                  if m["iteration"] == result["iteration"]}
         evaluated = {m["name"]: m["value"] for m in store.measurements(run_id, "humaneval-py")
                      if m["iteration"] == result["iteration"] and PREVIOUS_RERANKER in m["name"]}
     # rm-(k-1) on the same HumanEval candidates, as the evaluate stage measured it

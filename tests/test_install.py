@@ -7,6 +7,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -22,6 +24,7 @@ def test_no_notebook_or_script_edits_sys_path():
     assert [f.name for f in files if "sys.path.insert" in f.read_text(encoding="utf-8")] == []
 
 
+@pytest.mark.integration
 def test_the_wheel_carries_the_sandbox_helpers_and_the_apps_static_files(tmp_path):
     source = tmp_path / "source"
     shutil.copytree(REPO / "lab", source / "lab", ignore=shutil.ignore_patterns("__pycache__"))

@@ -1,5 +1,6 @@
 """The background-iteration launcher with real processes: progress and log tail, refusal of a
-second launch (same or another Launcher, or a job typed in a terminal), cancel of the whole process group, failure, kill -9."""
+second launch (same or another Launcher, or a job typed in a terminal), cancel of the whole process
+group, failure, kill -9."""
 import json
 import os
 import signal
@@ -8,9 +9,9 @@ import time
 
 import pytest
 
-from lab.config import make_config
 from lab.__main__ import main
-from lab.launcher import LaunchRefused, Launcher, iterate_command, job_lock, read_log_tail, run_overrides
+from lab.config import make_config
+from lab.launcher import Launcher, LaunchRefused, iterate_command, job_lock, read_log_tail, run_overrides
 
 PROGRESS = (
     "import sys, time\n"
@@ -76,7 +77,8 @@ def test_a_terminal_job_and_the_app_never_run_two_jobs_on_one_store(tmp_path, ca
 
 
 def test_the_launched_job_holds_the_lock_it_inherited(tmp_path):
-    holds = f"from lab.launcher import job_lock\nwith job_lock({str(tmp_path)!r}, ['x']):\n    print('inside', flush=True)\n"
+    holds = (f"from lab.launcher import job_lock\nwith job_lock({str(tmp_path)!r}, ['x']):\n"
+             "    print('inside', flush=True)\n")
     launcher = Launcher(tmp_path)
     launcher.start([sys.executable, "-c", holds], tmp_path / "a.log")
     assert wait_until(lambda: not launcher.status().running)
@@ -85,7 +87,8 @@ def test_the_launched_job_holds_the_lock_it_inherited(tmp_path):
 
 def test_a_failing_job_is_reported_with_its_exit_status(tmp_path):
     launcher = Launcher(tmp_path)
-    launcher.start([sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"], tmp_path / "x.log")
+    launcher.start([sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"],
+                   tmp_path / "x.log")
     assert wait_until(lambda: not launcher.status().running)
     job = launcher.status()
     assert job.state == "failed" and job.returncode == 3 and "boom" in job.log_tail
@@ -141,7 +144,8 @@ def test_next_iteration_command_keeps_the_runs_stored_overrides(tmp_path):
         make_config("tiny", **{"sampling.num_samples": 2, "data.eval_languages": "py,cpp"}).to_dict()
     command = iterate_command(tmp_path, "r", "tiny", overrides)
     assert command[1:] == ["-m", "lab", "iterate", "--lab-dir", str(tmp_path), "--run", "r", "--preset", "tiny",
-                           "--iterations", "1", "--set", "data.eval_languages=py,cpp", "--set", "sampling.num_samples=2"]
+                           "--iterations", "1", "--set", "data.eval_languages=py,cpp",
+                           "--set", "sampling.num_samples=2"]
     assert run_overrides(json.dumps({}), "tiny") == []
 
 
@@ -158,7 +162,8 @@ def test_labels_made_while_a_job_writes_to_the_store_are_kept(tmp_path):
             "import sys\nfrom lab.store import Store\n"
             "store = Store(sys.argv[1])\n"
             "for i in range(1, 200):\n"
-            "    store.add_candidates(1, 1, [{'problem_id': 'p/1', 'model': 'g', 'sample_index': i, 'completion': 'y'}])\n"
+            "    store.add_candidates(1, 1, [{'problem_id': 'p/1', 'model': 'g', 'sample_index': i,\n"
+            "                                 'completion': 'y'}])\n"
         )
         launcher = Launcher(tmp_path)
         launcher.start([sys.executable, "-c", writer, str(tmp_path / "lab.sqlite")], tmp_path / "w.log")

@@ -9,7 +9,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import execution_result
+from conftest import FINISHED_RUN, execution_result
 
 from lab.config import make_config
 from lab.loop import select_train_problems
@@ -17,7 +17,8 @@ from lab.stages import RunContext
 from lab.store import Store
 
 SMALL = {
-    "data.max_train_problems": "2", "data.max_validation_problems": "2", "data.max_eval_problems": "2", "sampling.num_samples": "3",
+    "data.max_train_problems": "2", "data.max_validation_problems": "2", "data.max_eval_problems": "2",
+    "sampling.num_samples": "3",
     "sampling.max_new_tokens": "12", "sft.max_steps": "2", "reward.max_steps": "2", "policy.steps": "1",
     "execution.use_cache": "false",
 }
@@ -93,11 +94,13 @@ def snapshot(lab_dir):
             "pairs": "SELECT p.iteration, p.kind, COUNT(*) FROM pairs p GROUP BY 1, 2 ORDER BY 1, 2",
             "checkpoints": "SELECT iteration, kind, version FROM checkpoints ORDER BY 1, 2",
             "stages": "SELECT iteration, name, status FROM stages ORDER BY 1, 2",
-            "evaluations": "SELECT iteration, benchmark, language, method, n_problems FROM evaluations ORDER BY 1, 2, 3, 4",
+            "evaluations": "SELECT iteration, benchmark, language, method, n_problems FROM evaluations "
+                           "ORDER BY 1, 2, 3, 4",
         }
         return {table: [tuple(row) for row in db.execute(sql)] for table, sql in queries.items()}
 
 
+@pytest.mark.integration
 def test_kill_minus_nine_then_rerun_ends_like_an_uninterrupted_run(tmp_path):
     uninterrupted = run_child(tmp_path / "clean")
     killed_mid_sampling = run_child(tmp_path / "killed", kill_at="1:sample:1")
@@ -130,6 +133,7 @@ def test_kill_minus_nine_then_rerun_ends_like_an_uninterrupted_run(tmp_path):
     assert resumed["pairs"] and resumed["evaluations"]
 
 
+@pytest.mark.integration
 def test_a_policy_stage_killed_mid_training_resumes_after_its_last_saved_step(tmp_path):
     """Killed once its second step is logged (before that step's state is saved), the stage continues from
     step 1: its metrics hold each of the 3 steps once, and it trained only steps 2 and 3 again."""
@@ -193,6 +197,7 @@ def test_labels_from_the_app_win_when_pairs_are_built_and_when_the_reward_model_
     assert store.checkpoint(run_id, "reward_model", 0)["version"] == f"{config.run_name}/rm-0"
 
 
+@pytest.mark.integration
 def test_until_stops_the_loop_after_the_named_stage(tmp_path):
     from lab import loop
 
@@ -211,7 +216,8 @@ def test_executor_failures_are_not_recorded_and_a_rerun_retries_them(tmp_path, m
     from lab.execution import Executor
     from lab.stages import RunContext, execute_candidates
 
-    config = make_config("tiny", lab_dir=str(tmp_path), **{"data.max_train_problems": "1", "execution.use_cache": "false"})
+    config = make_config("tiny", lab_dir=str(tmp_path),
+                         **{"data.max_train_problems": "1", "execution.use_cache": "false"})
     store = Store(config.store_path)
     run_id = store.create_run(config.run_name, "tiny", config.to_json())
     problem = select_train_problems(config)[0]
@@ -234,23 +240,23 @@ def test_executor_failures_are_not_recorded_and_a_rerun_retries_them(tmp_path, m
     assert store.unexecuted_candidates(run_id, 0) == []
 
 
+@pytest.mark.integration
 def test_pairs_are_on_policy_unless_reference_pairs_is_set(tmp_path):
     from lab import loop
 
     base = {**SMALL, "data.max_train_problems": "1", "data.max_validation_problems": "1"}
     for reference_pairs in ("false", "true"):
-        config = make_config("tiny", lab_dir=str(tmp_path / reference_pairs), **{**base, "reward.reference_pairs": reference_pairs})
+        config = make_config("tiny", lab_dir=str(tmp_path / reference_pairs),
+                             **{**base, "reward.reference_pairs": reference_pairs})
         loop.run_loop(config, until=(0, "sample"), progress=False, log=lambda line: None)
         with Store(config.store_path) as store:
             origins = {c["origin"] for c in store.candidates(store.run_id(config.run_name))}
         assert ("reference" in origins) == (reference_pairs == "true")
 
 
-def test_the_reward_model_is_measured_on_validation_problems_it_never_trained_on(tmp_path):
-    from lab import loop
-
-    config = make_config("tiny", lab_dir=str(tmp_path), **SMALL)
-    loop.run_loop(config, until=(1, "validate"), progress=False, log=lambda line: None)
+@pytest.mark.integration
+def test_the_reward_model_is_measured_on_validation_problems_it_never_trained_on(finished_tiny_run):
+    config = finished_tiny_run
     with Store(config.store_path) as store:
         run_id = store.run_id(config.run_name)
         train = {p.id for p in store.run_problems(run_id, "train")}
@@ -268,7 +274,7 @@ def test_the_reward_model_is_measured_on_validation_problems_it_never_trained_on
     # iteration 0 the SFT gate's: the base model's pool and both models' greedy answers)
     pools = {k: sum(c["iteration"] == k and c["origin"] == "sample" and c["model"] == f"{config.run_name}/gen-{k}"
                     for c in validation_samples) for k in (0, 1)}
-    assert pools == {k: len(held_out) * int(SMALL["sampling.num_samples"]) for k in (0, 1)}
+    assert pools == {k: len(held_out) * int(FINISHED_RUN["sampling.num_samples"]) for k in (0, 1)}
     assert {c["model"] for c in validation_samples if c["iteration"] == 0} == {f"{config.run_name}/gen-0",
                                                                                config.model.generator}
     assert all(c["iteration"] == 0 for c in validation_samples if c["model"] == config.model.generator)
@@ -287,6 +293,7 @@ def coin_flip_problems(path, count, training_allowed=False):
     return f"jsonl:{path}"
 
 
+@pytest.mark.integration
 def test_resample_mixed_samples_again_only_where_both_verdicts_were_seen(tmp_path):
     from lab import loop
 
@@ -307,6 +314,7 @@ def test_resample_mixed_samples_again_only_where_both_verdicts_were_seen(tmp_pat
     assert {c["problem_id"] for c in samples if c["iteration"] == 1} == mixed
 
 
+@pytest.mark.integration
 def test_an_unchanged_generator_is_evaluated_once_and_each_reward_model_on_its_samples(tmp_path):
     from lab import evaluation, loop
 
@@ -353,8 +361,9 @@ def test_evaluation_candidates_stored_under_their_own_iteration_stay_there(tmp_p
         assert sampled_in(run, 1, "eval", {problem.id}) == 0  # no generator checkpoint: the base model's, sampled in 0
         # a store written before samples were shared holds iteration 1's evaluation candidates under 1
         store.ensure_iteration(run.run_id, 1)
-        store.add_candidates(run.run_id, 1, [{"problem_id": problem.id, "origin": "sample", "model": config.model.generator,
-                                             "sample_index": 0, "completion": "    return 1\n"}])
+        store.add_candidates(run.run_id, 1, [{"problem_id": problem.id, "origin": "sample",
+                                              "model": config.model.generator, "sample_index": 0,
+                                              "completion": "    return 1\n"}])
         assert sampled_in(run, 1, "eval", {problem.id}) == 1
         assert sampled_in(run, 1, "validation", {problem.id}) == 0
 
@@ -365,6 +374,7 @@ def load_problems_by_id(config, ids):
     return [p for p in heldout_problems(config) if p.id in ids]
 
 
+@pytest.mark.integration
 def test_a_user_jsonl_file_is_an_evaluation_set_end_to_end_and_never_trains(tmp_path):
     import json
 
@@ -418,6 +428,7 @@ def test_a_ppo_stage_stored_done_by_an_earlier_version_is_the_policy_stage_done(
         assert store.stage_status(run.run_id, 2, "policy") == "done"
 
 
+@pytest.mark.integration
 def test_every_long_stage_moves_one_console_bar_to_its_end(tmp_path):
     from lab import loop
     from lab.console import JobConsole
@@ -443,6 +454,7 @@ def test_every_long_stage_moves_one_console_bar_to_its_end(tmp_path):
     # the SFT gate samples and executes the held-out pool that validate then scores
     assert {("0:sft", "sft steps"), ("0:sft", "sample"), ("0:sft", "execute"), ("0:sample", "sample"),
             ("0:execute", "execute"), ("0:train_rm", "reward-model steps"), ("0:validate", "score"),
-            ("1:policy", "policy steps"), ("1:sample", "sample"), ("1:execute", "execute"), ("1:score", "score")} <= shown
+            ("1:policy", "policy steps"), ("1:sample", "sample"), ("1:execute", "execute"),
+            ("1:score", "score")} <= shown
     for stage, desc, bar in console.bars_by_stage:
         assert bar.total and bar.n == bar.total, (stage, desc, bar.n, bar.total)

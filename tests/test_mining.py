@@ -1,7 +1,14 @@
 """Mining and pair building on pure data: labels win over execution, the hard-negative rules hold."""
 from lab.config import MiningConfig
-from lab.mining import (execution_pairs, hard_negative_pairs, hard_negatives, length_balance, pair_is_consistent,
-                         problems_with_both_verdicts, verdict)
+from lab.mining import (
+    execution_pairs,
+    hard_negative_pairs,
+    hard_negatives,
+    length_balance,
+    pair_is_consistent,
+    problems_with_both_verdicts,
+    verdict,
+)
 
 
 def candidate(id, passed, reward=None, label=None, problem="mbpp/700"):
@@ -42,7 +49,8 @@ def test_execution_pairs_cover_distinct_candidates_without_duplicates():
 
 
 def test_no_pairs_for_problems_without_both_sides_and_never_across_problems():
-    rows = [candidate(1, 1, problem="a"), candidate(2, 0, problem="b"), candidate(3, 1, problem="c"), candidate(4, 0, problem="c")]
+    rows = [candidate(1, 1, problem="a"), candidate(2, 0, problem="b"), candidate(3, 1, problem="c"),
+            candidate(4, 0, problem="c")]
     assert execution_pairs(rows, 4) == [(3, 4, "execution")]
 
 
@@ -107,7 +115,8 @@ def test_balanced_pairs_do_not_let_length_tell_chosen_from_rejected():
     # every problem offers mostly "chosen shorter" pairs (failing samples run on), one offers the other kind
     rows = []
     for p in range(6):
-        rows += [lengthy(10 * p + 1, 1, 20, f"p{p}"), lengthy(10 * p + 2, 0, 80, f"p{p}"), lengthy(10 * p + 3, 0, 90, f"p{p}")]
+        rows += [lengthy(10 * p + 1, 1, 20, f"p{p}"), lengthy(10 * p + 2, 0, 80, f"p{p}"),
+                 lengthy(10 * p + 3, 0, 90, f"p{p}")]
     rows += [lengthy(100, 1, 90, "q"), lengthy(101, 0, 30, "q"), lengthy(102, 0, 40, "q")]
     unbalanced = length_balance(execution_pairs(rows, 4), rows)
     assert unbalanced["chosen_shorter"] > 0.8

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from gguf_writer import write_tiny_gguf
 
 from lab import models
 from lab.models import PackageModel, load_generator, load_tokenizer, resolve_model_dir
-from lab.tiny import write_tiny_gguf
 
 
 @pytest.fixture
@@ -83,7 +83,8 @@ def test_pad_is_never_a_token_that_ends_text(tiny_config, tmp_path):
     tokenizer = load_tokenizer(tmp_path)
     assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|fim_pad|>"
     model, _ = load_generator(tiny_config.model)
-    assert set(tokenizer.convert_ids_to_tokens(sorted(eos_token_ids(model, tokenizer)))) == {"<|endoftext|>", "<|im_end|>"}
+    ends = tokenizer.convert_ids_to_tokens(sorted(eos_token_ids(model, tokenizer)))
+    assert set(ends) == {"<|endoftext|>", "<|im_end|>"}
 
 
 def test_qlora_4bit_path_trains_on_cpu(tiny_config):

@@ -53,6 +53,7 @@ def test_the_readme_links_every_notebook():
     assert all(f"](notebooks/{path.name})" in readme for path in NOTEBOOKS)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
 def test_notebook_runs_with_the_tiny_preset(notebook, shared_dirs, tmp_path):
     import papermill

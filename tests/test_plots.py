@@ -95,7 +95,8 @@ def test_policy_curves_show_the_reward_model_score_and_the_pass_rate_together_pe
     names = ("rm_score", "pass_rate", "kl", "entropy", "length")
     metrics = [{"iteration": k, "stage": "policy", "name": name, "step": step, "value": 0.1 * step + k}
                for k in (1, 2) for name in names for step in (1, 2, 3)]
-    figure = plots.policy_curves_figure(metrics + [{"iteration": 1, "stage": "sft", "name": "kl", "step": 9, "value": 5.0}])
+    sft_kl = {"iteration": 1, "stage": "sft", "name": "kl", "step": 9, "value": 5.0}
+    figure = plots.policy_curves_figure(metrics + [sft_kl])
     score, kl, entropy, length, passed = figure.axes  # the pass rate's twin axis comes last
     assert passed.bbox.bounds == score.bbox.bounds and passed.get_ylim() == (-0.02, 1.02)
     assert [list(line.get_xdata()) for line in score.get_lines()] == [[1, 2, 3], [1, 2, 3]]
@@ -105,15 +106,16 @@ def test_policy_curves_show_the_reward_model_score_and_the_pass_rate_together_pe
                                         "iteration 1: pass rate (executed)", "iteration 2: pass rate (executed)"]
 
 
-def test_the_png_wrappers_keep_their_names_and_write_files(tmp_path):
+def test_save_writes_each_figure_as_png_under_its_name(tmp_path):
     candidates = [{"reward": i / 7, "passed": i % 3 == 0} for i in range(20)]
     metrics = [{"iteration": k, "stage": "policy", "name": name, "step": step, "value": step / 3}
                for k in (1, 2) for name in ("loss", "kl") for step in (1, 2, 3)]
-    written = (plots.plot_pass_at_1(evaluation_rows(), tmp_path / "a" / "p.png")
-               + plots.plot_pass_at_1_bars(evaluation_rows(), tmp_path / "b.png")
-               + plots.plot_reward_histograms(candidates, tmp_path / "h.png", title="pool")
-               + plots.plot_training_curves(metrics, tmp_path / "c.png", names=("kl", "loss"))
-               + plots.plot_policy_curves([{**m, "name": "pass_rate"} for m in metrics], tmp_path / "pol.png"))
+    written = (plots.save(plots.pass_at_1_figure(evaluation_rows()), tmp_path / "a" / "p.png")
+               + plots.save(plots.pass_at_1_bars_figure(evaluation_rows()), tmp_path / "b.png")
+               + plots.save(plots.reward_histogram_figure(candidates, title="pool"), tmp_path / "h.png")
+               + plots.save(plots.training_curves_figure(metrics, names=("kl", "loss")), tmp_path / "c.png")
+               + plots.save(plots.policy_curves_figure([{**m, "name": "pass_rate"} for m in metrics]),
+                            tmp_path / "pol.png"))
     assert [p.name for p in written] == ["p.png", "b.png", "h.png", "c.png", "pol.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in written)
 

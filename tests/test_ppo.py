@@ -15,10 +15,16 @@ import torch
 from lab import ppo
 from lab.config import UsageError
 from lab.models import load_generator
-from lab.policy import (STEP_METRICS, Completion, PolicyReward, check_policy_config, cut_completion, finish_output,
-                        resumable_output)
-from lab.ppo import (clipped_policy_loss, clipped_value_loss, gae, kl_estimate, masked_whiten, token_rewards,
-                     train_ppo)
+from lab.policy import (
+    STEP_METRICS,
+    Completion,
+    PolicyReward,
+    check_policy_config,
+    cut_completion,
+    finish_output,
+    resumable_output,
+)
+from lab.ppo import clipped_policy_loss, clipped_value_loss, gae, kl_estimate, masked_whiten, token_rewards, train_ppo
 from lab.problems import load_problems
 from lab.rloo import train_rloo
 
@@ -117,10 +123,12 @@ def check_the_reward_rose(before: float, after: float, logs: list[dict]) -> None
     assert sum(rewards[-4:]) / 4 > sum(rewards[:4]) / 4 + 0.1, rewards
 
 
+@pytest.mark.integration
 def test_ppo_raises_a_toy_reward_and_keeps_the_kl_bounded(tiny_config, problems, tmp_path):
     before, after, logs = toy_training(tiny_config, problems, tmp_path / "ppo")
     check_the_reward_rose(before, after, logs)
-    assert len(logs) == TOY["policy.steps"] and set(STEP_METRICS) | {"kl", "entropy", "loss", "value_loss"} <= set(logs[0])
+    assert len(logs) == TOY["policy.steps"]
+    assert set(STEP_METRICS) | {"kl", "entropy", "loss", "value_loss"} <= set(logs[0])
     # bounded: far from the ~6 nats per token of a collapse onto single tokens (the tiny model's 512-token
     # vocabulary starts near uniform), and still sampling broadly
     assert logs[0]["kl"] == pytest.approx(0.0, abs=1e-6) and 0 < max(entry["kl"] for entry in logs) < 2.0
@@ -128,6 +136,7 @@ def test_ppo_raises_a_toy_reward_and_keeps_the_kl_bounded(tiny_config, problems,
     assert not (tmp_path / "ppo" / "resume").exists() and (tmp_path / "ppo" / "adapter_model.safetensors").is_file()
 
 
+@pytest.mark.integration
 def test_ppo_with_its_policy_loss_sign_flipped_fails_that_check(tiny_config, problems, tmp_path, monkeypatch):
     monkeypatch.setattr(ppo, "clipped_policy_loss", functools.partial(clipped_policy_loss, sign=-1.0))
     before, after, logs = toy_training(tiny_config, problems, tmp_path / "flipped")
@@ -161,7 +170,8 @@ def test_the_reward_is_the_chosen_score_whitened_then_penalised(tiny_config, pro
     completions = [Completion(passing, [1], passing.reference, True), Completion(failing, [1], "    return 0", True),
                    Completion(failing, [], " ", True), Completion(failing, [1] * 8, "    x = (", False)]
     toy_scores = [3.0, 1.0, 1.0, 1.0]
-    for choice, raw in (("rm", toy_scores), ("execution", [2.0, 0.0, 0.0, 0.0]), ("rm+execution", [5.0, 1.0, 1.0, 1.0])):
+    for choice, raw in (("rm", toy_scores), ("execution", [2.0, 0.0, 0.0, 0.0]),
+                        ("rm+execution", [5.0, 1.0, 1.0, 1.0])):
         config = tiny_config.override(**{"policy.reward": choice, "policy.execution_weight": 2.0,
                                          "policy.missing_eos_penalty": 0.5, "policy.empty_completion_penalty": 0.25})
         reward = PolicyReward(config, None, score=lambda batch: toy_scores)
@@ -196,7 +206,8 @@ def adapters(tiny_config, problems, tmp_path_factory):
     root = tmp_path_factory.mktemp("adapters")
     config = tiny_config.override(**{"sft.max_steps": 1, "reward.max_steps": 1})
     train_sft(config, [(p.prompt, p.reference) for p in problems], str(root / "sft"))
-    train_reward_model(config, [PreferencePair(p.prompt, p.reference, "    raise x\n") for p in problems], str(root / "rm"))
+    train_reward_model(config, [PreferencePair(p.prompt, p.reference, "    raise x\n") for p in problems],
+                       str(root / "rm"))
     moved, _ = load_generator(config.model, adapter_dir=str(root / "sft"), trainable=True)
     with torch.no_grad():
         for name, weight in moved.named_parameters():
@@ -206,6 +217,7 @@ def adapters(tiny_config, problems, tmp_path_factory):
     return {name: str(root / name) for name in ("sft", "gen-k", "rm")}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("method", ["ppo", "rloo"])
 def test_both_methods_hold_the_policy_to_the_sft_reference_and_log_alike(tiny_config, problems, adapters, method,
                                                                         tmp_path):
@@ -223,7 +235,8 @@ def test_both_methods_hold_the_policy_to_the_sft_reference_and_log_alike(tiny_co
                         reference_adapter=reference and adapters[reference], reward_adapter=adapters["rm"],
                         on_log=lambda entry, logs=logs: logs.append(entry) if "rm_score" in entry else None)
         first_kl[(start, reference)] = logs[0]["kl"]
-        assert sorted(p.name for p in out.iterdir()) == ["README.md", "adapter_config.json", "adapter_model.safetensors"]
+        assert sorted(p.name for p in out.iterdir()) == ["README.md", "adapter_config.json",
+                                                         "adapter_model.safetensors"]
         assert load_file(out / "adapter_model.safetensors").keys() == load_file(
             f"{adapters['sft']}/adapter_model.safetensors").keys()
         assert set(STEP_METRICS) | {"step", "kl", "entropy", "loss"} <= set(logs[0])
@@ -258,6 +271,7 @@ KILLED_RLOO = textwrap.dedent("""
 """)
 
 
+@pytest.mark.integration
 def test_a_killed_rloo_stage_resumes_from_its_last_checkpoint(tiny_config, problems, adapters, tmp_path):
     out = tmp_path / "rloo"
     killed = subprocess.run([sys.executable, "-c", KILLED_RLOO, tiny_config.model.cache_dir, str(out), adapters["sft"],
@@ -267,7 +281,8 @@ def test_a_killed_rloo_stage_resumes_from_its_last_checkpoint(tiny_config, probl
     logs = []
     config = tiny_config.override(**{"policy.method": "rloo", "policy.steps": 3})
     metrics = train_rloo(config, problems, str(out), policy_adapter=adapters["sft"], reference_adapter=adapters["sft"],
-                         reward_adapter=adapters["rm"], on_log=lambda entry: logs.append(entry) if "rm_score" in entry else None)
+                         reward_adapter=adapters["rm"],
+                         on_log=lambda entry: logs.append(entry) if "rm_score" in entry else None)
     # step 1 was saved before the kill (step 2 ended, unsaved): it is logged again, then steps 2 and 3 run
     assert [entry["step"] for entry in logs] == [1, 2, 3] and set(STEP_METRICS) <= set(logs[0])
     assert metrics["steps"] == 3 and metrics["steps_run"] == 2

@@ -14,7 +14,8 @@ TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n"
 ROW = {"language": "py", "prompt": PROMPT, "tests": TESTS, "stop_tokens": ["\ndef"], "entry_point": "add"}
 GOOD = {**ROW, "id": "good", "reference": "    return a + b\n"}
 WRONG_REFERENCE = {**ROW, "id": "wrong_reference", "reference": "    return a - b\n"}
-VACUOUS_TESTS = {**ROW, "id": "vacuous_tests", "tests": "assert add  # never calls it\n", "reference": "    return a + b\n"}
+VACUOUS_TESTS = {**ROW, "id": "vacuous_tests", "tests": "assert add  # never calls it\n",
+                 "reference": "    return a + b\n"}
 NO_REFERENCE = {**ROW, "id": "no_reference"}
 
 

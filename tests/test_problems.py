@@ -9,8 +9,15 @@ import pytest
 from lab.config import DataConfig, ExecutionConfig
 from lab.execution import Executor, build_program
 from lab.problems import (
-    MULTIPLE_PYTHON_STOP_TOKENS, LicenceError, ProblemLoadError, available_multiple_languages, load_problems,
-    load_user_problems, mbpp_left_out, mbpp_split_of, truncate_at_stop,
+    MULTIPLE_PYTHON_STOP_TOKENS,
+    LicenceError,
+    ProblemLoadError,
+    available_multiple_languages,
+    load_problems,
+    load_user_problems,
+    mbpp_left_out,
+    mbpp_split_of,
+    truncate_at_stop,
 )
 
 DATA = DataConfig()  # ../shared/data beside the clone, as on every machine and in CI
@@ -29,7 +36,8 @@ def test_mbpp_splits_follow_the_task_id_ranges():
     sizes = {split: len(load_problems("mbpp", split=split, data=ORIGINAL)) for split in MBPP_SIZES}
     assert sizes == MBPP_SIZES
     train = load_problems("mbpp", split="train", purpose="train", data=ORIGINAL)
-    assert all(p.id.startswith("mbpp/") and p.entry_point and p.entry_point in p.tests and "\r" not in p.reference for p in train)
+    assert all(p.id.startswith("mbpp/") and p.entry_point and p.entry_point in p.tests and "\r" not in p.reference
+               for p in train)
 
 
 def test_every_shipped_multiple_file_loads_for_both_benchmarks():
@@ -61,11 +69,13 @@ def _write(path, rows):
     return path
 
 
-GOOD = {"id": "mine/1", "language": "py", "prompt": "def f():\n", "tests": "assert f() == 1\n", "stop_tokens": ["\ndef"]}
+GOOD = {"id": "mine/1", "language": "py", "prompt": "def f():\n", "tests": "assert f() == 1\n",
+        "stop_tokens": ["\ndef"]}
 
 
 def test_user_jsonl_round_trip(tmp_path):
-    path = _write(tmp_path / "mine.jsonl", [GOOD, {**GOOD, "id": "mine/2", "reference": "    return 1\n", "split": "validation"}])
+    path = _write(tmp_path / "mine.jsonl",
+                  [GOOD, {**GOOD, "id": "mine/2", "reference": "    return 1\n", "split": "validation"}])
     problems = load_user_problems(path)
     assert [p.id for p in problems] == ["mine/1", "mine/2"]
     assert problems[1].reference == "    return 1\n" and problems[1].split == "validation"
@@ -107,7 +117,8 @@ def test_hub_rows_are_converted_like_local_ones(monkeypatch):
     import datasets
 
     local = {p.id: p for p in load_problems("multipl-e/humaneval", language="js", data=DATA)}
-    rows = [json.loads(line) for line in (Path(DATA.data_dir) / "multipl-e" / "humaneval-js.jsonl").read_text().splitlines()]
+    source = Path(DATA.data_dir) / "multipl-e" / "humaneval-js.jsonl"
+    rows = [json.loads(line) for line in source.read_text().splitlines()]
     calls = []
 
     def fake_load_dataset(name, config=None, split=None):
@@ -159,7 +170,8 @@ def test_rendered_problem_is_signature_docstring_and_body():
     )
     assert problem.reference.startswith("    result = False\n    for i in range(2,int(math.sqrt(n)) + 1):\n")
     assert problem.stop_tokens == MULTIPLE_PYTHON_STOP_TOKENS and problem.entry_point == "is_not_prime"
-    assert problem.tests == "assert is_not_prime(2) == False\nassert is_not_prime(10) == True\nassert is_not_prime(35) == True\n"
+    assert problem.tests == ("assert is_not_prime(2) == False\nassert is_not_prime(10) == True\n"
+                             "assert is_not_prime(35) == True\n")
 
 
 @pytest.mark.parametrize("code", [
@@ -178,7 +190,8 @@ def test_tab_two_space_and_column_zero_comment_bodies_are_reindented_to_four_spa
 
 
 def test_imports_are_kept_and_the_one_function_renders(tmp_path):
-    code = "import math\nfrom heapq import nlargest as top\ndef f(xs, k=2):\n    return [math.floor(x) for x in top(k, xs)]"
+    code = ("import math\nfrom heapq import nlargest as top\ndef f(xs, k=2):\n"
+            "    return [math.floor(x) for x in top(k, xs)]")
     problems, _ = rendered_from(tmp_path, [mbpp_row(602, code, ["assert f([1.5, 3.2, 2.7]) == [3, 2]"])])
     assert problems[602].prompt.startswith("import math\nfrom heapq import nlargest as top\n\n\ndef f(xs, k=2):\n")
     assert problems[602].prompt.endswith('    >>> f([1.5, 3.2, 2.7])\n    [3, 2]\n    """\n')
@@ -188,10 +201,12 @@ def test_imports_are_kept_and_the_one_function_renders(tmp_path):
 @pytest.mark.parametrize("code, tests, reason", [
     ("def helper(x):\n    return x\ndef f(x):\n    return helper(x)", ["assert f(1) == 1"],
      "2 top-level functions (helper, f)"),
-    ("class Pair:\n    pass\ndef f(x):\n    return x", ["assert f(Pair()) is not None == True"], "line 1 `class Pair:`"),
+    ("class Pair:\n    pass\ndef f(x):\n    return x", ["assert f(Pair()) is not None == True"],
+     "line 1 `class Pair:`"),
     ("LIMIT = 3\ndef f(x):\n    return min(x, LIMIT)", ["assert f(5) == 3"], "module-level code besides imports"),
     ("def g(x):\n    return x", ["assert f(1) == 1"], "entry point not found: the tests never call g()"),
-    ('def f(x):\n    s = """a\ndef b"""\n    return x', ["assert f(1) == 1"], "a stop token would cut the body at 'def b"),
+    ('def f(x):\n    s = """a\ndef b"""\n    return x', ["assert f(1) == 1"],
+     "a stop token would cut the body at 'def b"),
     ("def f(x):\n    return x", ["assert f(1)"], "the first test is not `assert <call> == <expected>`"),
 ])
 def test_problems_that_cannot_be_posed_faithfully_are_left_out_with_a_reason(tmp_path, code, tests, reason):
@@ -203,10 +218,12 @@ def test_problems_that_cannot_be_posed_faithfully_are_left_out_with_a_reason(tmp
 
 def test_a_backslash_in_the_example_makes_the_docstring_raw():
     [problem] = [p for p in load_problems("mbpp", split="test", data=DATA) if p.id == "mbpp-he/73"]
-    assert "    r\"\"\"Write a function" in problem.prompt and ">>> multiple_split('Forces of the \\ndarkness" in problem.prompt
+    assert "    r\"\"\"Write a function" in problem.prompt
+    assert ">>> multiple_split('Forces of the \\ndarkness" in problem.prompt
     assert ast.get_docstring(ast.parse(problem.prompt + problem.reference).body[-1]).count("\\n") == 1
 
 
+@pytest.mark.integration
 def test_every_mbpp_row_is_rendered_or_listed_and_ids_differ_from_the_original_form():
     rendered = load_problems("mbpp", data=DATA)
     left_out = mbpp_left_out(data=DATA)
@@ -214,14 +231,16 @@ def test_every_mbpp_row_is_rendered_or_listed_and_ids_differ_from_the_original_f
     task_ids = [int(p.id.rpartition("/")[2]) for p in rendered] + [task_id for task_id, _ in left_out]
     assert sorted(task_ids) == list(range(1, 975))
     for split, size in MBPP_SIZES.items():
-        assert len([p for p in rendered if p.split == split]) + len([t for t, _ in left_out if mbpp_split_of(t) == split]) == size
+        left_out_of_split = [t for t, _ in left_out if mbpp_split_of(t) == split]
+        assert len([p for p in rendered if p.split == split]) + len(left_out_of_split) == size
     assert mbpp_left_out("train", DATA) == [(t, why) for t, why in left_out if 601 <= t <= 974]
     assert len(mbpp_left_out("train", DATA)) < 30  # 25 of 374 on the shipped data
 
 
 def test_stop_tokens_are_multiple_pythons_own():
     for benchmark in ("multipl-e/humaneval", "multipl-e/mbpp"):
-        assert {p.stop_tokens for p in load_problems(benchmark, language="py", data=DATA)} == {MULTIPLE_PYTHON_STOP_TOKENS}
+        problems = load_problems(benchmark, language="py", data=DATA)
+        assert {p.stop_tokens for p in problems} == {MULTIPLE_PYTHON_STOP_TOKENS}
 
 
 def test_unknown_mbpp_form_is_refused_by_name():
@@ -229,6 +248,7 @@ def test_unknown_mbpp_form_is_refused_by_name():
         load_problems("mbpp", data=DataConfig(mbpp_form="humaneva"))
 
 
+@pytest.mark.integration
 def test_hub_mbpp_is_rendered_like_the_local_copy(monkeypatch):
     import datasets
 
@@ -245,6 +265,7 @@ def test_hub_mbpp_is_rendered_like_the_local_copy(monkeypatch):
     assert mbpp_left_out(data=hub) == mbpp_left_out(data=DATA)
 
 
+@pytest.mark.integration
 def test_every_rendered_reference_passes_its_tests_in_the_sandbox():
     problems = load_problems("mbpp", data=DATA)
     with Executor(ExecutionConfig(use_cache=False)) as executor:

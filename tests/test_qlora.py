@@ -4,11 +4,12 @@ policy-sized update reaches the samples)."""
 import contextlib
 import re
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from lab.config import make_config
-from lab.models import load_generator, load_reward_model, load_sampler
+from lab.models import load_generator, load_sampler
 
 QLORA = {"model.load_in_4bit": True, "model.dtype": "bfloat16", "reward.trainable_layers": None}
 """As the gpu preset: nf4 weights, bf16 compute, LoRA on every layer of the reward model."""
@@ -18,6 +19,7 @@ def is_4bit(module) -> bool:
     return type(module).__name__ == "Linear4bit"
 
 
+@pytest.mark.integration
 def test_the_whole_loop_runs_on_4bit_weights_and_samples_from_unquantized_ones(tmp_path, monkeypatch):
     """SFT, RM, PPO, sampling, scoring and evaluation with model.load_in_4bit=true: every trainer and the
     scorer run nf4 layers, sampling from the sampler runs none, and every saved adapter is fp32."""
@@ -98,7 +100,8 @@ def test_rloo_on_4bit_weights_trains_fp32_adapters(tiny_config, tmp_path):
 
     config = tiny_config.override(**QLORA, **{"policy.method": "rloo", "policy.steps": 1, "policy.learning_rate": 1e-2})
     problems = load_problems("mbpp", split="train", purpose="train", data=config.data)[:2]
-    train_rloo(config, problems, str(tmp_path / "rloo"), policy_adapter=None, reference_adapter=None, reward_adapter=None,
+    train_rloo(config, problems, str(tmp_path / "rloo"), policy_adapter=None, reference_adapter=None,
+               reward_adapter=None,
                score=lambda completions: [float(c.token_ids[0]) if c.token_ids else 0.0 for c in completions])
     weights = load_file(tmp_path / "rloo" / "adapter_model.safetensors")
     assert {tensor.dtype for tensor in weights.values()} == {torch.float32}
@@ -126,6 +129,7 @@ def test_trl_sft_trainer_casts_4bit_adapters_to_bf16_unless_kept(tiny_config, tm
     assert trainable_dtypes(keep=True) == {torch.float32}
 
 
+@pytest.mark.integration
 def test_gpu_smoke_script_runs_dry_on_cpu(tmp_path):
     """scripts/gpu_smoke.sh --dry-run: the GPU smoke's every step on CPU with the tiny model on the
     4-bit path; the figures it would report come back, vLLM is skipped saying why."""

@@ -8,11 +8,16 @@ import shutil
 import pytest
 import torch
 
-from lab.generation import Candidate
 from lab.hidden_states import HiddenStateCache, backbone_identity
 from lab.models import load_reward_model
-from lab.reward import (PreferencePair, evaluate_pairs, logprob_scores, rank_candidates, reward_trainer,
-                        score_completions, split_layer, train_reward_model)
+from lab.reward import (
+    PreferencePair,
+    evaluate_pairs,
+    reward_trainer,
+    score_completions,
+    split_layer,
+    train_reward_model,
+)
 
 WORDS = ["x", "y", "total", "items", "n", "value", "result", "count", "a", "b"]
 ITEMS = [("def f(x):\n", "    return x\n"), ("def g():\n" * 5, "    pass\n"), ("p", ""),
@@ -68,7 +73,8 @@ def test_reward_model_learns_planted_preference(tiny_config, tmp_path):
     reloaded, tokenizer = load_reward_model(config.model, adapter_dir=str(tmp_path / "rm"))
     assert split_layer(reloaded) == 1  # an ordinary peft adapter, on the top layer only
     assert not any("lora" in name for name, _ in reloaded.base_model.model.model.layers[0].named_parameters())
-    assert evaluate_pairs(reloaded, tokenizer, held_out) == {k: metrics[k] for k in ("eval_accuracy", "eval_reward_gap")}
+    evaluated = evaluate_pairs(reloaded, tokenizer, held_out)
+    assert evaluated == {k: metrics[k] for k in ("eval_accuracy", "eval_reward_gap")}
 
 
 @pytest.mark.parametrize("trainable_layers", [1, None])
@@ -99,7 +105,8 @@ def test_trainer_forward_agrees_with_scoring(tiny_config, tmp_path):
     assert loss.requires_grad and cache.misses == 2 * len(pairs)
     text_of = {tuple(tokenizer(p.prompt + c + tokenizer.eos_token).input_ids): (p.prompt, c)
                for p in pairs for c in (p.chosen, p.rejected)}
-    items = [text_of[tuple(ids[mask.bool()].tolist())] for ids, mask in zip(batch["input_ids"], batch["attention_mask"])]
+    items = [text_of[tuple(ids[mask.bool()].tolist())]
+             for ids, mask in zip(batch["input_ids"], batch["attention_mask"])]
     scored = score_completions(model, tokenizer, items[::-1], batch_size=5, progress=False, cache=cache)[::-1]
     assert scored == pytest.approx(chosen.tolist() + rejected.tolist(), abs=1e-5)
     assert scored == pytest.approx(full_forward(model, tokenizer, items), abs=FP16_TOLERANCE)
@@ -129,7 +136,8 @@ def test_cache_follows_the_backbone_weights(tiny_config, tmp_path):
     config = dataclasses.replace(tiny_config.model, generator=f"local:{model_dir}")
     cache_dir = tmp_path / "hidden"
     model, tokenizer = random_adapter_model(config, 1)
-    old = score_completions(model, tokenizer, ITEMS, progress=False, cache=HiddenStateCache(cache_dir, backbone_identity(config)))
+    old = score_completions(model, tokenizer, ITEMS, progress=False,
+                            cache=HiddenStateCache(cache_dir, backbone_identity(config)))
 
     build_tiny_model(tokenizer, seed=1).save_pretrained(model_dir)  # same path, new weights
     model, tokenizer = random_adapter_model(config, 1)
@@ -171,6 +179,7 @@ def test_evaluate_pairs_counts_ties_half(tiny_config):
     assert result["eval_accuracy"] in (0.25, 0.75)  # the tie counts half; the other pair one or nothing
 
 
+@pytest.mark.integration
 def test_gpu_preset_trains_every_layer_in_4bit(tiny_config, tmp_path):
     """The gpu preset's reward settings on the tiny model, 4-bit with gradient checkpointing as on CUDA."""
     from lab.config import make_config
@@ -178,7 +187,8 @@ def test_gpu_preset_trains_every_layer_in_4bit(tiny_config, tmp_path):
     config = tiny_config.override(**{"reward.trainable_layers": layers, "model.load_in_4bit": True,
                                      "model.dtype": "bfloat16", "model.gradient_checkpointing": True,
                                      "reward.max_steps": 40, "reward.learning_rate": 3e-3, "reward.batch_size": 8})
-    metrics = train_reward_model(config, planted_pairs(64, seed=0), str(tmp_path / "rm"), eval_pairs=planted_pairs(32, seed=1))
+    metrics = train_reward_model(config, planted_pairs(64, seed=0), str(tmp_path / "rm"),
+                                 eval_pairs=planted_pairs(32, seed=1))
     assert layers is None and metrics["split_layer"] == 0 and metrics["cache_misses"] == 0
     assert metrics["eval_accuracy"] > 0.9, metrics
     reloaded, _ = load_reward_model(config.model, adapter_dir=str(tmp_path / "rm"))
@@ -190,8 +200,3 @@ def test_trainable_layers_out_of_range_is_refused(tiny_config):
     with pytest.raises(ValueError, match="trainable_layers=3.*2 decoder layers"):
         load_reward_model(tiny_config.model, trainable=True, trainable_layers=3)
 
-
-def test_rank_candidates_orders_by_score_and_logprob_baseline():
-    candidates = [Candidate("p", i, f"c{i}", lp, 3, 0.8, 0.95, i) for i, lp in enumerate([-2.0, -0.5, -1.0])]
-    ranked = rank_candidates(candidates, logprob_scores(candidates))
-    assert [c.sample_index for c in ranked] == [1, 2, 0]

@@ -11,7 +11,8 @@ from lab.config import ExecutionConfig
 from lab.execution import Executor
 from lab.sandbox import DENIED_SYSCALLS, _descendants, seccomp_filter
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="per-uid sandboxing needs root (CI runs as root)")
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(os.geteuid() != 0, reason="per-uid sandboxing needs root (CI runs as root)")]
 
 
 @pytest.fixture(scope="module", params=["bwrap", "light"])
@@ -76,7 +77,8 @@ def test_seccomp_filter_is_well_formed():
 
 def test_inet_sockets_are_refused_but_unix_sockets_work(executor):
     program = ("import socket, sys\nsocket.socketpair(socket.AF_UNIX)\n"
-               "try:\n    socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\nexcept OSError:\n    sys.exit(0)\nsys.exit(1)\n")
+               "try:\n    socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
+               "except OSError:\n    sys.exit(0)\nsys.exit(1)\n")
     result = executor.run("py", program)
     assert result.passed, result.stderr
 

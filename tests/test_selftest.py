@@ -11,13 +11,15 @@ from lab.config import ExecutionConfig
 from lab.execution import Executor
 from lab.selftest import ATTACKS, SELFTEST_LANGUAGES, _run_attack, run_selftest
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="per-uid sandboxing needs root (CI runs as root)")
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(os.geteuid() != 0, reason="per-uid sandboxing needs root (CI runs as root)")]
 
 
 def test_no_attack_escapes_the_default_sandbox():
     report = run_selftest(ExecutionConfig())
     assert report.isolation == "bwrap"
-    assert {(o.attack, o.language) for o in report.outcomes} == {(a, l) for a in ATTACKS for l in SELFTEST_LANGUAGES}
+    attacked = {(o.attack, o.language) for o in report.outcomes}
+    assert attacked == {(a, lang) for a in ATTACKS for lang in SELFTEST_LANGUAGES}
     assert report.escapes == 0, report.format()
 
 

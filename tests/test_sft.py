@@ -1,7 +1,9 @@
 """SFT makes the tiny generator learn its reference completions (and the saved adapter keeps that, in
 the sampler too, where it is merged and the linear layers go int8)."""
+from conftest import completion_loss
+
 from lab.models import load_generator, load_sampler
-from lab.sft import completion_loss, train_sft
+from lab.sft import train_sft
 
 EXAMPLES = [(f"def f{i}(x):\n", f"    return x * {i}\n") for i in range(8)]
 
@@ -17,12 +19,15 @@ def test_sft_lowers_completion_loss_and_saves_adapter(tiny_config, tmp_path):
     assert after < 0.6 * before, (before, after)
     assert metrics["last_loss"] < metrics["first_loss"]
     assert [entry["step"] for entry in logs if "loss" in entry] == list(range(1, 21))
-    trainable = [name for name, p in load_generator(config.model, trainable=True)[0].named_parameters() if p.requires_grad]
+    trainable = [name for name, p in load_generator(config.model, trainable=True)[0].named_parameters()
+                 if p.requires_grad]
     assert trainable and all("lora_" in name for name in trainable), "SFT trains the LoRA adapter only"
 
-    merged, _ = load_sampler(config.override(**{"model.sampling_weights": "none"}).model, adapter_dir=str(tmp_path / "sft"))
+    merged, _ = load_sampler(config.override(**{"model.sampling_weights": "none"}).model,
+                             adapter_dir=str(tmp_path / "sft"))
     assert not any("lora" in name for name, _ in merged.named_modules())
     assert abs(completion_loss(merged, tokenizer, EXAMPLES) - after) < 1e-4
-    quantized, _ = load_sampler(config.override(**{"model.sampling_weights": "int8"}).model, adapter_dir=str(tmp_path / "sft"))
+    quantized, _ = load_sampler(config.override(**{"model.sampling_weights": "int8"}).model,
+                                adapter_dir=str(tmp_path / "sft"))
     assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in quantized.modules())
     assert abs(completion_loss(quantized, tokenizer, EXAMPLES) - after) < 0.1 * after

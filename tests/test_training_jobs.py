@@ -34,6 +34,7 @@ def reward_model_trained_by_every_process(config, output_dir, **arguments):
     return metrics
 
 
+@pytest.mark.integration
 def test_the_reward_model_trains_as_an_accelerate_job_of_two_cpu_processes(tiny_config, tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
     config = tiny_config.override(**{"cluster.train_processes": "2", "reward.max_steps": "3", "reward.batch_size": "1"})

@@ -17,7 +17,7 @@ import difflib
 import json
 import shlex
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import gradio as gr
@@ -65,7 +65,8 @@ def check_form(run_name: str, preset: str, sets: str | None) -> str | None:
     try:
         overrides = parse_assignments(_assignments(sets))
         sections = make_config(preset).to_dict()
-        known = {f"{section}.{name}" for section, fields in sections.items() if isinstance(fields, dict) for name in fields}
+        known = {f"{section}.{name}" for section, fields in sections.items() if isinstance(fields, dict)
+                 for name in fields}
         for name in overrides:
             if "." in name and name not in known:
                 close = difflib.get_close_matches(name, sorted(known), n=1)
@@ -155,7 +156,9 @@ def job_view(lab: Lab, job: JobStatus | None = None, message: str = "") -> dict[
 def job_html(lab: Lab, job: JobStatus) -> str:
     if job.state == "idle":
         return '<div class="muted">No iteration launched from this app yet.</div>'
-    elapsed = f" · {format_duration(time.time() - job.started_at)} since start" if job.started_at and job.running else ""
+    elapsed = ""
+    if job.started_at and job.running:
+        elapsed = f" · {format_duration(time.time() - job.started_at)} since start"
     ended = "" if job.running else f" · {html.esc(exit_text(job.returncode))}"
     run_name = job_run(job)
     run = lab.runs().get(run_name or "")
@@ -166,7 +169,7 @@ def job_html(lab: Lab, job: JobStatus) -> str:
 
 
 def _seconds_since(iso_time: str) -> float:
-    return (datetime.now(timezone.utc) - datetime.fromisoformat(iso_time)).total_seconds()
+    return (datetime.now(UTC) - datetime.fromisoformat(iso_time)).total_seconds()
 
 
 def _progress_html(lab: Lab, job: JobStatus, run_name: str | None, stages: list[StageRow]) -> str:

@@ -68,7 +68,8 @@ def _write(lab: Lab, view: View, author: str, note: str, advance: bool, write: d
     except LabelConflict as conflict:
         shown = render(lab, view, author)
         pending = {**write, "version": conflict.current["version"]}
-        return {**shown, "pending": pending, "note": note, **_conflict_box(True, conflict_text(conflict.current, author)),
+        return {**shown, "pending": pending, "note": note,
+                **_conflict_box(True, conflict_text(conflict.current, author)),
                 "message": f"Not saved yet: candidate {write['candidate']} changed since you opened it."}
     except (StoreError, ValueError) as error:
         return {**render(lab, view, author), "note": note, **_refused(str(error))}
@@ -140,7 +141,8 @@ def bulk_label(lab: Lab, view: View, author: str, note: str, bulk_which: str, bu
             return {"bulk_message": f"No {views.BULK_TARGETS[bulk_which][0]} in the filtered problems."}
         lab.store.add_labels(targets, bulk_action, author, (note or "").strip())
     except LabelConflict as conflict:
-        return {"bulk_message": "Not saved: " + conflict_text(conflict.current, author, f"candidate {conflict.candidate_id}")
+        which = f"candidate {conflict.candidate_id}"
+        return {"bulk_message": "Not saved: " + conflict_text(conflict.current, author, which)
                 + " Press the button again to label the rest."}
     except (StoreError, UsageError, ValueError) as error:
         return {"bulk_message": f"Not saved: {error}"}

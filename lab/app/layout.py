@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 
@@ -271,7 +272,8 @@ def _wire(app: gr.Blocks, c: dict, on: Callable, default_author: str) -> None:
     _metrics_steps(loaded.then, on)  # drawn behind the Review screen: opening the tab shows them at once
     on(c["author"].change, lambda lab, author: {"saved_author": (author or "").strip()}, ("author",), ("saved_author",))
 
-    on(c["run"].input, _select_run, ("view", "run", "author", "iterations_to_add"), shown + selectors + form[:3] + ("command",))
+    on(c["run"].input, _select_run, ("view", "run", "author", "iterations_to_add"),
+       shown + selectors + form[:3] + ("command",))
     on(c["iteration"].input, review.select_iteration, ("view", "iteration", "author"), shown + selectors)
     for name in review.FILTERS:  # a Textbox's .input misses Backspace and Delete: its .change does not
         on(c[name].change if name == "search" else c[name].input, review.set_filter, ("view", "author", name), shown,

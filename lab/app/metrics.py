@@ -16,7 +16,8 @@ Not covered here: the figures (plots.py), the tables and team reads (views.py), 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 
@@ -60,8 +61,8 @@ def overview(lab: Lab, view: View, measure: str | None) -> dict[str, Any]:
     reader = lab.reader
     evaluations, measurements = reader.evaluations(run["id"]), reader.measurements(run["id"])
     notes = [text for missing, text in (
-        (not evaluations, f"No pass@1 evaluations yet: `python -m lab eval --lab-dir {lab.lab_dir} --run {run['name']}` "
-                          "writes them."),
+        (not evaluations, "No pass@1 evaluations yet: "
+                          f"`python -m lab eval --lab-dir {lab.lab_dir} --run {run['name']}` writes them."),
         (not measurements, "No held-out measurements yet: they are recorded after each reward-model training."),
         (view.iteration is None, "No iteration with candidates yet for the score histogram."),
     ) if missing]

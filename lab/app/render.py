@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -25,6 +25,7 @@ from pygments.util import ClassNotFound
 from lab.app.views import LABEL_NAMES
 from lab.languages import lexer_name
 from lab.records import LabelRow, PairRow, StageRow
+from lab.text import clip
 
 MAX_CODE_CHARS = 20_000
 MAX_OUTPUT_CHARS = 3_000
@@ -50,7 +51,7 @@ def ago(iso_time: str | None, now: datetime | None = None) -> str:
     if not iso_time:
         return "never"
     then = datetime.fromisoformat(iso_time)
-    seconds = ((now or datetime.now(timezone.utc)) - then).total_seconds()
+    seconds = ((now or datetime.now(UTC)) - then).total_seconds()
     if seconds < 60:
         return f"{max(0, seconds):.0f} s ago"
     if seconds < 3600:
@@ -60,16 +61,12 @@ def ago(iso_time: str | None, now: datetime | None = None) -> str:
     return f"on {then:%Y-%m-%d}"
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit} more characters not shown]"
-
-
 def code_html(code: str, language: str) -> str:
     try:
         lexer = get_lexer_by_name(lexer_name(language), startinline=True)
     except ClassNotFound:
         lexer = TextLexer()
-    return f'<pre class="code">{highlight(_clip(code, MAX_CODE_CHARS), lexer, HtmlFormatter(nowrap=True))}</pre>'
+    return f'<pre class="code">{highlight(clip(code, MAX_CODE_CHARS), lexer, HtmlFormatter(nowrap=True))}</pre>'
 
 
 def output_excerpt(text: str | None) -> str:
@@ -77,11 +74,8 @@ def output_excerpt(text: str | None) -> str:
     text = (text or "").rstrip()
     if not text:
         return '<span class="muted">(empty)</span>'
-    lines = text.splitlines()
-    tail = "\n".join(lines[-MAX_OUTPUT_LINES:])[-MAX_OUTPUT_CHARS:]
-    dropped = len(text) - len(tail)
-    prefix = f"[... {dropped} earlier characters not shown]\n" if dropped > 0 else ""
-    return f'<pre class="output">{esc(prefix + tail)}</pre>'
+    last_lines = "".join(text.splitlines(keepends=True)[-MAX_OUTPUT_LINES:])
+    return f'<pre class="output">{esc(clip(text, min(len(last_lines), MAX_OUTPUT_CHARS), keep="tail"))}</pre>'
 
 
 def error_output(text: str | None) -> str:
@@ -89,14 +83,12 @@ def error_output(text: str | None) -> str:
     text = (text or "").rstrip()
     if not text:
         return '<span class="muted">(empty)</span>'
-    dropped = max(0, len(text) - MAX_ERROR_CHARS)
-    prefix = f"[... {dropped} earlier characters not shown]\n" if dropped else ""
-    return f'<pre class="output error">{esc(prefix + text[dropped:])}</pre>'
+    return f'<pre class="output error">{esc(clip(text, MAX_ERROR_CHARS, keep="tail"))}</pre>'
 
 
 def diff_html(reference: str, code: str) -> str:
     lines = list(difflib.unified_diff(
-        _clip(reference, MAX_CODE_CHARS).splitlines(), _clip(code, MAX_CODE_CHARS).splitlines(),
+        clip(reference, MAX_CODE_CHARS).splitlines(), clip(code, MAX_CODE_CHARS).splitlines(),
         "best passing", "this candidate", lineterm="", n=2,
     ))
     if not lines:
@@ -137,7 +129,8 @@ def candidate_choices(candidates: list[dict]) -> list[tuple[str, int]]:
 def ranking_table_html(candidates: list[dict], selected_id: int | None) -> str:
     rows = []
     for c in candidates[:MAX_CARDS]:
-        classes = " ".join(name for name, on in (("suspected", c["suspected"]), ("selected", c["id"] == selected_id)) if on)
+        flags = (("suspected", c["suspected"]), ("selected", c["id"] == selected_id))
+        classes = " ".join(name for name, on in flags if on)
         flag = '<span class="badge hn">suspected hard negative</span>' if c["suspected"] else ""
         rows.append(
             f'<tr class="{classes}" data-candidate="{c["id"]}"><td>#{c["rank"]}</td><td>{c["id"]}</td>'
@@ -195,7 +188,8 @@ def candidate_card(candidate: dict, language: str, best_passing: dict | None, se
         f'id {c["id"]} · {esc(c["num_tokens"])} tokens</span></div>{note}'
         f'{code_html(c["completion"], language)}{failure}'
         f'<details><summary>stdout{"" if failing else " / stderr"}</summary><div class="stream">stdout</div>'
-        f'{output_excerpt(c["stdout"])}{"" if failing else "<div class=stream>stderr</div>" + output_excerpt(c["stderr"])}'
+        f'{output_excerpt(c["stdout"])}'
+        f'{"" if failing else "<div class=stream>stderr</div>" + output_excerpt(c["stderr"])}'
         f'</details><details{detail_open}><summary>diff against the best passing candidate</summary>{diff}</details>'
         f'{history_html(c.get("history", []))}</div>'
     )
@@ -231,7 +225,8 @@ def reward_strip_html(candidates: list[dict], selected_id: int | None, measure: 
     width, span = 300, (high - low) or 1.0
     dots = "".join(
         f'<circle cx="{8 + (c["rank_key"] - low) / span * width:.1f}" cy="{12 + (c["rank"] % 3) * 3}" r="4" '
-        f'class="{ {1: "pass", 0: "fail"}.get(c["passed"], "pending") }{" selected" if c["id"] == selected_id else ""}">'
+        f'class="{ {1: "pass", 0: "fail"}.get(c["passed"], "pending") }'
+        f'{" selected" if c["id"] == selected_id else ""}">'
         f'<title>#{c["rank"]} id {c["id"]}: {_number(c["rank_key"])}</title></circle>'
         for c in scored)
     return (f'<div class="strip" title="this problem\'s {measure} distribution"><span class="meta">{measure} '
@@ -256,13 +251,15 @@ def problem_html(summary: dict, ranking_text: str, pairs: list[PairRow], candida
     counts = (f'{summary["n_candidates"]} candidates · {summary["n_pass"]} pass · {summary["n_fail"]} fail · '
               f'{summary["n_suspected"]} suspected hard negatives · {summary["n_labeled"]} labeled')
     return (
-        f'<div class="problem" id="problem-head" data-run="{esc(where["run"])}" data-iteration="{esc(where["iteration"])}"'
-        f' data-problem="{esc(summary["problem_id"])}"><div class="problem-line"><h3>{esc(summary["problem_id"])}</h3>'
+        f'<div class="problem" id="problem-head" data-run="{esc(where["run"])}"'
+        f' data-iteration="{esc(where["iteration"])}" data-problem="{esc(summary["problem_id"])}">'
+        f'<div class="problem-line"><h3>{esc(summary["problem_id"])}</h3>'
         f'<span class="meta">{esc(summary["language"])} · split {esc(summary["split"])} · {counts}</span></div>'
         f'<div class="problem-line">{banner}{reward_strip_html(candidates, selected_id, measure)}'
         f'<span class="meta">{esc(ranking_text)}</span>{pairs_html(pairs)}</div>'
         f'<details open class="prompt"><summary>prompt</summary>{code_html(summary["prompt"], summary["language"])}'
-        f'</details><details class="tests"><summary>unit tests</summary>{code_html(summary["tests"], summary["language"])}'
+        f'</details><details class="tests"><summary>unit tests</summary>'
+        f'{code_html(summary["tests"], summary["language"])}'
         '</details></div>'
     )
 
@@ -272,11 +269,12 @@ def side_by_side_html(left: dict, right: dict, language: str) -> str:
     def column(candidate: dict, other: dict) -> str:
         other_lines = set(other["completion"].splitlines())
         lines = "\n".join(f'<span class="{"changed" if line not in other_lines else ""}">{esc(line)}</span>'
-                          for line in _clip(candidate["completion"], MAX_CODE_CHARS).splitlines())
+                          for line in clip(candidate["completion"], MAX_CODE_CHARS).splitlines())
         return (f'<div><div class="card-head"><b>#{candidate["rank"]}</b> {pass_badge(candidate["passed"])} '
                 f'{label_badge(candidate["label"])}<span class="meta">reward {_number(candidate["reward"])} · id '
                 f'{candidate["id"]}</span></div><pre class="code side">{lines}</pre></div>')
-    return (f'<div class="side-by-side" data-language="{esc(language)}">{column(left, right)}{column(right, left)}</div>')
+    return (f'<div class="side-by-side" data-language="{esc(language)}">'
+            f'{column(left, right)}{column(right, left)}</div>')
 
 
 def candidates_html(candidates: list[dict], language: str, selected_id: int | None, tests: str = "",
@@ -314,5 +312,6 @@ def empty_store_html(store_path: str) -> str:
         f'<p>The store <code>{esc(store_path)}</code> holds no runs. Create one from the <b>Iterate</b> tab '
         '(pick a run name and preset, press <b>Launch iteration</b>) or from a shell:</p>'
         f'<pre>python -m lab iterate --lab-dir {esc(str(store_path).rsplit("/", 1)[0])} --run demo --preset tiny '
-        '--iterations 1</pre><p>The tiny preset takes a few minutes on CPU; this page fills in when it finishes.</p></div>'
+        '--iterations 1</pre><p>The tiny preset takes a few minutes on CPU; this page fills in when it '
+        'finishes.</p></div>'
     )

@@ -59,7 +59,8 @@ def spawn(lab_dir: str | Path, log_path: str | Path, args: tuple[str, ...] = (),
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 process.wait()
-                raise RuntimeError(f"the app did not start: {Path(log_path).read_text(errors='replace')[-2000:]}")
+                tail = Path(log_path).read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the app did not start: {tail}") from None
             time.sleep(0.5)
 
 

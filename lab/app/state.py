@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lab.config import UsageError
 from lab.launcher import Launcher
@@ -40,7 +41,7 @@ class Lab:
     drawn: OrderedDict = field(default_factory=OrderedDict)
 
     @classmethod
-    def open(cls, lab_dir: str | Path, *, create: bool = False) -> "Lab":
+    def open(cls, lab_dir: str | Path, *, create: bool = False) -> Lab:
         """The lab at `lab_dir`: UsageError when there is none there and `create` is false, StoreError
         (saying what to do) when its store is damaged."""
         lab_dir = Path(lab_dir)
@@ -93,7 +94,7 @@ class View:
     """(candidate id, label version shown: 0 when never labelled)."""
     labels_seen: int = 0
 
-    def with_(self, **changes) -> "View":
+    def with_(self, **changes) -> View:
         return dataclasses.replace(self, **changes)
 
     def seen_version(self, candidate_id: int) -> int | None:

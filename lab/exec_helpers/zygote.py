@@ -52,7 +52,8 @@ def _drop_all_capabilities() -> None:
 
 
 def _mount(source, target: str, fstype, flags: int) -> None:
-    encode = lambda value: value.encode() if value else None
+    def encode(value):
+        return value.encode() if value else None
     _check(libc.mount(encode(source), target.encode(), encode(fstype), flags, None), f"mount {target}")
 
 
@@ -67,8 +68,8 @@ def _init(request: dict, stdout: int, stderr: int, seccomp: bytes) -> None:
             _mount(request["job"], target, None, MS_BIND)
         os.chdir("/work")
         null = os.open("/dev/null", os.O_RDONLY)
-        for source, target in ((null, 0), (stdout, 1), (stderr, 2)):
-            os.dup2(source, target)
+        for source, fd in ((null, 0), (stdout, 1), (stderr, 2)):
+            os.dup2(source, fd)
         with open("/proc/self/oom_score_adj", "w") as handle:
             handle.write("1000")
         for name, value in request["rlimits"].items():

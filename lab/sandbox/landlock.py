@@ -11,8 +11,13 @@ import ctypes
 import os
 import struct
 
-from lab.sandbox.linux import (PR_SET_NO_NEW_PRIVS, SYS_landlock_add_rule, SYS_landlock_create_ruleset,
-                               SYS_landlock_restrict_self, libc)
+from lab.sandbox.linux import (
+    PR_SET_NO_NEW_PRIVS,
+    SYS_landlock_add_rule,
+    SYS_landlock_create_ruleset,
+    SYS_landlock_restrict_self,
+    libc,
+)
 
 # linux/landlock.h
 LANDLOCK_CREATE_RULESET_VERSION = 1 << 0

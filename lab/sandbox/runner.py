@@ -28,8 +28,17 @@ from lab.exec_helpers.zygote import load_seccomp
 from lab.sandbox.backends import SANDBOX_PATH, bwrap_args
 from lab.sandbox.cgroups import CGROUP_ROOT, CgroupPair
 from lab.sandbox.landlock import apply_landlock
-from lab.sandbox.linux import (CLONE_NEWNET, CLONE_NEWNS, MNT_DETACH, MS_BIND, MS_PRIVATE, MS_REC,
-                               PR_SET_CHILD_SUBREAPER, libc, write_kernel_file)
+from lab.sandbox.linux import (
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    MNT_DETACH,
+    MS_BIND,
+    MS_PRIVATE,
+    MS_REC,
+    PR_SET_CHILD_SUBREAPER,
+    libc,
+    write_kernel_file,
+)
 from lab.sandbox.processes import reap
 from lab.sandbox.seccomp import seccomp_filter
 from lab.sandbox.slots import SERVER_UID_OFFSET, UID_BASE, claim_slot
@@ -77,7 +86,7 @@ class Sandbox:
             self.cgroups = CgroupPair(str(self.uid), self.limits.memory_mb, PIDS_MAX)
             self.server_cgroups = CgroupPair(str(self.server_uid), max(self.limits.memory_mb, 3072), PIDS_MAX)
             # The worker joins its runs' group once, so runs inherit it at fork: moving a process
-            # between cgroup v1 groups costs ~15 ms (an RCU grace period). The kill sweep spares
+            # between cgroup v1 groups waits for an RCU grace period, every time. The kill sweep spares
             # the worker, and runs raise their oom_score_adj so the OOM killer takes them first.
             self.cgroups.enter()
         self._seccomp_path = self.scratch / "seccomp.bpf"
@@ -90,7 +99,8 @@ class Sandbox:
     def _private_namespaces(path: Path, network: bool) -> None:
         """A mount namespace whose tmpfs at `path` lives and dies with this worker, and (unless
         isolation is 'none') one empty network namespace for the worker and all its runs: no
-        interfaces up, no host abstract sockets; made once, as a new one per run costs ~10 ms."""
+        interfaces up, no host abstract sockets; made once, as making one is slow enough to show in
+        every run's latency (docs/benchmarks.md)."""
         flags = CLONE_NEWNS | (CLONE_NEWNET if network else 0)
         if libc.unshare(flags) != 0:
             raise SandboxError(f"unshare({flags:#x}) failed: {os.strerror(ctypes.get_errno())}")
@@ -310,7 +320,7 @@ class Sandbox:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return True, f"timeout after {self.limits.timeout_s:g} s"
-            for fd, event in poller.poll(remaining * 1000):
+            for fd, _ in poller.poll(remaining * 1000):
                 if fd == done_fd:
                     return False, ""
                 if not _read_some(fd, outputs[fds[fd]]):

@@ -29,8 +29,8 @@ class AppQueries(StoreCore):
     def candidate_places(self, candidate_ids: list[int]) -> list[CandidatePlaceRow]:
         """Where candidates are: id, run_id, iteration, problem_id (unknown ids left out)."""
         marks = ",".join("?" * len(candidate_ids))
-        return self._query(f"SELECT id, run_id, iteration, problem_id FROM candidates WHERE id IN ({marks}) ORDER BY id",
-                           candidate_ids) if candidate_ids else []
+        return self._query(f"SELECT id, run_id, iteration, problem_id FROM candidates WHERE id IN ({marks}) "
+                           "ORDER BY id", candidate_ids) if candidate_ids else []
 
     def candidate_problem_ids(self, run_id: int) -> list[str]:
         """The problems a run has candidates for, by id."""
@@ -112,7 +112,8 @@ class AppQueries(StoreCore):
         """(reward_model, reward, passed) of every score of the iteration's executed candidates, under
         every reward-model version that scored them."""
         return self._query(
-            "SELECT s.reward_model, s.score AS reward, e.passed FROM candidates c JOIN scores s ON s.candidate_id = c.id "
-            "JOIN executions e ON e.candidate_id = c.id WHERE c.run_id = ? AND c.iteration = ? ORDER BY c.id",
+            "SELECT s.reward_model, s.score AS reward, e.passed FROM candidates c "
+            "JOIN scores s ON s.candidate_id = c.id JOIN executions e ON e.candidate_id = c.id "
+            "WHERE c.run_id = ? AND c.iteration = ? ORDER BY c.id",
             (run_id, iteration),
         )

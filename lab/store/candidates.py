@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from lab.records import CandidateCountRow, CandidateRow, CandidateText, NewCandidate
 from lab.store.core import StoreCore, now
 from lab.store.schema import ORIGINS
+from lab.text import clip
 
 OUTPUT_CAP_CHARS = 16_000
 
@@ -37,9 +38,7 @@ class ExecutionOutcome(Protocol):
 
 
 def cap_output(text: str) -> str:
-    if len(text) <= OUTPUT_CAP_CHARS:
-        return text
-    return text[:OUTPUT_CAP_CHARS] + f"\n[... {len(text) - OUTPUT_CAP_CHARS} more characters dropped]"
+    return clip(text, OUTPUT_CAP_CHARS, left_out="dropped")
 
 
 class CandidateTables(StoreCore):
@@ -90,7 +89,8 @@ class CandidateTables(StoreCore):
                 where.append(f"{column} = ?")
                 params.append(value)
         if role is not None:
-            where.append("EXISTS (SELECT 1 FROM run_problems r WHERE r.run_id = c.run_id AND r.problem_id = c.problem_id AND r.role = ?)")
+            where.append("EXISTS (SELECT 1 FROM run_problems r "
+                         "WHERE r.run_id = c.run_id AND r.problem_id = c.problem_id AND r.role = ?)")
             params.append(role)
         sql = (
             "SELECT c.*, p.language, p.split, e.status, e.exit_code, e.passed, e.stdout, e.stderr, e.duration_s, "
@@ -154,13 +154,3 @@ class CandidateTables(StoreCore):
     def scored_candidate_ids(self, reward_model: str) -> set[int]:
         return {r["candidate_id"] for r in self._query("SELECT candidate_id FROM scores WHERE reward_model = ?",
                                                       (reward_model,))}
-
-    def unscored_candidates(self, run_id: int, reward_model: str, iteration: int | None = None) -> list[CandidateText]:
-        where = "c.run_id = ?" + (" AND c.iteration = ?" if iteration is not None else "")
-        params = (reward_model, run_id) if iteration is None else (reward_model, run_id, iteration)
-        return self._query(
-            "SELECT c.id, c.problem_id, c.completion FROM candidates c "
-            "LEFT JOIN scores s ON s.candidate_id = c.id AND s.reward_model = ? "
-            f"WHERE {where} AND s.candidate_id IS NULL ORDER BY c.id",
-            params,
-        )

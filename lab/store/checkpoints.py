@@ -41,7 +41,8 @@ class CheckpointTables(StoreCore):
     def log_metrics(self, run_id: int, iteration: int, stage: str, step: int, values: dict[str, float]) -> None:
         with self.transaction() as db:
             db.executemany(
-                "INSERT INTO metrics (run_id, iteration, stage, name, step, value, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO metrics (run_id, iteration, stage, name, step, value, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(run_id, iteration, stage, name, step, float(value), now()) for name, value in values.items()],
             )
 
@@ -52,4 +53,5 @@ class CheckpointTables(StoreCore):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        return self._query(f"SELECT * FROM metrics WHERE {' AND '.join(where)} ORDER BY iteration, stage, step, id", params)
+        return self._query(f"SELECT * FROM metrics WHERE {' AND '.join(where)} ORDER BY iteration, stage, step, id",
+                           params)

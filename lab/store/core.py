@@ -24,9 +24,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Self
+from typing import Any, Self
 
 from lab.store.schema import SCHEMA_VERSION, apply_migrations
 
@@ -55,7 +56,7 @@ def damaged_store_error(path: Path, reason: object) -> StoreError:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _replacing_bad_utf8(raw: bytes) -> str:

@@ -9,7 +9,8 @@ compare.py).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from lab.records import EvaluationRow, MeasureKey, Measurement, MeasurementRow, PassAt1Row
 from lab.store.core import StoreCore, now

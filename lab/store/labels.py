@@ -20,7 +20,7 @@ Not covered here: what a label does to pairs (mining.py), the app's labelling co
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from lab.records import AnnotatorLabelRow, LabelRow
 from lab.store.core import StoreCore, StoreError, now
@@ -76,7 +76,8 @@ class LabelTables(StoreCore):
                     raise LabelConflict(row["candidate_id"], row["version"], newest)
                 before = db.execute("SELECT label, note FROM labels WHERE candidate_id = ? AND version = ?",
                                     (row["candidate_id"], row["version"] - 1)).fetchone()
-                restore.append((row["candidate_id"], before["label"] if before else None, before["note"] if before else ""))
+                restore.append((row["candidate_id"], before["label"] if before else None,
+                                before["note"] if before else ""))
             return self._append(db, restore, author, None, undoes=rows[0]["action"])
 
     def last_action(self, run_id: int, author: str) -> list[LabelRow]:
@@ -99,8 +100,8 @@ class LabelTables(StoreCore):
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             rows: list[LabelRow] = self._query(
-                f"SELECT * FROM labels WHERE candidate_id IN ({','.join('?' * len(chunk))}) ORDER BY candidate_id, version",
-                chunk)
+                f"SELECT * FROM labels WHERE candidate_id IN ({','.join('?' * len(chunk))}) "
+                "ORDER BY candidate_id, version", chunk)
             for row in rows:
                 histories.setdefault(row["candidate_id"], []).append(row)
         return histories
@@ -151,7 +152,7 @@ class LabelTables(StoreCore):
         """Append `writes` as one action inside the caller's transaction (conflicts checked first, so a
         refused action writes nothing). A plain write equal to the current row is skipped."""
         newest = {}
-        for candidate_id, label, note in writes:
+        for candidate_id, _, _ in writes:
             if db.execute("SELECT 1 FROM candidates WHERE id = ?", (candidate_id,)).fetchone() is None:
                 raise StoreError(f"no candidate {candidate_id}")
             current = newest[candidate_id] = self._newest(db, candidate_id)

@@ -8,7 +8,8 @@ Not covered here: building pairs (mining.py), whether a later label contradicts 
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from lab.problems import LicenceError
 from lab.records import PairCountRow, PairRow
@@ -26,17 +27,19 @@ class PairTables(StoreCore):
                 if kind not in PAIR_KINDS:
                     raise ValueError(f"pair kind must be one of {PAIR_KINDS}, got {kind!r}")
                 rows = {r["id"]: r for r in db.execute(
-                    "SELECT c.id, c.problem_id, p.training_allowed FROM candidates c JOIN problems p ON p.id = c.problem_id "
-                    "WHERE c.id IN (?, ?)", (chosen_id, rejected_id))}
+                    "SELECT c.id, c.problem_id, p.training_allowed FROM candidates c "
+                    "JOIN problems p ON p.id = c.problem_id WHERE c.id IN (?, ?)", (chosen_id, rejected_id))}
                 if len(rows) != 2 or chosen_id == rejected_id:
                     raise StoreError(f"pair ({chosen_id}, {rejected_id}): both candidates must exist and differ")
                 problem_ids = {r["problem_id"] for r in rows.values()}
                 if len(problem_ids) != 1:
                     raise StoreError(f"pair ({chosen_id}, {rejected_id}) mixes problems {sorted(problem_ids)}")
                 if not rows[chosen_id]["training_allowed"]:
-                    raise LicenceError(f"{rows[chosen_id]['problem_id']} is evaluation-only: it cannot become training pairs")
+                    raise LicenceError(f"{rows[chosen_id]['problem_id']} is evaluation-only: "
+                                       "it cannot become training pairs")
                 cursor = db.execute(
-                    "INSERT OR IGNORE INTO pairs (run_id, iteration, problem_id, chosen_id, rejected_id, kind, created_at) "
+                    "INSERT OR IGNORE INTO pairs "
+                    "(run_id, iteration, problem_id, chosen_id, rejected_id, kind, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (run_id, iteration, problem_ids.pop(), chosen_id, rejected_id, kind, now()),
                 )

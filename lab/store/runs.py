@@ -35,7 +35,8 @@ class RunTables(StoreCore):
         row = self.db.execute("SELECT id FROM runs WHERE name = ?", (name,)).fetchone()
         if row is None:
             known = ", ".join(r["name"] for r in self.runs()) or "none yet"
-            raise StoreError(f"no run called {name!r} in {self.path} (runs: {known}); start one with `python -m lab run`")
+            raise StoreError(f"no run called {name!r} in {self.path} (runs: {known}); "
+                             "start one with `python -m lab run`")
         return int(row[0])
 
     def runs(self) -> list[RunRow]:
@@ -55,7 +56,8 @@ class RunTables(StoreCore):
             )
 
     def iterations(self, run_id: int) -> list[int]:
-        return [r["number"] for r in self._query("SELECT number FROM iterations WHERE run_id = ? ORDER BY number", (run_id,))]
+        return [r["number"] for r in self._query("SELECT number FROM iterations WHERE run_id = ? ORDER BY number",
+                                                 (run_id,))]
 
     def stage_status(self, run_id: int, iteration: int, name: str) -> str | None:
         row = self.db.execute(
@@ -66,7 +68,8 @@ class RunTables(StoreCore):
     def start_stage(self, run_id: int, iteration: int, name: str) -> None:
         """Mark a stage running and drop the step metrics of any earlier, unfinished attempt."""
         with self.transaction() as db:
-            db.execute("DELETE FROM metrics WHERE run_id = ? AND iteration = ? AND stage = ?", (run_id, iteration, name))
+            db.execute("DELETE FROM metrics WHERE run_id = ? AND iteration = ? AND stage = ?",
+                       (run_id, iteration, name))
             db.execute(
                 "INSERT INTO stages (run_id, iteration, name, status, started_at) VALUES (?, ?, ?, 'running', ?) "
                 "ON CONFLICT (run_id, iteration, name) DO UPDATE SET status = 'running', "
@@ -74,12 +77,14 @@ class RunTables(StoreCore):
                 (run_id, iteration, name, now()),
             )
 
-    def finish_stage(self, run_id: int, iteration: int, name: str, status: str = "done", info: dict | None = None) -> None:
+    def finish_stage(self, run_id: int, iteration: int, name: str, status: str = "done",
+                     info: dict | None = None) -> None:
         if status not in STAGE_STATES:
             raise ValueError(f"stage status must be one of {STAGE_STATES}")
         with self.transaction() as db:
             db.execute(
-                "UPDATE stages SET status = ?, finished_at = ?, info_json = ? WHERE run_id = ? AND iteration = ? AND name = ?",
+                "UPDATE stages SET status = ?, finished_at = ?, info_json = ? "
+                "WHERE run_id = ? AND iteration = ? AND name = ?",
                 (status, now(), json.dumps(info or {}), run_id, iteration, name),
             )
 
