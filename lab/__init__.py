@@ -4,6 +4,8 @@
 Modules, in the order data flows through them (each imports only modules above it):
   config      presets and dataclass configuration; stored_config reads back the configs runs stored
   problems    HumanEval / MBPP (rendered in HumanEval's form) / MultiPL-E / user JSONL -> Problem
+  roles       which MBPP splits train; no problem (nor a near-copy) in two roles
+  examples    a prompt's visible examples and the program checking a completion against them alone
   store       the one SQLite database every stage reads from and writes to; the only SQL
   languages   the per-language table: toolchains, commands, verdict traps, names
   sandbox     isolation of untrusted programs (bwrap + fork server in exec_helpers/zygote.py,
@@ -19,9 +21,10 @@ Modules, in the order data flows through them (each imports only modules above i
   sft         supervised fine-tuning of the generator
   policy      what the policy-optimisation methods share: completions cut, their reward, step logs
   ppo, rloo   policy optimisation of the generator: the lab's PPO, TRL's RLOO
+  distinct    duplicate completions of a problem as one candidate, with their count
   mining      preference pairs and hard-negative mining (pure functions over candidate rows)
-  measures    one definition of each measure: rankers, pass@1, pairwise / ranking accuracy,
-              length correlation, bootstrap and paired CIs
+  measures    one definition of each measure: rankers (the examples filter, the seed ensemble),
+              pass@1, pairwise / ranking accuracy and AUC, length correlation, bootstrap and paired CIs
   reports     tables and CSV; plots draws the figures (run artefacts and the app alike)
   replicas    the generator and reward-model replicas that sample and score on Ray nodes
   cluster     Ray fan-out of sampling, execution and scoring (cluster.address; Ray imported only then)
@@ -37,6 +40,9 @@ Modules, in the order data flows through them (each imports only modules above i
   loop        the resumable self-training iteration
   curation    the curated dataset: the pairs training uses (labels applied) and its export
   agreement   overlap assignment of problems to annotators, Cohen's kappa between them
+  controls    the hard-negative iteration's controls: equal-compute and fresh reward models
+  protocol, study, study_stats   a study over sampling and reward-model seeds: its protocol file, its
+              resumable runs and files, its statistics over seeds x problems and study.json
   compare     runs side by side (CLI and app)
   app/, launcher   the Gradio app (a package: views, handlers by tab, layout, static files), background jobs
 """

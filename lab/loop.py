@@ -61,12 +61,14 @@ from lab.launcher import ESTIMATE_FILE
 from lab.measures import HELDOUT_SET
 from lab.ppo import train_ppo
 from lab.problems import Problem, load_problems
-from lab.records import CandidateRow, StageRow
+from lab.records import CandidateRow, PairRow, StageRow
 from lab.reports import heldout_markdown, ranking_markdown, table_markdown
 from lab.reward import PreferencePair, train_reward_model
 from lab.rloo import train_rloo
+from lab.roles import check_roles, leave_out_near_duplicates, near_duplicate_note, training_splits
 from lab.sft import train_sft
-from lab.stages import (ModelCache, RunContext, execute_candidates, generator_version, iteration_seed,
+from lab.stages import (ModelCache, RunContext, check_visible_examples, execute_candidates, generator_version,
+                        iteration_seed,
                         reward_model_version, sample_candidates, score_candidates)
 from lab.store import Store
 from lab.training_jobs import train
@@ -83,23 +85,40 @@ validate and evaluate stages' values per measure and method (the reports' tables
 
 
 def select_train_problems(config: LabConfig) -> list[Problem]:
-    """MBPP problems of `data.train_splits` plus user files, seeded shuffle, capped at max_train_problems."""
-    problems = [p for split in config.data.train_splits
+    """The training problems (`train_problem_selection`)."""
+    return train_problem_selection(config)[0]
+
+
+def train_problem_selection(config: LabConfig) -> tuple[list[Problem], str | None]:
+    """(MBPP problems of roles.training_splits plus user files, less those that duplicate or nearly
+    duplicate a validation or evaluation problem, seeded shuffle, capped at max_train_problems; a note
+    naming what was left out, or None)."""
+    problems = [p for split in training_splits(config.data)
                 for p in load_problems("mbpp", split=split, purpose="train", data=config.data)]
     for path in config.data.extra_problems:
         problems += load_problems(f"jsonl:{path}", purpose="train", data=config.data)
+    protected = evaluation.heldout_problems(config) + [p for ps in evaluation.eval_problems(config).values() for p in ps]
+    problems, reasons = leave_out_near_duplicates(problems, protected, config.data.near_duplicate_similarity)
     random.Random(config.data.seed).shuffle(problems)
-    return problems[: config.data.max_train_problems]
+    note = near_duplicate_note(reasons, "training", "validation or evaluation") if reasons else None
+    return problems[: config.data.max_train_problems], note
 
 
 def open_run(config: LabConfig, store: Store, models: ModelCache, *, progress: bool,
              log: Callable[[str], None], bars: Callable[..., object] | None = None) -> RunContext:
-    """The run's context, its training and held-out problems linked on first use."""
+    """The run's context, its training and held-out problems linked on first use; refused when its
+    problems would train, validate and evaluate on the same (or nearly the same) problems (roles.py)."""
     run = RunContext.open(config, store, models=models, progress=progress, log=log, bars=bars)
-    if not run.problems("train"):
-        store.add_problems(select_train_problems(config), run.run_id, role="train")
     if not run.problems("validation"):
-        store.add_problems(evaluation.heldout_problems(config), run.run_id, role="validation")
+        store.add_problems(evaluation.heldout_problems(config), run.pool_id, role="validation")
+    if not run.problems("train"):
+        problems, note = train_problem_selection(config)
+        if note:
+            log(note)
+        store.add_problems(problems, run.pool_id, role="train")
+    evaluated = [p for ps in evaluation.eval_problems(config).values() for p in ps] + run.problems("eval")
+    check_roles({"train": run.problems("train"), "validation": run.problems("validation"), "eval": evaluated},
+                config.data.near_duplicate_similarity)
     return run
 
 
@@ -133,7 +152,7 @@ def run_loop(config: LabConfig, iterations: int | None = None, *, progress: bool
             save_estimate(estimate, config.run_dir / ESTIMATE_FILE)
         for k in range(target + 1):
             for name, work in stage_work(run, k).items():
-                _stage(run, k, name, work, console, estimate)
+                run_stage(run, k, name, work, console, estimate)
                 if (k, name) == until:
                     return summarize(store, run.run_id, config)
         return summarize(store, run.run_id, config)
@@ -143,8 +162,11 @@ def completed_iterations(store: Store, run_id: int) -> list[int]:
     return [k for k in store.iterations(run_id) if k >= 1 and store.stage_status(run_id, k, "evaluate") == "done"]
 
 
-def _stage(run: RunContext, iteration: int, name: str, work: Callable[[], dict], console: JobConsole | None = None,
-           estimate: JobEstimate | None = None) -> None:
+def run_stage(run: RunContext, iteration: int, name: str, work: Callable[[], dict], console: JobConsole | None = None,
+              estimate: JobEstimate | None = None) -> None:
+    """Run one stage of the run unless the store marks it done (under its name, or the name a run stored
+    before a rename used): its status, times and returned info are recorded (a failure too, with its
+    error), so an interrupted stage runs again on the next call."""
     names = (name, EARLIER_STAGE_NAMES[name]) if name in EARLIER_STAGE_NAMES else (name,)
     if any(run.store.stage_status(run.run_id, iteration, stored) == "done" for stored in names):
         return
@@ -190,7 +212,7 @@ def stage_work(run: RunContext, k: int) -> dict[str, Callable[[], dict]]:
     return {
         "policy": lambda: _train_policy(run, k),
         "sample": lambda: _sample_train(run, k),
-        "execute": lambda: execute_candidates(run, k),
+        "execute": lambda: _execute_train(run, k),
         "score": lambda: _score_pool(run, k),
         "mine": lambda: _mine(run, k),
         "train_rm": lambda: _train_reward_model(run, k),
@@ -216,6 +238,8 @@ def _train_sft(run: RunContext) -> dict:
         raise UsageError(f"sft.keep={keep!r}: choose one of {', '.join(generators.SFT_KEEP)}")
     if keep == "never":
         return {"skipped": "sft.keep is never: gen-0 is the base model"}
+    if run.shares_pool:
+        return {"skipped": f"the generator is run {run.config.loop.candidates_from!r}'s (loop.candidates_from)"}
     examples = [(p.prompt, p.reference) for p in run.problems("train") if p.reference]
     run.models.release()
     out = _fresh_dir(run.checkpoint_dir(0, "generator"))
@@ -225,7 +249,7 @@ def _train_sft(run: RunContext) -> dict:
     info = {"examples": len(examples), **_numbers(metrics)}
     validation = run.problems("validation")
     if not validation and keep == "always":
-        run.store.add_checkpoint(run.run_id, 0, "generator", version, str(out), metrics)
+        run.store.add_checkpoint(run.pool_id, 0, "generator", version, str(out), metrics)
         return info
     if not validation:
         raise UsageError("the SFT gate measures the SFT'd model on the run's held-out validation problems and this "
@@ -238,7 +262,7 @@ def _train_sft(run: RunContext) -> dict:
     decision = generators.decide(keep, comparison)
     run.log(decision.reason)
     if decision.keep:
-        run.store.add_checkpoint(run.run_id, 0, "generator", version, str(out), metrics)
+        run.store.add_checkpoint(run.pool_id, 0, "generator", version, str(out), metrics)
     return {**info, **generators.gate_info(comparison, decision)}
 
 
@@ -254,14 +278,14 @@ def resampled_problems(run: RunContext, k: int) -> list[Problem]:
     if k == 0 or choice == "all":
         return problems
     mixed = mining.problems_with_both_verdicts(
-        [c for c in run.store.candidates(run.run_id, role="train") if c["iteration"] < k])
+        [c for c in run.store.candidates(run.pool_id, role="train") if c["iteration"] < k])
     return [p for p in problems if p.id in mixed]
 
 
 def _sample_train(run: RunContext, k: int) -> dict:
     problems = resampled_problems(run, k)
     if k == 0 and run.config.reward.reference_pairs:
-        run.store.add_candidates(run.run_id, k, [
+        run.store.add_candidates(run.pool_id, k, [
             {"problem_id": p.id, "origin": "reference", "model": "reference", "sample_index": 0, "completion": p.reference}
             for p in problems if p.reference
         ])
@@ -271,27 +295,38 @@ def _sample_train(run: RunContext, k: int) -> dict:
 
 def _execute_bootstrap(run: RunContext) -> dict:
     """Check first that reference solutions pass (a broken sandbox would otherwise record every
-    candidate as failing, for good), then execute everything."""
-    references = [p for p in run.problems("train") if p.reference][:REFERENCE_CHECKS]
+    candidate as failing, for good; a run on another run's candidates leaves that to it), then execute
+    everything."""
+    references = [] if run.shares_pool else [p for p in run.problems("train") if p.reference][:REFERENCE_CHECKS]
     with Executor(run.config.execution) as executor:
         results = executor.run_many([(p.language, build_program(p, p.reference)) for p in references], progress=False)
     if references and not any(r.passed for r in results):
         raise RuntimeError(f"execution looks broken: none of {len(references)} reference solutions passes its tests "
                            f"(first: {results[0].status}, stderr {results[0].stderr[-300:]!r}); check "
                            "`python -m lab selftest` or set execution.isolation")
-    return execute_candidates(run, 0)
+    return _execute_train(run, 0)
 
 
-def candidate_pool(store: Store, run_id: int, k: int, reward_model: str | None) -> list[CandidateRow]:
+def _execute_train(run: RunContext, k: int) -> dict:
+    """Execute iteration k's training candidates, and check them against their prompts' visible examples
+    when pairs use only the failures that pass them (reward.negatives=examples_passing)."""
+    info = execute_candidates(run, k)
+    if run.config.reward.negatives == "examples_passing":
+        info.update(check_visible_examples(run, k))
+    return info
+
+
+def candidate_pool(run: RunContext, k: int, reward_model: str | None) -> list[CandidateRow]:
     """The candidates pairs are built from in iteration k (with their score under `reward_model`):
     its training samples, the reference solutions (when stored), and every manually labelled
-    training candidate (whatever its iteration)."""
-    return [c for c in store.candidates(run_id, role="train", reward_model=reward_model)
+    training candidate (whatever its iteration); failing ones only as reward.negatives allows."""
+    pool = [c for c in run.store.candidates(run.pool_id, role="train", reward_model=reward_model)
             if c["iteration"] == k or c["origin"] == "reference" or c["label"] is not None]
+    return mining.eligible_negatives(pool, run.config.reward.negatives)
 
 
 def _execution_pairs(run: RunContext) -> dict:
-    pool = candidate_pool(run.store, run.run_id, 0, None)
+    pool = candidate_pool(run, 0, None)
     pairs = mining.execution_pairs(pool, run.config.reward.max_pairs_per_problem,
                                    balance_lengths=run.config.reward.balance_lengths)
     added = run.store.add_pairs(run.run_id, 0, pairs)
@@ -299,14 +334,14 @@ def _execution_pairs(run: RunContext) -> dict:
 
 
 def _score_pool(run: RunContext, k: int) -> dict:
-    pool = candidate_pool(run.store, run.run_id, k, None)
+    pool = candidate_pool(run, k, None)
     scored = score_candidates(run, k - 1, pool)
     return {"reward_model": reward_model_version(run.name, k - 1), "scored": scored}
 
 
 def _mine(run: RunContext, k: int) -> dict:
     previous = reward_model_version(run.name, k - 1)
-    pool = candidate_pool(run.store, run.run_id, k, previous)
+    pool = candidate_pool(run, k, previous)
     pairs = mining.hard_negative_pairs(pool, run.config.mining, balance_lengths=run.config.reward.balance_lengths)
     added = run.store.add_pairs(run.run_id, k, pairs)
     problem_of = {c["id"]: c["problem_id"] for c in pool}
@@ -322,23 +357,38 @@ def _mine(run: RunContext, k: int) -> dict:
 
 
 def _train_reward_model(run: RunContext, k: int) -> dict:
-    curated = training_pairs(run.store, run.run_id, up_to_iteration=k)
+    """rm-k on every pair so far that no later label contradicts (curation.training_pairs), continuing rm-(k-1)."""
+    curated = training_pairs(run.store, run.run_id, up_to_iteration=k, labels_from=run.pool_id)
     kept = curated.kept
-    pairs = [PreferencePair(r["prompt"], r["chosen"], r["rejected"]) for r in kept]
-    if not pairs:
+    if not kept:
         raise UsageError(
             f"no preference pairs to train the reward model on in iteration {k}: no training problem has both "
             "a passing and a failing candidate. Use more training problems (data.max_train_problems) or samples "
             "(loop.train_samples), or pair the reference solutions too (reward.reference_pairs=true)")
-    init = run.reward_model_path(k - 1) if k >= 1 else None
-    run.models.release()
-    out = _fresh_dir(run.checkpoint_dir(k, "reward_model"))
-    metrics = train(train_reward_model, run.config, str(out), pairs=pairs, init_adapter=init,
-                    on_log=run.on_log(k, "train_rm"), on_step=run.on_step("reward-model steps"))
-    info = {"pairs": len(pairs), "pairs_dropped_by_labels": len(curated.dropped),
+    info = fit_reward_model(run, k, kept, init=run.reward_model_path(k - 1) if k >= 1 else None)
+    return {"pairs_dropped_by_labels": len(curated.dropped),
             "pairs_with_reference": sum("reference" in (r["chosen_origin"], r["rejected_origin"]) for r in kept),
-            **_numbers(metrics)}
-    run.store.add_checkpoint(run.run_id, k, "reward_model", reward_model_version(run.name, k), str(out), info)
+            **info}
+
+
+def fit_reward_model(run: RunContext, k: int, rows: list, *, init: str | None, variant: str = "",
+                     steps: int | None = None) -> dict:
+    """Train rm-k (or a control `variant` of it, lab/controls.py) from `init` (None: a new adapter) on the
+    pairs `rows` (dicts with problem_id, prompt, chosen, rejected), less the watch slice's problems
+    (mining.watch_problems) whose pairs it is watched on; save it and record its checkpoint. `steps`
+    fixes the optimizer steps (default: reward.epochs over the pairs). Returns the stage info."""
+    watched = mining.watch_problems([r["problem_id"] for r in rows], run.config.reward.watch_fraction,
+                                    run.config.data.seed)
+    training = [PreferencePair(r["prompt"], r["chosen"], r["rejected"]) for r in rows if r["problem_id"] not in watched]
+    watch = [PreferencePair(r["prompt"], r["chosen"], r["rejected"]) for r in rows if r["problem_id"] in watched]
+    run.models.release()
+    out = _fresh_dir(run.checkpoint_dir(k, "reward_model" + (f"-{variant}" if variant else "")))
+    stage = "train_rm" + (f"_{variant}" if variant else "")
+    metrics = train(train_reward_model, run.config, str(out), pairs=training, watch_pairs=watch, init_adapter=init,
+                    steps=steps, on_log=run.on_log(k, stage), on_step=run.on_step("reward-model steps"))
+    info = {"pairs": len(training) + len(watch), "watch_problems": len(watched), **_numbers(metrics)}
+    run.store.add_checkpoint(run.run_id, k, "reward_model", reward_model_version(run.name, k, variant), str(out), info,
+                             variant)
     return info
 
 
@@ -350,6 +400,10 @@ def _train_policy(run: RunContext, k: int) -> dict:
         return {"skipped": "policy.enabled is false: the generator stays as it is"}
     if settings.method not in POLICY_TRAINERS:
         raise UsageError(f"policy.method={settings.method!r}: choose one of {', '.join(POLICY_TRAINERS)}")
+    if run.shares_pool:
+        raise UsageError(f"policy.enabled with loop.candidates_from={run.config.loop.candidates_from!r}: the policy "
+                         "stage makes a new generator, and this run's generator and candidates are that run's; set "
+                         "policy.enabled=false")
     _, policy = run.generator_at(k - 1)
     _, reference = run.generator_at(0)
     problems = run.problems("train")
@@ -388,7 +442,9 @@ def _format_info(info: dict) -> str:
 
 
 def summarize(store: Store, run_id: int, config: LabConfig) -> dict:
-    """Stages with timings and info, counts per iteration, the held-out and evaluation numbers."""
+    """Stages with timings and info, counts per iteration (of its pool's candidates), the held-out and
+    evaluation numbers."""
+    pool_id = store.run_id(config.loop.candidates_from) if config.loop.candidates_from else run_id
     def position(row: StageRow) -> tuple[int, int]:
         names = BOOTSTRAP_STAGES if row["iteration"] == 0 else ITERATION_STAGES
         return row["iteration"], names.index(row["name"]) if row["name"] in names else len(names)
@@ -405,7 +461,8 @@ def summarize(store: Store, run_id: int, config: LabConfig) -> dict:
     return {
         "run": config.run_name, "preset": config.preset, "store": str(config.store_path), "run_dir": str(config.run_dir),
         "iterations_done": completed_iterations(store, run_id), "stages": stages,
-        "candidates": store.candidate_counts(run_id), "pairs": store.pair_counts(run_id),
+        "candidates": store.candidate_counts(pool_id), "pairs": store.pair_counts(run_id),
+        "train_problems": len(store.run_problems(pool_id, "train")),
         "evaluations": evaluations, "measurements": measurements, "table_markdown": table_markdown(evaluations),
         "heldout_markdown": heldout_markdown(measurements), "ranking_markdown": ranking_markdown(measurements),
     }
@@ -438,5 +495,17 @@ def format_summary(summary: dict) -> str:
     for section in ("heldout_markdown", "ranking_markdown"):
         if summary[section]:
             lines += ["", summary[section].rstrip()]
-    lines += ["", summary["table_markdown"]]
+    lines += ["", summary["table_markdown"], "", scope_note(summary)]
     return "\n".join(lines)
+
+
+STUDY_COMMAND = "python -m lab study studies/reranker-v1.toml"
+
+
+def scope_note(summary: dict) -> str:
+    """What one run of this size can and cannot show, and the command that can."""
+    pairs = sum(row["pairs"] for row in summary["pairs"])
+    return (f"This run: {summary['train_problems']} training problems, {pairs} preference pairs, one sampling and one "
+            "reward-model seed: it shows the loop working end to end, not whether the reranker beats log-prob or the "
+            "visible-examples filter (its intervals resample problems only; the seeds move a reward model by more).\n"
+            f"The study replicates it over seeds, with controls and reference models: {STUDY_COMMAND} (docs/study.md).")

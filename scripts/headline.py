@@ -29,8 +29,8 @@ from lab.config import make_config, repo_root  # noqa: E402
 from lab.evaluation import (eval_pool, eval_problems, heldout_lambda, heldout_measurements,  # noqa: E402
                             iteration_candidates, previous_reranker_measurements, with_combined_score)
 from lab.launcher import stored_run_config  # noqa: E402
-from lab.measures import (METHOD_NAMES, METHOD_TITLES, PASS_COMPARISONS, PREVIOUS_RERANKER, RANKING_COMPARISONS,  # noqa: E402
-                          bootstrap_ci, length_correlation, paired_difference_ci, problem_outcomes,
+from lab.measures import (ENSEMBLE, FILTER_RANKERS, METHOD_NAMES, METHOD_TITLES, PASS_COMPARISONS,  # noqa: E402
+                          PREVIOUS_RERANKER, RANKING_COMPARISONS, bootstrap_ci, length_correlation, paired_difference_ci, problem_outcomes,
                           ranking_accuracy, ranking_difference_ci)
 from lab.models import SAMPLING_WEIGHTS  # noqa: E402
 from lab.records import MeasureKey, Measurement  # noqa: E402
@@ -76,7 +76,8 @@ def main() -> int:
         candidates = with_combined_score(eval_pool(run, k, problem_ids, k), heldout_lambda(store, run.run_id, k))
         previous = previous_reranker_measurements(candidates, eval_pool(run, k, problem_ids, k - 1)) if k >= 1 else {}
         ours = problem_outcomes(candidates)
-        answers = {m: ours[m] for m in METHOD_NAMES}
+        optional = {ENSEMBLE.name} | {ranker.name for ranker in FILTER_RANKERS}  # rows only where measured
+        answers = {m: ours[m] for m in METHOD_NAMES if ours[m] or m not in optional}
         if args.big:
             # int8 costs the 1.5B +12 % loss on reference solutions (../shared/notes/models.md), so the bigger
             # model samples with lossless fp16 weights unless asked, stored under a name that says which.

@@ -1,4 +1,5 @@
 """Evaluation numbers on pure data: each method, the unbiased random pick, ties, CIs, the table and plots."""
+import itertools
 import math
 
 import pytest
@@ -12,9 +13,13 @@ from lab.plots import plot_pass_at_1, plot_pass_at_1_bars, plot_reward_histogram
 from lab.records import MeasureKey
 
 
-def sample(problem, passed, logprob, reward, origin="sample", completion="x"):
+TEXTS = itertools.count()
+
+
+def sample(problem, passed, logprob, reward, origin="sample", completion=None):
+    """A candidate row; its completion a text of its own unless given (duplicates are one candidate)."""
     return {"problem_id": problem, "origin": origin, "passed": passed, "mean_logprob": logprob, "reward": reward,
-            "completion": completion}
+            "completion": f"    return {next(TEXTS)}\n" if completion is None else completion}
 
 
 CANDIDATES = [

@@ -1,0 +1,57 @@
+"""Duplicate completions as one candidate: a problem's samples with the same text (after stripping trailing
+whitespace, per line and at the end) are one distinct candidate, with their count kept.
+
+Why and where it matters. A sampler at temperature 0.8 often writes the same short answer several times.
+As separate candidates, duplicates would pit a text against itself in pairs, count one answer several
+times in a ranking's pairs, and let a ranker's tie among copies of one text look like a tie among
+answers. So pairing (mining.py) and every ranking measure (measures.py: a ranker's top pick, ranking
+accuracy and AUC, length correlations, pair accuracy) work on distinct candidates, each counted once;
+what describes the sampling distribution itself weights each distinct candidate by its count: the
+random pick (the pass rate of the N samples), and the oracle (any of them passes) is the same either way.
+
+The representative of a group is its first manually labelled row if any (a label is a person's word on
+that text), else its first row (the store returns rows by id); its verdict, scores and label stand for
+the group.
+
+Not covered here: what a candidate row holds (records.py), pairing and measuring (mining.py, measures.py).
+"""
+from __future__ import annotations
+
+from typing import Sequence, TypeVar
+
+Row = TypeVar("Row", bound=dict)
+
+
+def normalized_text(completion: str) -> str:
+    """The completion with trailing whitespace stripped from every line and from the end."""
+    return "\n".join(line.rstrip() for line in completion.splitlines()).rstrip()
+
+
+def distinct_candidates(rows: Sequence[Row]) -> list[Row]:
+    """One row per (problem, normalised completion), in the order of each group's first row, each with
+    `count`: how many of `rows` it stands for. Rows without a completion (the app's short rows) are
+    kept as they are, with count 1."""
+    groups: dict[tuple[str, str], list[Row]] = {}
+    order: list[tuple[str, str] | int] = []
+    loose: dict[int, Row] = {}
+    for position, row in enumerate(rows):
+        text = row.get("completion")
+        if not isinstance(text, str):
+            loose[position] = row
+            order.append(position)
+            continue
+        key = (row["problem_id"], normalized_text(text))
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(row)
+    result = []
+    for key in order:
+        if isinstance(key, int):
+            result.append({**loose[key], "count": 1})
+            continue
+        group = groups[key]
+        labelled = [row for row in group if row.get("label") is not None]
+        representative = (labelled or group)[0]
+        result.append({**representative, "count": len(group)})
+    return result  # type: ignore[return-value]
