@@ -61,7 +61,10 @@ def train_control(run: RunContext, k: int, variant: str) -> dict:
     if variant == "fresh":
         pairs, _ = consistent_pairs(run, k)
         return {"control": variant, **fit_reward_model(run, k, pairs, init=None, variant=variant)}
-    steps = run.store.checkpoint(run.run_id, "reward_model", k)["metrics"]["steps"]
+    own = run.store.checkpoint(run.run_id, "reward_model", k)
+    if own is None:
+        raise RuntimeError(f"run {run.name!r} has no rm-{k} yet: the equal-compute control takes its steps")
+    steps = own["metrics"]["steps"]
     earlier, _ = consistent_pairs(run, k - 1)
     added = non_hard_pairs(run, k)
     info = fit_reward_model(run, k, earlier + added, init=run.reward_model_path(k - 1), variant=variant, steps=steps)

@@ -17,9 +17,9 @@ Not covered here: what a candidate row holds (records.py), pairing and measuring
 """
 from __future__ import annotations
 
-from typing import Sequence, TypeVar
+from typing import Any, Mapping, Sequence, TypeVar
 
-Row = TypeVar("Row", bound=dict)
+Row = TypeVar("Row", bound=Mapping[str, Any])
 
 
 def normalized_text(completion: str) -> str:
@@ -29,29 +29,15 @@ def normalized_text(completion: str) -> str:
 
 def distinct_candidates(rows: Sequence[Row]) -> list[Row]:
     """One row per (problem, normalised completion), in the order of each group's first row, each with
-    `count`: how many of `rows` it stands for. Rows without a completion (the app's short rows) are
-    kept as they are, with count 1."""
+    `count`: how many of `rows` it stands for. Rows without a completion (the app's short rows) stay
+    apart, with count 1."""
     groups: dict[tuple[str, str], list[Row]] = {}
-    order: list[tuple[str, str] | int] = []
-    loose: dict[int, Row] = {}
     for position, row in enumerate(rows):
         text = row.get("completion")
-        if not isinstance(text, str):
-            loose[position] = row
-            order.append(position)
-            continue
-        key = (row["problem_id"], normalized_text(text))
-        if key not in groups:
-            groups[key] = []
-            order.append(key)
-        groups[key].append(row)
+        key = (row["problem_id"], normalized_text(text)) if isinstance(text, str) else ("", f"row {position}")
+        groups.setdefault(key, []).append(row)
     result = []
-    for key in order:
-        if isinstance(key, int):
-            result.append({**loose[key], "count": 1})
-            continue
-        group = groups[key]
+    for group in groups.values():
         labelled = [row for row in group if row.get("label") is not None]
-        representative = (labelled or group)[0]
-        result.append({**representative, "count": len(group)})
-    return result  # type: ignore[return-value]
+        result.append({**(labelled or group)[0], "count": len(group)})
+    return result  # type: ignore[return-value]  # the same row type, with `count`

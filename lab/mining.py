@@ -30,13 +30,14 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, TypeVar
 
 from lab.config import MiningConfig, UsageError
 from lab.distinct import distinct_candidates
 from lab.records import CandidateRow, PairRow, RankingRow
 
 Candidate = CandidateRow | RankingRow
+Row = TypeVar("Row", CandidateRow, RankingRow)
 NEGATIVES = ("all", "examples_passing")
 
 
@@ -190,7 +191,7 @@ def hard_negative_pairs(candidates: Sequence[Candidate], mining: MiningConfig, *
     return pairs
 
 
-def eligible_negatives(candidates: Sequence[Candidate], negatives: str) -> list[Candidate]:
+def eligible_negatives(candidates: Sequence[Row], negatives: str) -> list[Row]:
     """The candidates pairs may use under reward.negatives: with 'all' every one; with 'examples_passing'
     the failing ones only when they pass their prompt's visible examples (or it shows none); passing and
     manually labelled candidates always. Raises when a failing candidate was never checked against them."""

@@ -36,11 +36,13 @@ Not covered here: the loop's stages (loop.py), the statistics (study_stats.py), 
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from lab import benchmarks, evaluation, loop, mining
 from lab.config import LabConfig, UsageError, repo_root
@@ -72,7 +74,7 @@ def run_study(protocol: Protocol, *, lab_dir: str | None = None, results_dir: st
         if (folder / f"sampling-s{seed}.json").is_file():
             log(f"sampling seed {seed}: done ({folder / f'sampling-s{seed}.json'})")
             continue
-        with _opened(protocol.sampling_config(seed, lab_dir), log, progress) as run:
+        with opened(protocol.sampling_config(seed, lab_dir), log, progress) as run:
             _sampling_stages(run, protocol)
         for reward_seed in protocol.reward_seeds:
             loop.run_loop(protocol.replicate_config(seed, reward_seed, lab_dir), until=(0, "validate"),
@@ -80,15 +82,15 @@ def run_study(protocol: Protocol, *, lab_dir: str | None = None, results_dir: st
         for reward_seed in protocol.reward_seeds:
             replicate = protocol.replicate_config(seed, reward_seed, lab_dir)
             loop.run_loop(replicate, until=(1, "validate"), progress=progress, log=log)
-            with _opened(replicate, log, progress) as run:
+            with opened(replicate, log, progress) as run:
                 _replicate_stages(run, protocol, folder)
             write_aggregate(protocol, folder)
-        with _opened(protocol.sampling_config(seed, lab_dir), log, progress) as run:
+        with opened(protocol.sampling_config(seed, lab_dir), log, progress) as run:
             loop.run_stage(run, 1, "ensemble", lambda: _write(folder / f"sampling-s{seed}.json",
                                                               sampling_file(run, protocol)))
         write_aggregate(protocol, folder)
     if not (folder / "references.json").is_file():
-        with _opened(config.override(run_name="references", **{"sampling.seed": protocol.sampling_seeds[0]}),
+        with opened(config.override(run_name="references", **{"sampling.seed": protocol.sampling_seeds[0]}),
                      log, progress) as run:
             _reference_stages(run, protocol, folder)
     return write_aggregate(protocol, folder)
@@ -121,21 +123,11 @@ def _write(path: Path, data: dict) -> dict:
     return {"wrote": str(path)}
 
 
-class _opened:
-    """`with _opened(config, log, progress) as run:` the run opened (problems linked) in its store, with
-    a model cache released at the end."""
-
-    def __init__(self, config: LabConfig, log: Callable[[str], None], progress: bool):
-        self.config, self.log, self.progress = config, log, progress
-
-    def __enter__(self) -> RunContext:
-        self.store = Store(self.config.store_path)
-        self.models = ModelCache(self.config)
-        return loop.open_run(self.config, self.store, self.models, progress=self.progress, log=self.log)
-
-    def __exit__(self, *exc) -> None:
-        self.models.release()
-        self.store.close()
+@contextlib.contextmanager
+def opened(config: LabConfig, log: Callable[[str], None], progress: bool) -> Iterator[RunContext]:
+    """The run of `config` opened in its store (its problems linked), its models released at the end."""
+    with Store(config.store_path) as store, ModelCache(config) as models:
+        yield loop.open_run(config, store, models, progress=progress, log=log)
 
 
 def _check_toolchains(config: LabConfig) -> None:
@@ -215,9 +207,15 @@ def _heldout_measures(run: RunContext, rows: list[CandidateRow], key: RankerKey)
 
 
 def _pair_accuracy(rows: list[CandidateRow], pairs: list[tuple[int, int, str]], key: RankerKey) -> float | None:
-    score = {c["id"]: c.get(key) for c in rows}
-    scored = [(score[a], score[b]) for a, b, _ in pairs if score.get(a) is not None and score.get(b) is not None]
-    return pairwise_accuracy([a for a, _ in scored], [b for _, b in scored])
+    """Pair accuracy of the ranker `key` over the pairs both of whose sides it scores (None: no such pair)."""
+    score = {c["id"]: value for c in rows if (value := c.get(key)) is not None}
+    both = [(a, b) for a, b, _ in pairs if a in score and b in score]
+    return pairwise_accuracy([score[a] for a, _ in both], [score[b] for _, b in both])
+
+
+def _rescored(rows: list[CandidateRow], score: dict[int, float]) -> list[CandidateRow]:
+    """The rows with `reward` from `score` (None where it has none)."""
+    return [{**c, "reward": score.get(c["id"])} for c in rows]
 
 
 def _stage_info(run: RunContext, iteration: int, name: str) -> dict:
@@ -233,7 +231,7 @@ def _now() -> str:
 
 def _replicate_stages(run: RunContext, protocol: Protocol, folder: Path) -> None:
     for variant in CONTROLS:
-        loop.run_stage(run, 1, control_stage(variant), lambda variant=variant: train_control(run, 1, variant))
+        loop.run_stage(run, 1, control_stage(variant), functools.partial(train_control, run, 1, variant))
     loop.run_stage(run, 1, "score_study", lambda: _score_everything(run, protocol.n[0]))
     name = f"replicate-s{run.config.sampling.seed}-r{run.config.reward.seed}.json"
     loop.run_stage(run, 1, "replicate", lambda: _write(folder / name, replicate_file(run, protocol)))
@@ -279,8 +277,8 @@ def replicate_file(run: RunContext, protocol: Protocol) -> dict:
     return {"protocol": protocol.path, "sampling_seed": run.config.sampling.seed, "reward_seed": run.config.reward.seed,
             "pool": pool_label(run), "commit": benchmarks.commit(), "finished_at": _now(), "lambda": weight,
             "sets": sets, "heldout": replicate_heldout(run, protocol),
-            "training": {model: (run.store.checkpoint(run.run_id, "reward_model", k, variant) or {}).get("metrics", {})
-                         for model, (k, variant) in MODELS.items()}}
+            "training": {model: checkpoint["metrics"] for model, (k, variant) in MODELS.items()
+                         if (checkpoint := run.store.checkpoint(run.run_id, "reward_model", k, variant))}}
 
 
 def replicate_heldout(run: RunContext, protocol: Protocol) -> dict:
@@ -290,15 +288,17 @@ def replicate_heldout(run: RunContext, protocol: Protocol) -> dict:
     under rm-1 (after)."""
     pool = evaluation.prepare_heldout_pool(run, 1)
     ids = {c["problem_id"] for c in pool}
-    scored = {model: [{**c, "reward": score.get(c["id"])} for c in pool]
-              for model in MODELS if (score := _scores(run, "validation", ids, _version(run, model)))}
-    measures = {model: _heldout_measures(run, rows, "reward") for model, rows in scored.items()}
+    scored = {model: _rescored(pool, score) for model in MODELS
+              if (score := _scores(run, "validation", ids, _version(run, model)))}
+    measures: dict = {model: _heldout_measures(run, rows, "reward") for model, rows in scored.items()}
+    if "rm-0" not in scored or "rm-1" not in scored:
+        return measures  # no held-out problems: nothing was scored
     hard = mining.hard_negative_pairs(scored["rm-0"], run.config.mining, balance_lengths=run.config.reward.balance_lengths)
     siblings = [reward_model_version(protocol.replicate_run(run.config.sampling.seed, r), 0)
                 for r in protocol.reward_seeds if r != run.config.reward.seed]
-    reseeded = [_pair_accuracy([{**c, "reward": score.get(c["id"])} for c in pool], hard, "reward")
-                for version in siblings if (score := _scores(run, "validation", ids, version))]
-    reseeded = [value for value in reseeded if value is not None]
+    reseeded = [value for version in siblings
+                if (value := _pair_accuracy(_rescored(pool, _scores(run, "validation", ids, version)), hard, "reward"))
+                is not None]
     measures["hard_negatives"] = {
         "pairs": len(hard), "before_selecting": _pair_accuracy(scored["rm-0"], hard, "reward"),
         "before_reseeded": sum(reseeded) / len(reseeded) if reseeded else None,
@@ -316,8 +316,7 @@ def _reference_stages(run: RunContext, protocol: Protocol, folder: Path) -> None
     for reference in protocol.references:
         config = run.config.override(**{**reference.overrides, "model.generator": reference.model})
         loop.run_stage(run, 0, f"reference {reference.model}",
-                       lambda config=config, reference=reference: _answer(run, config, reference.model,
-                                                                          reference.methods, reference.n))
+                       functools.partial(_answer, run, config, reference.model, reference.methods, reference.n))
 
     def write() -> dict:
         models = {r.model: {"n": r.n, "sets": _reference_outcomes(run, r.model, r.methods, r.n)}

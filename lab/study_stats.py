@@ -145,7 +145,7 @@ def aggregate(protocol: Protocol, replicates: Sequence[dict], samplings: Sequenc
     base = _base_greedy(references)
     sets: dict = {}
     for set_name in set_names:
-        by_n = {}
+        by_n: dict[str, dict] = {}
         for n in ns:
             top1 = {m: s for m in protocol.methods if (s := summarize(tables.get((set_name, n, m), {}))) is not None}
             differences = {}
@@ -158,8 +158,9 @@ def aggregate(protocol: Protocol, replicates: Sequence[dict], samplings: Sequenc
                                                       tables.get((set_name, n, b), {})))) is not None}
             by_n[n] = {"top1": top1, "differences": differences, "controls": controls,
                        "best": _best(tables, set_name, n, top1, base.get(set_name))}
-        sets[set_name] = {"problems": max((s["problems"] for s in by_n[primary]["top1"].values()), default=0),
-                          "top1": by_n[primary]["top1"], "differences": by_n[primary]["differences"], "by_n": by_n}
+        headline: dict[str, dict] = by_n[primary]["top1"]
+        sets[set_name] = {"problems": max((s["problems"] for s in headline.values()), default=0),
+                          "top1": headline, "differences": by_n[primary]["differences"], "by_n": by_n}
     heldout = _heldout(kept, samplings)
     result = {
         "protocol": protocol.path, "name": protocol.name, "commit": commit,
@@ -237,7 +238,8 @@ def _target_result(target: Target, result: dict, primary: str) -> dict:
     elif target.set in result["sets"]:
         found = result["sets"][target.set]["by_n"].get(n, {})
         if target.name == "best - base_greedy":
-            value = (found.get("best") or {}).get("minus_base_greedy")
+            best = found.get("best")
+            value = best.get("minus_base_greedy") if best else None
         else:
             value = found.get("differences", {}).get(target.name) or found.get("controls", {}).get(target.name)
     met, gap = _gap(target, value)
