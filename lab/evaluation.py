@@ -267,7 +267,8 @@ def measure_heldout(run: RunContext, iteration: int) -> dict:
     """Sample/execute (once per generator), score with rm-`iteration` (and rm-(iteration-1)), measure
     (`heldout_measurements`), store; returns the values as stage info: the measures without a subject
     (problems, lambda) by name, the others under 'measurements' by label."""
-    if not run.problems("validation"):
+    problems = run.problems("validation")
+    if not problems:
         return {"skipped": "no validation problems (data.validation_splits / data.max_validation_problems)"}
     pool = prepare_heldout_pool(run, iteration)
     for scored_by in scoring_iterations(iteration):

@@ -20,9 +20,9 @@ A protocol is TOML (or JSON with the same keys):
                   'above' (its interval's lower end above `threshold`, default 0), 'at_least' (its mean at
                   least `threshold`) or 'report' (reported, no threshold)
 
-The study is one bootstrap and one hard-negative iteration with PPO off (the generator is what the
-candidates come from, shared by every reward seed): a protocol cannot set ppo.enabled, loop.iterations,
-loop.candidates_from, sampling.seed or reward.seed, which the study sets per run.
+The study is one bootstrap and one hard-negative iteration with the policy stage off (the generator is
+what the candidates come from, shared by every reward seed): a protocol cannot set policy.enabled,
+loop.iterations, loop.candidates_from, sampling.seed or reward.seed, which the study sets per run.
 
 Not covered here: running it (study.py), its statistics (study_stats.py).
 """
@@ -38,9 +38,9 @@ from lab.measures import METHOD_NAMES
 
 KEYS = {"name", "preset", "sampling_seeds", "reward_seeds", "n", "methods", "differences", "config", "references",
         "targets", "description"}
-STUDY_SETS = {"ppo.enabled": False, "loop.iterations": 1}
+STUDY_SETS = {"policy.enabled": False, "loop.iterations": 1}
 """What every run of a study is, whatever the protocol says (the module docstring)."""
-PER_RUN_FIELDS = ("ppo.enabled", "loop.iterations", "loop.candidates_from", "sampling.seed", "reward.seed",
+PER_RUN_FIELDS = ("policy.enabled", "ppo.enabled", "loop.iterations", "loop.candidates_from", "sampling.seed", "reward.seed",
                   "run_name", "lab_dir")
 DEFAULT_DIFFERENCES = ("reranker - logprob", "ensemble - logprob", "reranker+logprob - logprob",
                        "filter+reranker - filter+logprob", "filter+ensemble - filter+logprob",

@@ -415,8 +415,8 @@ def test_a_ppo_stage_stored_done_by_an_earlier_version_is_the_policy_stage_done(
         def trains_again():
             raise AssertionError("gen-1 was trained again")
 
-        loop._stage(run, 1, "policy", trains_again)
-        loop._stage(run, 2, "policy", lambda: {"skipped": "here it runs"})
+        loop.run_stage(run, 1, "policy", trains_again)
+        loop.run_stage(run, 2, "policy", lambda: {"skipped": "here it runs"})
         assert store.stage_status(run.run_id, 2, "policy") == "done"
 
 

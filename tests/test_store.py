@@ -370,7 +370,7 @@ def test_kill_9_in_the_middle_of_writes_leaves_whole_transactions(tmp_path):
 
 def test_checkpoints_of_an_old_store_are_kept_and_a_control_is_stored_beside_its_iterations_own(tmp_path):
     path = tmp_path / "lab.sqlite"
-    with old_store(path, 5) as db:  # version 5 kept one checkpoint per (run, iteration, kind)
+    with old_store(path, 7) as db:  # version 7 kept one checkpoint per (run, iteration, kind)
         db.execute("INSERT INTO runs (name, preset, config_json, created_at) VALUES ('old', 'cpu', '{}', 'then')")
         db.execute("INSERT INTO checkpoints (run_id, iteration, kind, version, path, metrics_json, created_at) "
                    "VALUES (1, 1, 'reward_model', 'old/rm-1', '/rm-1', '{\"steps\": 8}', 'then')")

@@ -137,4 +137,4 @@ def test_the_proposed_protocol_reads(tmp_path):
     assert len(protocol.sampling_seeds) >= 2 and len(protocol.reward_seeds) >= 3 and protocol.n == (8, 32)
     config = protocol.replicate_config(1, 2, str(tmp_path))
     assert (config.sampling.seed, config.reward.seed, config.loop.candidates_from) == (1, 2, "s1")
-    assert not config.ppo.enabled and config.data.eval_languages == ("py", "cpp", "java", "js")
+    assert not config.policy.enabled and config.data.eval_languages == ("py", "cpp", "java", "js")
