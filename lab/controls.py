@@ -21,7 +21,8 @@ from __future__ import annotations
 import random
 
 from lab import mining
-from lab.loop import candidate_pool, consistent_pairs, fit_reward_model
+from lab.curation import training_pairs
+from lab.loop import candidate_pool, fit_reward_model
 from lab.stages import RunContext
 
 CONTROLS = ("equal_compute", "fresh")
@@ -59,13 +60,13 @@ def train_control(run: RunContext, k: int, variant: str) -> dict:
     if k < 1:
         raise ValueError("the controls are of a hard-negative iteration (k >= 1)")
     if variant == "fresh":
-        pairs, _ = consistent_pairs(run, k)
+        pairs = training_pairs(run.store, run.run_id, up_to_iteration=k, labels_from=run.pool_id).kept
         return {"control": variant, **fit_reward_model(run, k, pairs, init=None, variant=variant)}
     own = run.store.checkpoint(run.run_id, "reward_model", k)
     if own is None:
         raise RuntimeError(f"run {run.name!r} has no rm-{k} yet: the equal-compute control takes its steps")
     steps = own["metrics"]["steps"]
-    earlier, _ = consistent_pairs(run, k - 1)
+    earlier = training_pairs(run.store, run.run_id, up_to_iteration=k - 1, labels_from=run.pool_id).kept
     added = non_hard_pairs(run, k)
     info = fit_reward_model(run, k, earlier + added, init=run.reward_model_path(k - 1), variant=variant, steps=steps)
     return {"control": variant, "non_hard_pairs": len(added), **info}

@@ -61,7 +61,7 @@ from lab.launcher import ESTIMATE_FILE
 from lab.measures import HELDOUT_SET
 from lab.ppo import train_ppo
 from lab.problems import Problem, load_problems
-from lab.records import CandidateRow, PairRow, StageRow
+from lab.records import CandidateRow, StageRow
 from lab.reports import heldout_markdown, ranking_markdown, table_markdown
 from lab.reward import PreferencePair, train_reward_model
 from lab.rloo import train_rloo
