@@ -1,7 +1,7 @@
 """Command line: `python -m lab <command> --help`. A thin layer over the package.
 
-Commands: run (the main job), iterate, eval, problems, export, import-policy, app, selftest, exec-check,
-config.
+Commands: run (the main job), iterate, eval, study, problems, export, import-policy, app, selftest,
+exec-check, config.
 Not covered here: any logic beyond parsing arguments and printing results.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _config_from(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from lab import evaluation, loop
+    from lab import evaluation, loop, run_summary
     from lab.console import JobConsole
     from lab.estimate import estimate_job, format_estimate
     from lab.launcher import job_lock
@@ -56,8 +56,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         with console.stage(latest, "reports" if summary["evaluations"] else "evaluate"):
             report = evaluation.evaluate_run(config, progress=args.verbose, log=console.say, bars=console.progress)
         with Store(config.store_path) as store:
-            summary = loop.summarize(store, store.run_id(config.run_name), config)
-    print(loop.format_summary(summary))
+            summary = run_summary.summarize(store, store.run_id(config.run_name), config)
+    print(run_summary.format_summary(summary))
     _print_outputs(config, report)
     return 0
 
@@ -69,7 +69,7 @@ def _print_outputs(config, report: dict) -> None:
 
 
 def cmd_iterate(args: argparse.Namespace) -> int:
-    from lab import loop
+    from lab import loop, run_summary
     from lab.console import JobConsole
     from lab.launcher import job_lock
 
@@ -78,7 +78,7 @@ def cmd_iterate(args: argparse.Namespace) -> int:
             JobConsole(config.run_dir / "log.txt", verbose=args.verbose) as console:
         summary = loop.run_loop(config, iterations=args.iterations, progress=args.verbose, log=console.say,
                                 console=console)
-    print(loop.format_summary(summary))
+    print(run_summary.format_summary(summary))
     return 0
 
 
@@ -99,6 +99,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(report["table_markdown"])
     for path in report["files"]:
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from lab import study
+    from lab.console import JobConsole
+    from lab.estimate import estimate_study, format_study_estimate
+    from lab.launcher import job_lock
+    from lab.protocol import load_protocol
+
+    protocol = load_protocol(args.protocol)
+    folder = study.study_folder(protocol, args.results)
+    print(format_study_estimate(protocol, estimate_study(protocol)))
+    if args.estimate:
+        return 0
+    if not args.aggregate:
+        config = protocol.config(args.lab_dir)
+        with job_lock(config.lab_dir, ["python", "-m", "lab", *sys.argv[1:]]), \
+                JobConsole(f"{config.lab_dir}/study.log", verbose=args.verbose) as console:
+            console.say(f"study {protocol.name}: store {config.store_path}, results {folder}")
+            study.run_study(protocol, lab_dir=args.lab_dir, results_dir=args.results, log=console.say,
+                            progress=args.verbose)
+    study.write_aggregate(protocol, folder)
+    print((folder.parent.parent / "study.md").read_text(encoding="utf-8"))
+    print(f"wrote {folder.parent.parent / 'study.json'} and study.md (from the files in {folder})")
     return 0
 
 
@@ -237,6 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--compare", nargs="+", metavar="RUN",
                           help="print two or more runs side by side instead of evaluating: pass@1, ranking accuracy, "
                                "held-out reward-model measurements per iteration, config differences")
+    study_help = ("run (or continue) a study protocol: sampling seeds x reward seeds, controls, the examples filter "
+                  "and reference models, each finished piece written to results/ (docs/study.md)")
+    study = commands.add_parser("study", help=study_help, description=study_help)
+    study.add_argument("protocol", help="the protocol file (TOML or JSON), e.g. studies/reranker-v1.toml")
+    study.add_argument("--lab-dir", help="where the study's store goes (<lab dir>/study-<name>; default: $RR_LAB_DIR "
+                                         "or ./runs); keep it to continue a sampling seed in a later session")
+    study.add_argument("--results", help="results directory (default: the repository's results/)")
+    study.add_argument("--estimate", action="store_true", help="print the estimated time and stop")
+    study.add_argument("--aggregate", action="store_true",
+                       help="only aggregate the files already in results/ into study.json and study.md")
+    study.add_argument("--verbose", action="store_true", help="show the libraries' output and progress bars live")
+    study.set_defaults(handler=cmd_study)
     problems = command("problems", cmd_problems, "load a benchmark and summarise it (checks a user JSONL file too)")
     problems.add_argument("--benchmark", default="humaneval",
                           help="humaneval | mbpp | multipl-e/humaneval | multipl-e/mbpp | jsonl:PATH")

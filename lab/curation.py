@@ -49,9 +49,12 @@ class CuratedPairs:
     """Pairs a later label contradicts, each with the reason."""
 
 
-def training_pairs(store: Store, run_id: int, up_to_iteration: int | None = None) -> CuratedPairs:
-    """The run's pairs (of iterations <= `up_to_iteration`) with its current labels applied."""
-    labels = {candidate_id: row["label"] for candidate_id, row in store.current_labels(run_id).items()}
+def training_pairs(store: Store, run_id: int, up_to_iteration: int | None = None,
+                   labels_from: int | None = None) -> CuratedPairs:
+    """The run's pairs (of iterations <= `up_to_iteration`) with the current labels of its candidates
+    applied: those of run `labels_from` when its candidates are another run's (loop.candidates_from)."""
+    labels = {candidate_id: row["label"]
+              for candidate_id, row in store.current_labels(run_id if labels_from is None else labels_from).items()}
     kept, dropped = [], []
     for pair in store.pairs(run_id, up_to_iteration=up_to_iteration):
         reason = mining.pair_contradiction(pair, labels)

@@ -29,6 +29,9 @@ from lab.config import LabConfig
 from lab.console import format_duration
 from lab.models import sampling_weights
 from lab.problems import MBPP_SPLITS
+from lab.reward import training_steps
+from lab.roles import training_splits
+from lab.sft import sft_steps
 
 EVAL_BENCHMARK_SIZES = {"humaneval": 161,  # MultiPL-E's HumanEval (3 of the 164 are not translated)
                          "mbpp": len(MBPP_SPLITS["test"])}
@@ -56,6 +59,9 @@ class UnitCosts:
     runaway_fraction: float
     scores_per_s: float
     """Reward-model scoring, the prompt's prefill shared by its candidates."""
+    rescores_per_s: float
+    """Scoring texts whose lower layers' states are cached (a text scored before, by any reward model on the
+    same backbone), with reward.trainable_layers=4; other layer counts scale it in inverse proportion."""
     seconds_per_program: dict[str, float]
     """Executing one program (compile + run) on one worker, per language; 'default' for the others."""
     model_load_s: float
@@ -64,6 +70,13 @@ class UnitCosts:
     """Importing torch, transformers, peft, datasets and TRL, once per job."""
     gguf_conversion_s: float
     """The one-time conversion of a package-shipped GGUF model to safetensors."""
+    pairs_per_mixed_problem: float
+    """Execution pairs a training problem whose samples both pass and fail gives (at most
+    reward.max_pairs_per_problem of course)."""
+    mixed_problem_fraction: float
+    """Training problems whose samples both pass and fail: the only ones that give pairs."""
+    hard_negative_pairs_per_mixed_problem: float
+    """Hard-negative pairs mined per such problem."""
 
 
 def recorded_unit_costs(section: str) -> UnitCosts:
@@ -110,10 +123,71 @@ class JobEstimate:
         return next((s.seconds for s in self.stages if (s.iteration, s.name) == (iteration, name)), None)
 
 
+@dataclass(frozen=True)
+class Rates:
+    """Seconds of each kind of work for one configuration: its unit costs, scaled to its model's size."""
+    config: LabConfig
+    costs: UnitCosts
+    scale: float
+
+    def load(self, count: int = 1) -> float:
+        return count * self.costs.model_load_s * self.scale
+
+    def sampling(self, candidates: int) -> float:
+        costs, limit = self.costs, self.config.sampling.max_new_tokens
+        tokens = (1 - costs.runaway_fraction) * costs.typical_completion_tokens + costs.runaway_fraction * limit
+        return candidates * min(tokens, limit) / sampling_rate(self.config, costs) * self.scale
+
+    def executing(self, programs_by_language: dict[str, int]) -> float:
+        workers = self.config.execution.workers or os.cpu_count() or 1
+        per_program = self.costs.seconds_per_program
+        return sum(count * per_program.get(language, per_program["default"])
+                   for language, count in programs_by_language.items()) / workers
+
+    def scoring(self, candidates: int) -> float:
+        return candidates / self.costs.scores_per_s * self.scale
+
+    def rescoring(self, candidates: int) -> float:
+        """Scoring texts scored before (their lower layers' states cached, lab/hidden_states.py)."""
+        layers = self.config.reward.trainable_layers
+        rate = self.costs.rescores_per_s * 4 / layers if layers else self.costs.scores_per_s
+        return candidates / rate * self.scale
+
+    def reward_steps(self, pairs: int) -> tuple[float, int]:
+        """(seconds, optimizer steps) of a reward-model training on `pairs` pairs (reward.epochs, max_steps)."""
+        rm = self.config.reward
+        pair_s = self.costs.rm_step_s if rm.trainable_layers is None else \
+            self.costs.rm_top_layers_step_s * rm.trainable_layers / 4
+        steps = training_steps(rm, pairs)
+        return self.load() + steps * pair_s * rm.batch_size * rm.gradient_accumulation_steps / 2 * self.scale, steps
+
+    def sft(self, examples: int) -> tuple[float, int]:
+        """(seconds, steps) of SFT on `examples` reference solutions (sft.max_steps, sft.max_epochs)."""
+        sft = self.config.sft
+        steps = sft_steps(sft, examples)
+        return self.load() + steps * self.costs.sft_step_s * sft.batch_size * sft.gradient_accumulation_steps / 4 * \
+            self.scale, steps
+
+    def pairs(self, problems: int) -> int:
+        """Execution pairs the bootstrap builds from `problems` training problems."""
+        per_problem = min(self.config.reward.max_pairs_per_problem, self.costs.pairs_per_mixed_problem)
+        return max(1, round(problems * self.costs.mixed_problem_fraction * per_problem))
+
+    def hard_negative_pairs(self, problems: int) -> int:
+        return round(problems * self.costs.mixed_problem_fraction * self.costs.hard_negative_pairs_per_mixed_problem)
+
+
+def rates_for(config: LabConfig) -> tuple[Rates, bool, str]:
+    """(the configuration's Rates, calibrated, the basis of its unit costs)."""
+    costs, scale, calibrated, basis = _unit_costs(config)
+    return Rates(config, costs, scale), calibrated, basis
+
+
 def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimate:
     """The stages of a job started from scratch: the bootstrap and `iterations` iterations
     (default config.loop.iterations)."""
-    costs, scale, calibrated, basis = _unit_costs(config)
+    rates, calibrated, basis = rates_for(config)
+    load, sampling, executing, scoring = rates.load, rates.sampling, rates.executing, rates.scoring
     iterations = config.loop.iterations if iterations is None else iterations
     problems = _train_problem_count(config)
     train_candidates = problems * (config.loop.train_samples or config.sampling.num_samples)
@@ -122,30 +196,11 @@ def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimat
     heldout = _validation_problem_count(config) * n
     eval_sets = _eval_set_sizes(config)
 
-    def load(count: int = 1) -> float:
-        return count * costs.model_load_s * scale
-
-    rate = sampling_rate(config, costs)
-
-    def sampling(candidates: int) -> float:
-        tokens = (1 - costs.runaway_fraction) * costs.typical_completion_tokens + \
-            costs.runaway_fraction * config.sampling.max_new_tokens
-        return candidates * min(tokens, config.sampling.max_new_tokens) / rate * scale
-
-    def executing(programs_by_language: dict[str, int]) -> float:
-        workers = config.execution.workers or os.cpu_count() or 1
-        return sum(count * costs.seconds_per_program.get(language, costs.seconds_per_program["default"])
-                   for language, count in programs_by_language.items()) / workers
-
-    def scoring(candidates: int) -> float:
-        return candidates / costs.scores_per_s * scale
-
-    sft, rm, policy = config.sft, config.reward, config.policy
-    sft_step = costs.sft_step_s * sft.batch_size * sft.gradient_accumulation_steps / 4 * scale
-    rm_pair_s = costs.rm_step_s if rm.trainable_layers is None else costs.rm_top_layers_step_s * rm.trainable_layers / 4
-    rm_step = rm_pair_s * rm.batch_size * rm.gradient_accumulation_steps / 2 * scale
-    policy_step = policy_step_seconds(config, costs) * scale
-    train_rm = StageEstimate(0, "train_rm", load() + rm.max_steps * rm_step, f"{rm.max_steps} steps")
+    sft, policy = config.sft, config.policy
+    policy_step = policy_step_seconds(config, rates.costs) * rates.scale
+    bootstrap_pairs = rates.pairs(problems)
+    seconds, steps = rates.reward_steps(bootstrap_pairs)
+    train_rm = StageEstimate(0, "train_rm", seconds, f"≈{bootstrap_pairs} pairs, {steps} steps")
     eval_candidates = sum(eval_sets.values()) * (n + 1)
     eval_programs: dict[str, int] = {}
     for (_, language), count in eval_sets.items():
@@ -169,17 +224,18 @@ def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimat
         new_generator = k == 1 or policy.enabled
         seconds = load(1 + new_generator) + scoring(eval_candidates * (1 + new_generator))
         if new_generator:
-            seconds += sampling(eval_candidates) + executing(eval_programs)
+            seconds += sampling(eval_candidates) + 2 * executing(eval_programs)  # hidden tests + visible examples
         return StageEstimate(k, "evaluate", seconds, ", ".join(
             f"{benchmark}-{language} {count} problems" for (benchmark, language), count in eval_sets.items())
             + f" x (greedy + {n} samples)" + ("" if new_generator else ", sampled before"))
 
-    sft_seconds = load() + sft.max_steps * sft_step
+    sft_seconds, sft_step_count = rates.sft(problems)
     if gated:
         sft_seconds += load(2) + sampling(gate_candidates) + executing({"py": gate_candidates})
     stages = [
         StageEstimate(0, "sft", sft_seconds if sft.keep != "never" else 0.0,
-                      (f"{sft.max_steps} steps" + (f", gate on {gate_candidates} held-out candidates" if gated else ""))
+                      (f"{sft_step_count} steps"
+                       + (f", gate on {gate_candidates} held-out candidates" if gated else ""))
                       if sft.keep != "never" else "off"),
         StageEstimate(0, "sample", load() + sampling(train_candidates), f"{train_candidates} candidates"),
         StageEstimate(0, "execute", executing({"py": train_candidates + references}),
@@ -190,6 +246,8 @@ def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimat
     ]
     at_most = "at most " if config.loop.resample == "mixed" else ""  # only problems seen both passing and failing
     for k in range(1, iterations + 1):
+        pairs = bootstrap_pairs + k * rates.hard_negative_pairs(problems)
+        seconds, steps = rates.reward_steps(pairs)
         stages += [
             StageEstimate(k, "policy", load(2) + policy.steps * policy_step if policy.enabled else 0.0,
                           f"{policy.method} {policy.steps} steps" if policy.enabled else "off"),
@@ -198,12 +256,12 @@ def estimate_job(config: LabConfig, iterations: int | None = None) -> JobEstimat
             StageEstimate(k, "score", load() + scoring(train_candidates + references),
                           f"{train_candidates + references} candidates"),
             StageEstimate(k, "mine", 0.0, ""),
-            StageEstimate(k, "train_rm", train_rm.seconds, train_rm.work),
+            StageEstimate(k, "train_rm", seconds, f"≈{pairs} pairs, {steps} steps"),
             validate(k),
             evaluate(k),
         ]
     return JobEstimate(tuple(stages), calibrated, basis,
-                       IMPORTS_S + (CPU_0_5B.gguf_conversion_s * scale if _needs_conversion(config) else 0.0))
+                       IMPORTS_S + (CPU_0_5B.gguf_conversion_s * rates.scale if _needs_conversion(config) else 0.0))
 
 
 def policy_step_seconds(config: LabConfig, costs: UnitCosts) -> float:
@@ -295,7 +353,7 @@ def _parameters_b(spec: str) -> float | None:
 
 
 def _train_problem_count(config: LabConfig) -> int:
-    available = sum(len(MBPP_SPLITS[split]) for split in config.data.train_splits if split in MBPP_SPLITS)
+    available = sum(len(MBPP_SPLITS[split]) for split in training_splits(config.data) if split in MBPP_SPLITS)
     available += sum(_jsonl_rows(path) for path in config.data.extra_problems)
     cap = config.data.max_train_problems
     return available if cap is None else min(cap, available)
@@ -334,3 +392,92 @@ def _needs_conversion(config: LabConfig) -> bool:
     kind, _, name = config.model.generator.partition(":")
     models = Path(config.model.cache_dir).expanduser() / "models"
     return kind == "package" and not any(models.glob(f"{name}-*/converted.json"))
+
+
+@dataclass(frozen=True)
+class StudyEstimate:
+    parts: tuple[tuple[str, int, tuple[StageEstimate, ...]], ...]
+    """(what, how many times, its stages) for the sampling seeds, the replicates and the references."""
+    calibrated: bool
+    basis: str
+
+    @property
+    def total_s(self) -> float:
+        return IMPORTS_S + sum(times * sum(s.seconds for s in stages) for _, times, stages in self.parts)
+
+
+def estimate_study(protocol) -> StudyEstimate:
+    """The study of `protocol` (lab/protocol.py) from scratch, from the same unit costs as the main job: per
+    sampling seed, per replicate (sampling seed x reward seed) and once for the references."""
+    config = protocol.config()
+    rates, calibrated, basis = rates_for(config)
+    problems = _train_problem_count(config)
+    samples = config.loop.train_samples or config.sampling.num_samples
+    resampled = problems if config.loop.resample == "all" else round(problems * rates.costs.mixed_problem_fraction)
+    n_heldout, largest = config.sampling.num_samples, max(protocol.n)
+    heldout = _validation_problem_count(config) * n_heldout
+    eval_sets = _eval_set_sizes(config)
+    pool = sum(eval_sets.values()) * (largest + 1)
+    programs: dict[str, int] = {}
+    for (_, language), count in eval_sets.items():
+        programs[language] = programs.get(language, 0) + count * (largest + 1)
+    gate = 2 * _validation_problem_count(config) * (n_heldout + 1)
+    sft_seconds, sft_step_count = rates.sft(problems)
+    sets = ", ".join(f"{benchmark}-{language} {count}" for (benchmark, language), count in eval_sets.items())
+    sampling_seed = (
+        StageEstimate(0, "sft + gate",
+                      sft_seconds + rates.load(2) + rates.sampling(gate) + rates.executing({"py": gate}),
+                      f"{sft_step_count} steps, {gate} held-out candidates"),
+        StageEstimate(0, "training samples", rates.load() + rates.sampling((problems + resampled) * samples)
+                      + rates.executing({"py": (problems + resampled) * samples}),
+                      f"{problems} + {resampled} problems x {samples}"),
+        StageEstimate(0, "evaluation pools", rates.load() + rates.sampling(pool) + 2 * rates.executing(programs),
+                      f"{sets} problems x (greedy + {largest}), tests and visible examples"),
+        StageEstimate(0, "held-out examples", rates.executing({"py": heldout}), f"{heldout} candidates"),
+        StageEstimate(0, "first scorings", rates.scoring(pool + heldout + resampled * samples),
+                      "each text's lower layers, once (the first replicate pays them)"),
+    )
+    bootstrap_pairs = rates.pairs(problems)
+    all_pairs = bootstrap_pairs + rates.hard_negative_pairs(problems)
+    rm0, steps0 = rates.reward_steps(bootstrap_pairs)
+    rm1, steps1 = rates.reward_steps(all_pairs)
+    headline = sum(eval_sets.values()) * protocol.n[0]
+    replicate = (
+        StageEstimate(0, "rm-0", rm0, f"≈{bootstrap_pairs} pairs, {steps0} steps"),
+        StageEstimate(0, "validate", rates.load() + rates.rescoring(heldout), f"{heldout} candidates"),
+        StageEstimate(1, "score + mine", rates.load() + rates.rescoring(resampled * samples),
+                      f"{resampled * samples} candidates"),
+        StageEstimate(1, "rm-1", rm1, f"≈{all_pairs} pairs, {steps1} steps"),
+        StageEstimate(1, "validate", rates.load() + rates.rescoring(heldout), f"{heldout} candidates"),
+        StageEstimate(1, "controls", 2 * rm1, "equal compute and fresh, as rm-1"),
+        StageEstimate(1, "scoring", rates.load(4) + rates.rescoring(pool + 3 * headline + 2 * heldout),
+                      f"rm-1 on {pool} evaluation candidates, rm-0 and the controls on {headline} (N={protocol.n[0]})"),
+    )
+    references = [StageEstimate(0, "base greedy", rates.load() + rates.sampling(sum(eval_sets.values())),
+                                f"{sum(eval_sets.values())} problems")]
+    for reference in protocol.references:
+        reference_config = config.override(**{**reference.overrides, "model.generator": reference.model})
+        reference_rates, _, _ = rates_for(reference_config)
+        candidates = sum(eval_sets.values()) * (("greedy" in reference.methods) + reference.n)
+        references.append(StageEstimate(0, reference.model,
+                                        reference_rates.load() + reference_rates.sampling(candidates)
+                                        + 2 * rates.executing(programs) * candidates / max(pool, 1),
+                                        f"{candidates} candidates"))
+    replicates = len(protocol.sampling_seeds) * len(protocol.reward_seeds)
+    return StudyEstimate((("per sampling seed", len(protocol.sampling_seeds), sampling_seed),
+                          ("per replicate", replicates, replicate), ("references, once", 1, tuple(references))),
+                         calibrated, basis)
+
+
+def format_study_estimate(protocol, estimate: StudyEstimate) -> str:
+    """'this study will: ...' with a line per part and the total."""
+    lines = [f"this study will: {len(protocol.sampling_seeds)} sampling seed(s) x {len(protocol.reward_seeds)} reward "
+             f"seed(s) of {protocol.name} ({protocol.path}), N = {', '.join(map(str, protocol.n))}"]
+    for what, times, stages in estimate.parts:
+        shown = ", ".join(f"{s.name} {s.work}" + (f" ~{format_duration(s.seconds)}" if estimate.calibrated else "")
+                          for s in stages)
+        total = f" = ~{format_duration(sum(s.seconds for s in stages))}" if estimate.calibrated else ""
+        lines.append(f"  {what} (x{times}): {shown}{total}")
+    lines.append(f"estimated ~{format_duration(estimate.total_s)} ({estimate.basis})" if estimate.calibrated
+                 else f"no time estimate: {estimate.basis}")
+    return "\n".join(lines)

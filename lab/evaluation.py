@@ -8,13 +8,16 @@ executed once per generator and scored by rm-k. Recorded on eval set 'mbpp-valid
 measure/subject (records.MeasureKey; accuracies and differences with a 95% interval that resamples
 problems, `heldout_measurements`):
   pair_accuracy/<ranker>      on pairs built from them exactly as training pairs are (mining.py)
-  ranking_accuracy/<ranker>   over every (passing, failing) sample pair within a problem
+  ranking_accuracy/<ranker>   over every (passing, failing) sample pair within a problem, pooled
+  ranking_auc/<ranker>        the same per problem, averaged over problems (each problem weighs alike)
   ranking_difference/<a>-<b>  ranking accuracy of a minus b over the problems both rank
   top1/<method>               pass@1 of each method (random, log-prob, reranker, ...)
   top1_difference/<a>-<b>     pass@1 of a minus b over the same problems (measures.PASS_COMPARISONS)
   length_correlation/<x>      corr(passed, length) and corr(each ranker's score, length)
   lambda                      the weight of the combined ranker reward + λ·mean log-prob, fitted
-                              here (best ranking accuracy on the grid LAMBDA_GRID) and used at evaluation
+                              here (best ranking accuracy on the grid LAMBDA_GRID) and used at evaluation;
+                              the combined ranker's own held-out measures use λ cross-fitted over problems
+                              (`crossfit_combined`), never fitted on the problems they are measured on
   hard_negative_accuracy/before, /after   (k >= 1) on the held-out problems' hard negatives as
                               rm-(k-1) ranks them: its accuracy on them, and rm-k's
   greedy_pass/<gen>, sampled_pass/<gen>, oracle_pass/<gen>, greedy_difference/<gen-k - gen-(k-1)>, ...
@@ -28,8 +31,9 @@ of every method in measures.METHODS with bootstrap CIs, plus ranking accuracies,
 Every generator of the chain (the base model, gen-0, ...; lab/generators.py) and each installed reference
 model has its own rows (greedy, random pick, oracle), and consecutive generators their paired differences.
 
-Both sample once per generator (`sampled_in`): a generator unchanged between iterations (PPO off) is
-not sampled again, so rm-k and rm-(k-1) are measured on the same candidates. Both score them with
+Both check their candidates against the prompts' visible examples (stages.check_visible_examples) for the
+examples-filter rankers. Both sample once per generator (`sampled_in`): a generator unchanged between iterations
+(PPO off) is not sampled again, so rm-k and rm-(k-1) are measured on the same candidates. Both score them with
 rm-(k-1) as well and record rm-k against it (`previous_reranker_measurements`:
 ranking_accuracy/previous_reranker, top1/previous_reranker and their differences from rm-k).
 
@@ -52,6 +56,7 @@ from lab.measures import (
     RANKING_COMPARISONS,
     bootstrap_ci,
     length_correlation,
+    macro_accuracy_ci,
     outcome_rows,
     paired_difference_ci,
     pairwise_accuracy,
@@ -66,9 +71,11 @@ from lab.measures import (
 from lab.problems import Problem, load_problems
 from lab.records import CandidateRow, MeasureKey, Measurement, PassAt1Row, RankerKey, measurement_key
 from lab.reports import heldout_markdown, ranking_markdown, table_markdown, write_csv
+from lab.roles import leave_out_near_duplicates
 from lab.stages import (
     ModelCache,
     RunContext,
+    check_visible_examples,
     execute_candidates,
     reward_model_version,
     sample_candidates,
@@ -113,10 +120,12 @@ def eval_set_name(benchmark: str, language: str) -> str:
 
 
 def heldout_problems(config: LabConfig) -> list[Problem]:
-    """MBPP problems of `data.validation_splits` (never trained on), the first
-    `data.max_validation_problems` by task number."""
+    """MBPP problems of `data.validation_splits` (never trained on), less those that duplicate or nearly
+    duplicate an evaluation problem (roles.py), the first `data.max_validation_problems` by task number."""
     problems = [p for split in config.data.validation_splits
                 for p in load_problems("mbpp", split=split, purpose="train", data=config.data)]
+    evaluated = [p for ps in eval_problems(config).values() for p in ps]
+    problems, _ = leave_out_near_duplicates(problems, evaluated, config.data.near_duplicate_similarity)
     return sorted(problems, key=_task_number)[: config.data.max_validation_problems]
 
 
@@ -128,7 +137,7 @@ def sampled_in(run: RunContext, iteration: int, role: str, problem_ids: set[str]
     Evaluation candidates already stored under `iteration` itself (stores written before they were
     shared) stay where they are."""
     generator, _ = run.generator_at(iteration)
-    if role == "eval" and iteration_candidates(run.store, run.run_id, iteration, generator, problem_ids):
+    if role == "eval" and iteration_candidates(run.store, run.pool_id, iteration, generator, problem_ids):
         return iteration
     return run.generator_iteration(iteration) or 0
 
@@ -168,12 +177,34 @@ def fit_lambda(candidates: list[CandidateRow]) -> float | None:
     return None if best is None else best[1]
 
 
+CROSSFIT_FOLDS = 5
+
+
+def crossfit_combined(candidates: list[CandidateRow]) -> list[CandidateRow]:
+    """The rows with `reward_plus_logprob` whose λ is cross-fitted over problems: the problems (by id) are
+    dealt into CROSSFIT_FOLDS folds, and each fold's rows get the λ fitted (`fit_lambda`) on the other
+    folds, so no problem's combined score used a λ fitted on that problem."""
+    problems = sorted({c["problem_id"] for c in candidates})
+    fold_of = {problem: i % CROSSFIT_FOLDS for i, problem in enumerate(problems)}
+    combined: list[CandidateRow] = []
+    for fold in sorted(set(fold_of.values())):
+        others = [c for c in candidates if fold_of[c["problem_id"]] != fold]
+        combined += with_combined_score([c for c in candidates if fold_of[c["problem_id"]] == fold],
+                                        fit_lambda(others) if others else None)
+    return combined
+
+
 def ranking_measurements(candidates: list[CandidateRow]) -> dict[MeasureKey, Measurement]:
-    """Ranking accuracy of each ranker and the paired differences of RANKING_COMPARISONS (95% intervals
-    over problems), and the length correlations, as Store.add_measurements takes them."""
+    """Ranking accuracy (pooled) and AUC (per problem) of each ranker and the paired differences of
+    RANKING_COMPARISONS (95% intervals over problems), and the length correlations, as
+    Store.add_measurements takes them."""
     counts = {ranker.name: ranking_counts(candidates, ranker.key) for ranker in RANKERS}
     values = {MeasureKey("ranking_accuracy", name): _accuracy_value(pooled_accuracy_ci(per_problem))
               for name, per_problem in counts.items()}
+    for name, per_problem in counts.items():
+        auc = macro_accuracy_ci(per_problem)
+        values[MeasureKey("ranking_auc", name)] = Measurement(auc["accuracy"], auc["n_problems"], auc["ci_low"],
+                                                              auc["ci_high"])
     values[MeasureKey("ranking_problems")] = Measurement(len(counts[RANKERS[0].name]))
     for a, b in RANKING_COMPARISONS:
         difference = ranking_difference_ci(candidates, a, b)
@@ -264,10 +295,7 @@ def measure_heldout(run: RunContext, iteration: int) -> dict:
     problems = run.problems("validation")
     if not problems:
         return {"skipped": "no validation problems (data.validation_splits / data.max_validation_problems)"}
-    stored_in, generator, ids = _heldout_pool_of(run, iteration)
-    sample_candidates(run, stored_in, problems)
-    execute_candidates(run, stored_in, ids)
-    pool = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, role="validation", origin="sample")
+    pool = prepare_heldout_pool(run, iteration)
     for scored_by in scoring_iterations(iteration):
         score_candidates(run, scored_by, pool)
     for pair_member in _new_generator_pair(run, iteration):  # their greedy answers too, for the comparison
@@ -276,6 +304,16 @@ def measure_heldout(run: RunContext, iteration: int) -> dict:
     run.store.add_measurements(run.run_id, iteration, HELDOUT_SET, values)
     counts = {key.measure: m.value for key, m in values.items() if not key.subject}
     return {**counts, "measurements": {key.label: m.value for key, m in values.items() if key.subject}}
+
+
+def prepare_heldout_pool(run: RunContext, iteration: int) -> list[CandidateRow]:
+    """rm-`iteration`'s held-out pool, sampled, executed and checked against the visible examples where
+    that is missing (once per generator); its sample rows, unscored."""
+    stored_in, generator, ids = _heldout_pool_of(run, iteration)
+    sample_candidates(run, stored_in, run.problems("validation"))
+    execute_candidates(run, stored_in, ids)
+    check_visible_examples(run, stored_in, ids)
+    return iteration_candidates(run.store, run.pool_id, stored_in, generator, ids, role="validation", origin="sample")
 
 
 def _heldout_pool_of(run: RunContext, iteration: int) -> tuple[int, str, set[str]]:
@@ -297,22 +335,23 @@ def heldout_measurements(run: RunContext, iteration: int) -> dict[MeasureKey, Me
     values it stores."""
     stored_in, generator, ids = _heldout_pool_of(run, iteration)
     version = reward_model_version(run.name, iteration)
-    candidates = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, version, role="validation",
+    candidates = iteration_candidates(run.store, run.pool_id, stored_in, generator, ids, version, role="validation",
                                       origin="sample")
     weight = fit_lambda(candidates)
-    candidates = with_combined_score(candidates, weight)
+    candidates = crossfit_combined(candidates)
     problem_of = {c["id"]: c["problem_id"] for c in candidates}
 
     values = {MeasureKey("problems"): Measurement(len(ids)), MeasureKey("lambda"): Measurement(weight),
               **ranking_measurements(candidates), **_top1(candidates)}
-    pairs = mining.execution_pairs(candidates, run.config.reward.max_pairs_per_problem,
+    pairs = mining.execution_pairs(mining.eligible_negatives(candidates, run.config.reward.negatives),
+                                   run.config.reward.max_pairs_per_problem,
                                    balance_lengths=run.config.reward.balance_lengths)
     for ranker in RANKERS:
         values[MeasureKey("pair_accuracy", ranker.name)] = _pair_accuracy(pairs, _scores_by_id(candidates, ranker.key),
                                                                           problem_of)
     if iteration >= 1:
         previous = reward_model_version(run.name, iteration - 1)
-        before = iteration_candidates(run.store, run.run_id, stored_in, generator, ids, previous, role="validation",
+        before = iteration_candidates(run.store, run.pool_id, stored_in, generator, ids, previous, role="validation",
                                       origin="sample")
         values.update(previous_reranker_measurements(candidates, before))
         hard = mining.hard_negative_pairs(before, run.config.mining, balance_lengths=run.config.reward.balance_lengths)
@@ -336,13 +375,38 @@ def heldout_lambda(store: Store, run_id: int, iteration: int) -> float | None:
 # ---------------------------------------------------------------- evaluation benchmarks
 
 def eval_pool(run: RunContext, iteration: int, problem_ids: set[str],
-              reward_model: int | None = None) -> list[CandidateRow]:
+              reward_model: int | None = None, variant: str = "") -> list[CandidateRow]:
     """The evaluation candidates iteration `iteration` is measured on (its generator's greedy answer and
-    samples, wherever `sampled_in` stores them), with their scores under rm-`reward_model`, if given."""
+    samples, wherever `sampled_in` stores them), with their scores under rm-`reward_model` (or its control
+    `variant`), if given."""
     generator, _ = run.generator_at(iteration)
-    version = None if reward_model is None else reward_model_version(run.name, reward_model)
-    return iteration_candidates(run.store, run.run_id, sampled_in(run, iteration, "eval", problem_ids), generator,
+    version = None if reward_model is None else reward_model_version(run.name, reward_model, variant)
+    return iteration_candidates(run.store, run.pool_id, sampled_in(run, iteration, "eval", problem_ids), generator,
                                 problem_ids, version)
+
+
+def prepare_eval_pools(run: RunContext, iteration: int,
+                       num_samples: int | None = None) -> dict[tuple[str, str], list[Problem]]:
+    """Each evaluation set's problems linked to the run, and greedy + `num_samples` (default
+    sampling.num_samples) samples per problem of iteration `iteration`'s generator sampled, executed and
+    checked against the visible examples where missing (once per generator); (benchmark, language) ->
+    its problems, for the sets whose language this machine runs (the others are skipped, said in the log)."""
+    with Executor(run.config.execution) as executor:
+        runnable = executor.available_languages()
+    prepared = {}
+    for (benchmark, language), problems in eval_problems(run.config).items():
+        run.store.add_problems(problems, run.pool_id, role="eval")
+        if language not in runnable:
+            run.log(f"evaluation: skipping {benchmark}-{language}: no {language} toolchain here "
+                    "(`python -m lab exec-check` says which package provides it)")
+            continue
+        ids = {p.id for p in problems}
+        stored_in = sampled_in(run, iteration, "eval", ids)
+        sample_candidates(run, stored_in, problems, origins=("greedy", "sample"), num_samples=num_samples)
+        execute_candidates(run, stored_in, ids)
+        check_visible_examples(run, stored_in, ids)
+        prepared[(benchmark, language)] = problems
+    return prepared
 
 
 def evaluate_iteration(run: RunContext, iteration: int) -> list[PassAt1Row]:
@@ -351,18 +415,8 @@ def evaluate_iteration(run: RunContext, iteration: int) -> list[PassAt1Row]:
     candidates); returns the rows."""
     rows: list[PassAt1Row] = []
     weight = heldout_lambda(run.store, run.run_id, iteration)
-    with Executor(run.config.execution) as executor:
-        runnable = executor.available_languages()
-    for (benchmark, language), problems in eval_problems(run.config).items():
-        run.store.add_problems(problems, run.run_id, role="eval")
-        if language not in runnable:
-            run.log(f"evaluation: skipping {benchmark}-{language}: no {language} toolchain here "
-                    "(`python -m lab exec-check` says which package provides it)")
-            continue
+    for (benchmark, language), problems in prepare_eval_pools(run, iteration).items():
         ids = {p.id for p in problems}
-        stored_in = sampled_in(run, iteration, "eval", ids)
-        sample_candidates(run, stored_in, problems, origins=("greedy", "sample"))
-        execute_candidates(run, stored_in, ids)
         for scored_by in scoring_iterations(iteration):
             score_candidates(run, scored_by, eval_pool(run, iteration, ids))
         candidates = with_combined_score(eval_pool(run, iteration, ids, iteration), weight)

@@ -58,7 +58,7 @@ def generator_chain(run: RunContext, iteration: int) -> list[Generator]:
     kept it, and each gen-k a policy stage made. The last one is the iteration's generator."""
     chain = [Generator("base", run.config.model.generator, None, 0)]
     for k in range(iteration + 1):
-        checkpoint = run.store.checkpoint(run.run_id, "generator", k)
+        checkpoint = run.store.checkpoint(run.pool_id, "generator", k)
         if checkpoint is not None:
             chain.append(Generator(f"gen-{k}", checkpoint["version"], checkpoint["path"], k))
     return chain
@@ -87,7 +87,7 @@ def stored_outcomes(run: RunContext, iteration: int, model: str,
     """{method of GENERATOR_METHODS: {problem id: pass}} from what the store holds of `model` under
     `iteration` (nothing is sampled or executed)."""
     ids = {p.id for p in problems}
-    rows = [c for c in run.store.candidates(run.run_id, iteration=iteration, model=model) if c["problem_id"] in ids]
+    rows = [c for c in run.store.candidates(run.pool_id, iteration=iteration, model=model) if c["problem_id"] in ids]
     outcomes = problem_outcomes(rows)
     return {method: outcomes[method] for method in GENERATOR_METHODS}
 

@@ -54,7 +54,7 @@ def export_for_engines(run: RunContext, out: str | Path, *, iteration: int | Non
     """Write the hand-off files (module docstring) under `out`; rm-`iteration` (default: the newest
     trained) as the reward model, unless `reward_model` is False. Returns the manifest."""
     out = Path(out)
-    pairs = curation.training_pairs(run.store, run.run_id).kept
+    pairs = curation.training_pairs(run.store, run.run_id, labels_from=run.pool_id).kept
     train, validation = run.problems("train"), run.problems("validation")
     for problem in [*train, *validation, *(run.store.problem(pid) for pid in {p["problem_id"] for p in pairs})]:
         check_training_allowed(problem)

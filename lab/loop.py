@@ -38,16 +38,15 @@ sft, train_rm and policy stages each run as an `accelerate launch` job (training
 waits for; sample, execute and score fan out over Ray with cluster.address (stages.py).
 
 Not covered here: the store-driven operations and run context (stages.py), the model code
-(models, generation, reward, sft, policy, ppo, rloo), the measures (evaluation.py), the command line (__main__.py).
+(models, generation, reward, sft, policy, ppo, rloo), the measures (evaluation.py), the summary a run
+prints (run_summary.py), the command line (__main__.py).
 """
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 from lab import evaluation, generators, mining
@@ -61,14 +60,23 @@ from lab.launcher import ESTIMATE_FILE
 from lab.measures import HELDOUT_SET
 from lab.ppo import train_ppo
 from lab.problems import Problem, load_problems
-from lab.records import CandidateRow, StageRow
-from lab.reports import heldout_markdown, ranking_markdown, table_markdown
+from lab.records import CandidateRow
 from lab.reward import PreferencePair, train_reward_model
 from lab.rloo import train_rloo
+from lab.roles import check_roles, leave_out_near_duplicates, near_duplicate_note, training_splits
+from lab.run_summary import (
+    BOOTSTRAP_STAGES,
+    ITERATION_STAGES,
+    completed_iterations,
+    format_info,
+    summarize,
+    summary_info,
+)
 from lab.sft import train_sft
 from lab.stages import (
     ModelCache,
     RunContext,
+    check_visible_examples,
     execute_candidates,
     generator_version,
     iteration_seed,
@@ -79,35 +87,48 @@ from lab.stages import (
 from lab.store import Store
 from lab.training_jobs import train
 
-BOOTSTRAP_STAGES = ("sft", "sample", "execute", "pairs", "train_rm", "validate")
-ITERATION_STAGES = ("policy", "sample", "execute", "score", "mine", "train_rm", "validate", "evaluate")
 EARLIER_STAGE_NAMES = {"policy": "ppo"}
 """Stages that runs stored before a rename hold under their old name: done there, they are done."""
 POLICY_TRAINERS = {"ppo": train_ppo, "rloo": train_rloo}
 REFERENCE_CHECKS = 8
-DETAIL_INFO = ("seconds", "measurements", "pass_at_1")
-"""Stage info that is stored but left off a stage's one-line summary: its time (shown apart), and the
-validate and evaluate stages' values per measure and method (the reports' tables show them)."""
 
 
 def select_train_problems(config: LabConfig) -> list[Problem]:
-    """MBPP problems of `data.train_splits` plus user files, seeded shuffle, capped at max_train_problems."""
-    problems = [p for split in config.data.train_splits
+    """The training problems (`train_problem_selection`)."""
+    return train_problem_selection(config)[0]
+
+
+def train_problem_selection(config: LabConfig) -> tuple[list[Problem], str | None]:
+    """(MBPP problems of roles.training_splits plus user files, less those that duplicate or nearly
+    duplicate a validation or evaluation problem, seeded shuffle, capped at max_train_problems; a note
+    naming what was left out, or None)."""
+    problems = [p for split in training_splits(config.data)
                 for p in load_problems("mbpp", split=split, purpose="train", data=config.data)]
     for path in config.data.extra_problems:
         problems += load_problems(f"jsonl:{path}", purpose="train", data=config.data)
+    evaluated = [p for problems in evaluation.eval_problems(config).values() for p in problems]
+    protected = evaluation.heldout_problems(config) + evaluated
+    problems, reasons = leave_out_near_duplicates(problems, protected, config.data.near_duplicate_similarity)
     random.Random(config.data.seed).shuffle(problems)
-    return problems[: config.data.max_train_problems]
+    note = near_duplicate_note(reasons, "training", "validation or evaluation") if reasons else None
+    return problems[: config.data.max_train_problems], note
 
 
 def open_run(config: LabConfig, store: Store, models: ModelCache, *, progress: bool,
              log: Callable[[str], None], bars: Callable[..., object] | None = None) -> RunContext:
-    """The run's context, its training and held-out problems linked on first use."""
+    """The run's context, its training and held-out problems linked on first use; refused when its
+    problems would train, validate and evaluate on the same (or nearly the same) problems (roles.py)."""
     run = RunContext.open(config, store, models=models, progress=progress, log=log, bars=bars)
-    if not run.problems("train"):
-        store.add_problems(select_train_problems(config), run.run_id, role="train")
     if not run.problems("validation"):
-        store.add_problems(evaluation.heldout_problems(config), run.run_id, role="validation")
+        store.add_problems(evaluation.heldout_problems(config), run.pool_id, role="validation")
+    if not run.problems("train"):
+        problems, note = train_problem_selection(config)
+        if note:
+            log(note)
+        store.add_problems(problems, run.pool_id, role="train")
+    evaluated = [p for ps in evaluation.eval_problems(config).values() for p in ps] + run.problems("eval")
+    check_roles({"train": run.problems("train"), "validation": run.problems("validation"), "eval": evaluated},
+                config.data.near_duplicate_similarity)
     return run
 
 
@@ -141,18 +162,17 @@ def run_loop(config: LabConfig, iterations: int | None = None, *, progress: bool
             save_estimate(estimate, config.run_dir / ESTIMATE_FILE)
         for k in range(target + 1):
             for name, work in stage_work(run, k).items():
-                _stage(run, k, name, work, console, estimate)
+                run_stage(run, k, name, work, console, estimate)
                 if (k, name) == until:
                     return summarize(store, run.run_id, config)
         return summarize(store, run.run_id, config)
 
 
-def completed_iterations(store: Store, run_id: int) -> list[int]:
-    return [k for k in store.iterations(run_id) if k >= 1 and store.stage_status(run_id, k, "evaluate") == "done"]
-
-
-def _stage(run: RunContext, iteration: int, name: str, work: Callable[[], dict], console: JobConsole | None = None,
-           estimate: JobEstimate | None = None) -> None:
+def run_stage(run: RunContext, iteration: int, name: str, work: Callable[[], dict], console: JobConsole | None = None,
+              estimate: JobEstimate | None = None) -> None:
+    """Run one stage of the run unless the store marks it done (under its name, or the name a run stored
+    before a rename used): its status, times and returned info are recorded (a failure too, with its
+    error), so an interrupted stage runs again on the next call."""
     names = (name, EARLIER_STAGE_NAMES[name]) if name in EARLIER_STAGE_NAMES else (name,)
     if any(run.store.stage_status(run.run_id, iteration, stored) == "done" for stored in names):
         return
@@ -160,11 +180,11 @@ def _stage(run: RunContext, iteration: int, name: str, work: Callable[[], dict],
     if console is None:
         run.log(f"[iteration {iteration}] {name} ...")
         info = _record_stage(run, iteration, name, work)
-        run.log(f"[iteration {iteration}] {name} done: {_format_info(info)}")
+        run.log(f"[iteration {iteration}] {name} done: {format_info(info)}")
         return
     with console.stage(iteration, name, estimate.seconds(iteration, name) if estimate else None) as shown:
         info = _record_stage(run, iteration, name, work)
-        shown.summary = _format_info(_summary_info(info))
+        shown.summary = format_info(summary_info(info))
 
 
 def _record_stage(run: RunContext, iteration: int, name: str, work: Callable[[], dict]) -> dict:
@@ -198,7 +218,7 @@ def stage_work(run: RunContext, k: int) -> dict[str, Callable[[], dict]]:
     return {
         "policy": lambda: _train_policy(run, k),
         "sample": lambda: _sample_train(run, k),
-        "execute": lambda: execute_candidates(run, k),
+        "execute": lambda: _execute_train(run, k),
         "score": lambda: _score_pool(run, k),
         "mine": lambda: _mine(run, k),
         "train_rm": lambda: _train_reward_model(run, k),
@@ -224,6 +244,8 @@ def _train_sft(run: RunContext) -> dict:
         raise UsageError(f"sft.keep={keep!r}: choose one of {', '.join(generators.SFT_KEEP)}")
     if keep == "never":
         return {"skipped": "sft.keep is never: gen-0 is the base model"}
+    if run.shares_pool:
+        return {"skipped": f"the generator is run {run.config.loop.candidates_from!r}'s (loop.candidates_from)"}
     examples = [(p.prompt, p.reference) for p in run.problems("train") if p.reference]
     run.models.release()
     out = _fresh_dir(run.checkpoint_dir(0, "generator"))
@@ -233,7 +255,7 @@ def _train_sft(run: RunContext) -> dict:
     info = {"examples": len(examples), **_numbers(metrics)}
     validation = run.problems("validation")
     if not validation and keep == "always":
-        run.store.add_checkpoint(run.run_id, 0, "generator", version, str(out), metrics)
+        run.store.add_checkpoint(run.pool_id, 0, "generator", version, str(out), metrics)
         return info
     if not validation:
         raise UsageError("the SFT gate measures the SFT'd model on the run's held-out validation problems and this "
@@ -246,7 +268,7 @@ def _train_sft(run: RunContext) -> dict:
     decision = generators.decide(keep, comparison)
     run.log(decision.reason)
     if decision.keep:
-        run.store.add_checkpoint(run.run_id, 0, "generator", version, str(out), metrics)
+        run.store.add_checkpoint(run.pool_id, 0, "generator", version, str(out), metrics)
     return {**info, **generators.gate_info(comparison, decision)}
 
 
@@ -262,14 +284,14 @@ def resampled_problems(run: RunContext, k: int) -> list[Problem]:
     if k == 0 or choice == "all":
         return problems
     mixed = mining.problems_with_both_verdicts(
-        [c for c in run.store.candidates(run.run_id, role="train") if c["iteration"] < k])
+        [c for c in run.store.candidates(run.pool_id, role="train") if c["iteration"] < k])
     return [p for p in problems if p.id in mixed]
 
 
 def _sample_train(run: RunContext, k: int) -> dict:
     problems = resampled_problems(run, k)
     if k == 0 and run.config.reward.reference_pairs:
-        run.store.add_candidates(run.run_id, k, [
+        run.store.add_candidates(run.pool_id, k, [
             {"problem_id": p.id, "origin": "reference", "model": "reference", "sample_index": 0,
              "completion": p.reference}
             for p in problems if p.reference
@@ -280,8 +302,10 @@ def _sample_train(run: RunContext, k: int) -> dict:
 
 def _execute_bootstrap(run: RunContext) -> dict:
     """Check first that reference solutions pass (a broken sandbox would otherwise record every
-    candidate as failing, for good), then execute everything."""
-    references = [(p, p.reference) for p in run.problems("train") if p.reference][:REFERENCE_CHECKS]
+    candidate as failing, for good; a run on another run's candidates leaves that to it), then execute
+    everything."""
+    references = [] if run.shares_pool else [(p, p.reference) for p in run.problems("train")
+                                             if p.reference][:REFERENCE_CHECKS]
     with Executor(run.config.execution) as executor:
         results = executor.run_many([(p.language, build_program(p, reference)) for p, reference in references],
                                     progress=False)
@@ -289,19 +313,29 @@ def _execute_bootstrap(run: RunContext) -> dict:
         raise RuntimeError(f"execution looks broken: none of {len(references)} reference solutions passes its tests "
                            f"(first: {results[0].status}, stderr {results[0].stderr[-300:]!r}); check "
                            "`python -m lab selftest` or set execution.isolation")
-    return execute_candidates(run, 0)
+    return _execute_train(run, 0)
 
 
-def candidate_pool(store: Store, run_id: int, k: int, reward_model: str | None) -> list[CandidateRow]:
+def _execute_train(run: RunContext, k: int) -> dict:
+    """Execute iteration k's training candidates, and check them against their prompts' visible examples
+    when pairs use only the failures that pass them (reward.negatives=examples_passing)."""
+    info = execute_candidates(run, k)
+    if run.config.reward.negatives == "examples_passing":
+        info.update(check_visible_examples(run, k))
+    return info
+
+
+def candidate_pool(run: RunContext, k: int, reward_model: str | None) -> list[CandidateRow]:
     """The candidates pairs are built from in iteration k (with their score under `reward_model`):
     its training samples, the reference solutions (when stored), and every manually labelled
-    training candidate (whatever its iteration)."""
-    return [c for c in store.candidates(run_id, role="train", reward_model=reward_model)
+    training candidate (whatever its iteration); failing ones only as reward.negatives allows."""
+    pool = [c for c in run.store.candidates(run.pool_id, role="train", reward_model=reward_model)
             if c["iteration"] == k or c["origin"] == "reference" or c["label"] is not None]
+    return mining.eligible_negatives(pool, run.config.reward.negatives)
 
 
 def _execution_pairs(run: RunContext) -> dict:
-    pool = candidate_pool(run.store, run.run_id, 0, None)
+    pool = candidate_pool(run, 0, None)
     pairs = mining.execution_pairs(pool, run.config.reward.max_pairs_per_problem,
                                    balance_lengths=run.config.reward.balance_lengths)
     added = run.store.add_pairs(run.run_id, 0, pairs)
@@ -309,14 +343,14 @@ def _execution_pairs(run: RunContext) -> dict:
 
 
 def _score_pool(run: RunContext, k: int) -> dict:
-    pool = candidate_pool(run.store, run.run_id, k, None)
+    pool = candidate_pool(run, k, None)
     scored = score_candidates(run, k - 1, pool)
     return {"reward_model": reward_model_version(run.name, k - 1), "scored": scored}
 
 
 def _mine(run: RunContext, k: int) -> dict:
     previous = reward_model_version(run.name, k - 1)
-    pool = candidate_pool(run.store, run.run_id, k, previous)
+    pool = candidate_pool(run, k, previous)
     pairs = mining.hard_negative_pairs(pool, run.config.mining, balance_lengths=run.config.reward.balance_lengths)
     added = run.store.add_pairs(run.run_id, k, pairs)
     problem_of = {c["id"]: c["problem_id"] for c in pool}
@@ -332,23 +366,38 @@ def _mine(run: RunContext, k: int) -> dict:
 
 
 def _train_reward_model(run: RunContext, k: int) -> dict:
-    curated = training_pairs(run.store, run.run_id, up_to_iteration=k)
+    """rm-k on every pair so far that no later label contradicts (curation.training_pairs), continuing rm-(k-1)."""
+    curated = training_pairs(run.store, run.run_id, up_to_iteration=k, labels_from=run.pool_id)
     kept = curated.kept
-    pairs = [PreferencePair(r["prompt"], r["chosen"], r["rejected"]) for r in kept]
-    if not pairs:
+    if not kept:
         raise UsageError(
             f"no preference pairs to train the reward model on in iteration {k}: no training problem has both "
             "a passing and a failing candidate. Use more training problems (data.max_train_problems) or samples "
             "(loop.train_samples), or pair the reference solutions too (reward.reference_pairs=true)")
-    init = run.reward_model_path(k - 1) if k >= 1 else None
-    run.models.release()
-    out = _fresh_dir(run.checkpoint_dir(k, "reward_model"))
-    metrics = train(train_reward_model, run.config, str(out), pairs=pairs, init_adapter=init,
-                    on_log=run.on_log(k, "train_rm"), on_step=run.on_step("reward-model steps"))
-    info = {"pairs": len(pairs), "pairs_dropped_by_labels": len(curated.dropped),
+    info = fit_reward_model(run, k, kept, init=run.reward_model_path(k - 1) if k >= 1 else None)
+    return {"pairs_dropped_by_labels": len(curated.dropped),
             "pairs_with_reference": sum("reference" in (r["chosen_origin"], r["rejected_origin"]) for r in kept),
-            **_numbers(metrics)}
-    run.store.add_checkpoint(run.run_id, k, "reward_model", reward_model_version(run.name, k), str(out), info)
+            **info}
+
+
+def fit_reward_model(run: RunContext, k: int, rows: list, *, init: str | None, variant: str = "",
+                     steps: int | None = None) -> dict:
+    """Train rm-k (or a control `variant` of it, lab/controls.py) from `init` (None: a new adapter) on the
+    pairs `rows` (dicts with problem_id, prompt, chosen, rejected), less the watch slice's problems
+    (mining.watch_problems) whose pairs it is watched on; save it and record its checkpoint. `steps`
+    fixes the optimizer steps (default: reward.epochs over the pairs). Returns the stage info."""
+    watched = mining.watch_problems([r["problem_id"] for r in rows], run.config.reward.watch_fraction,
+                                    run.config.data.seed)
+    training = [PreferencePair(r["prompt"], r["chosen"], r["rejected"]) for r in rows if r["problem_id"] not in watched]
+    watch = [PreferencePair(r["prompt"], r["chosen"], r["rejected"]) for r in rows if r["problem_id"] in watched]
+    run.models.release()
+    out = _fresh_dir(run.checkpoint_dir(k, "reward_model" + (f"-{variant}" if variant else "")))
+    stage = "train_rm" + (f"_{variant}" if variant else "")
+    metrics = train(train_reward_model, run.config, str(out), pairs=training, watch_pairs=watch, init_adapter=init,
+                    steps=steps, on_log=run.on_log(k, stage), on_step=run.on_step("reward-model steps"))
+    info = {"pairs": len(training) + len(watch), "watch_problems": len(watched), **_numbers(metrics)}
+    run.store.add_checkpoint(run.run_id, k, "reward_model", reward_model_version(run.name, k, variant), str(out), info,
+                             variant)
     return info
 
 
@@ -360,6 +409,10 @@ def _train_policy(run: RunContext, k: int) -> dict:
         return {"skipped": "policy.enabled is false: the generator stays as it is"}
     if settings.method not in POLICY_TRAINERS:
         raise UsageError(f"policy.method={settings.method!r}: choose one of {', '.join(POLICY_TRAINERS)}")
+    if run.shares_pool:
+        raise UsageError(f"policy.enabled with loop.candidates_from={run.config.loop.candidates_from!r}: the policy "
+                         "stage makes a new generator, and this run's generator and candidates are that run's; set "
+                         "policy.enabled=false")
     _, policy = run.generator_at(k - 1)
     _, reference = run.generator_at(0)
     problems = run.problems("train")
@@ -383,74 +436,6 @@ def _evaluate(run: RunContext, k: int) -> dict:
     return {"pass_at_1": pass_at_1}
 
 
-# ---------------------------------------------------------------- summary
 
 def _numbers(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
-
-
-def _summary_info(info: dict) -> dict:
-    return {k: v for k, v in info.items() if k not in DETAIL_INFO}
-
-
-def _format_info(info: dict) -> str:
-    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items())
-
-
-def summarize(store: Store, run_id: int, config: LabConfig) -> dict:
-    """Stages with timings and info, counts per iteration, the held-out and evaluation numbers."""
-    def position(row: StageRow) -> tuple[int, int]:
-        names = BOOTSTRAP_STAGES if row["iteration"] == 0 else ITERATION_STAGES
-        return row["iteration"], names.index(row["name"]) if row["name"] in names else len(names)
-
-    stages = []
-    for row in sorted(store.stages(run_id), key=position):
-        seconds = None
-        if row["finished_at"]:
-            took = datetime.fromisoformat(row["finished_at"]) - datetime.fromisoformat(row["started_at"])
-            seconds = took.total_seconds()
-        stages.append({"iteration": row["iteration"], "name": row["name"], "status": row["status"], "seconds": seconds,
-                       "info": json.loads(row["info_json"] or "{}")})
-    evaluations = store.evaluations(run_id)
-    measurements = store.measurements(run_id)
-    return {
-        "run": config.run_name, "preset": config.preset, "store": str(config.store_path),
-        "run_dir": str(config.run_dir),
-        "iterations_done": completed_iterations(store, run_id), "stages": stages,
-        "candidates": store.candidate_counts(run_id), "pairs": store.pair_counts(run_id),
-        "evaluations": evaluations, "measurements": measurements, "table_markdown": table_markdown(evaluations),
-        "heldout_markdown": heldout_markdown(measurements), "ranking_markdown": ranking_markdown(measurements),
-    }
-
-
-def format_summary(summary: dict) -> str:
-    lines = [f"== run {summary['run']!r} (preset {summary['preset']}): "
-             f"{len(summary['iterations_done'])} iteration(s) done, store {summary['store']}", "", "stages:"]
-    for stage in summary["stages"]:
-        seconds = f"{stage['seconds']:7.1f}s" if stage["seconds"] is not None else "      - "
-        info = _summary_info(stage["info"])
-        lines.append(f"  iter {stage['iteration']} {stage['name']:9s} {stage['status']:7s} {seconds}  "
-                     f"{_format_info(info)}")
-    total = sum(stage["seconds"] or 0 for stage in summary["stages"])
-    lines.append(f"  all stages               {total:7.1f}s  ({total / 60:.1f} min)")
-    lines.append("")
-    lines.append("candidates (iteration, role: total / executed / passing):")
-    for row in summary["candidates"]:
-        lines.append(f"  iter {row['iteration']} {row['role']:10s}: "
-                     f"{row['candidates']} / {row['executed']} / {row['passing']}")
-    lines.append("preference pairs: " + (", ".join(
-        f"iter {r['iteration']} {r['kind']} {r['pairs']}" + (f" ({r['with_reference']} with a reference solution)"
-                                                             if r["with_reference"] else "")
-        for r in summary["pairs"]) or "none"))
-    for stage in summary["stages"]:
-        info = stage["info"]
-        if stage["name"] == "sft" and stage["status"] == "done" and "kept" in info:
-            lines.append(f"generator: {info['gate']}")
-        if stage["name"] == "mine" and stage["status"] == "done":
-            lines.append(f"hard negatives, iteration {stage['iteration']}: {info.get('hard_negatives')} found in "
-                         f"{info.get('problems_with_hard_negatives')} of {info.get('problems')} problems")
-    for section in ("heldout_markdown", "ranking_markdown"):
-        if summary[section]:
-            lines += ["", summary[section].rstrip()]
-    lines += ["", summary["table_markdown"]]
-    return "\n".join(lines)

@@ -6,13 +6,24 @@
   pairwise_accuracy   of (chosen, rejected) score pairs, the fraction ordered right (ties count half)
   ranking_accuracy    pairwise accuracy over every (passing, failing) sample pair within a problem
   pooled_accuracy_ci  an accuracy pooled from per-problem (right, pairs) counts, 95% interval over problems
+  macro_accuracy_ci   the same per problem, then averaged (each problem weighs alike: the ranking AUC)
   ranking_difference_ci   one ranker's ranking accuracy minus another's, 95% interval over problems
   length_correlation  Pearson correlation of a value (passing, a ranker's score) with completion length
+  ensemble_scores     several reward models' scores, z-scored within each problem and averaged
   bootstrap_ci, paired_difference_ci   95% intervals over problems
 
 A candidate row is a records.CandidateRow as `Store.candidates` returns it; the keys used here are
-`problem_id`, `origin`, `passed` (1/0, None = not executed), `completion`, `mean_logprob`, `reward`
-and, for the combined ranker, `reward_plus_logprob` (added by the caller, see evaluation.py).
+`problem_id`, `origin`, `passed` (1/0, None = not executed), `completion`, `mean_logprob`, `reward`,
+`visible_examples` and `examples_passed` (the examples filter's), and those added by callers:
+`reward_plus_logprob` (evaluation.py) and `ensemble` (`with_ensemble`).
+
+Duplicates. A problem's samples with the same text are one distinct candidate (distinct.py): rankings
+(top picks, ranking accuracy and AUC, length correlations) count each distinct text once; the random
+pick weights each by how many samples it stands for, so it stays the pass rate of the N samples.
+
+The examples filter. A filter ranker (FILTER_RANKERS) keeps the samples that pass the prompt's visible
+examples (if none passes, or the prompt shows none, it keeps all) and picks the best of those by its
+score; it reads the examples' verdicts, never the hidden tests. Its rows say "uses visible examples".
 
 Not covered here: reading the store, sampling or scoring (evaluation.py, stages.py), tables and
 plots (reports.py, plots.py).
@@ -25,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lab.distinct import distinct_candidates, normalized_text
 from lab.records import CandidateRow, PassAt1Row, RankerKey
 
 HELDOUT_SET = "mbpp-validation"
@@ -41,25 +53,41 @@ class Method:
     """For a ranker: the candidate field it ranks samples by (its top sample is its answer)."""
 
 
+    filtered: bool = False
+    """A ranker that first keeps the samples passing the prompt's visible examples (the examples filter)."""
+
+
 @dataclass(frozen=True)
 class Ranker(Method):
     key: RankerKey
 
 
+USES_EXAMPLES = "[uses visible examples]"
+"""Every table's mark on a method that reads the prompt's visible examples."""
 METHODS: tuple[Method, ...] = (
     Method("greedy", "greedy"),
     Method("random", "random pick of N"),
     Ranker("logprob", "mean-log-prob rerank", "mean_logprob"),
     Ranker("reranker", "trained reranker top-1", "reward"),
     Ranker("reranker+logprob", "reranker + λ·log-prob top-1", "reward_plus_logprob"),
+    Ranker("ensemble", "seed-ensemble reranker top-1", "ensemble"),
+    Ranker("filter+logprob", f"examples filter + log-prob {USES_EXAMPLES}", "mean_logprob", True),
+    Ranker("filter+reranker", f"examples filter + reranker {USES_EXAMPLES}", "reward", True),
+    Ranker("filter+ensemble", f"examples filter + ensemble {USES_EXAMPLES}", "ensemble", True),
     Method("oracle", "oracle pass@N"),
 )
 METHOD_NAMES = tuple(m.name for m in METHODS)
 METHOD_TITLES = {m.name: m.title for m in METHODS}
-RANKERS: tuple[Ranker, ...] = tuple(m for m in METHODS if isinstance(m, Ranker))
+ALL_RANKERS: tuple[Ranker, ...] = tuple(m for m in METHODS if isinstance(m, Ranker))
+RANKERS: tuple[Ranker, ...] = tuple(m for m in ALL_RANKERS if not m.filtered and m.key != "ensemble")
+"""The rankers of one run (one reward model per iteration): ranking accuracy, length correlation and
+pair accuracy are measured for each."""
+ENSEMBLE = next(m for m in ALL_RANKERS if m.name == "ensemble")
+FILTER_RANKERS: tuple[Ranker, ...] = tuple(m for m in ALL_RANKERS if m.filtered)
 
 PASS_COMPARISONS = (("reranker", "random"), ("reranker", "logprob"), ("reranker", "greedy"),
-                    ("reranker+logprob", "logprob"), ("reranker+logprob", "reranker"))
+                    ("reranker+logprob", "logprob"), ("reranker+logprob", "reranker"),
+                    ("filter+reranker", "filter+logprob"), ("filter+logprob", "logprob"))
 """(a, b) method pairs whose pass@1 difference over the same problems is reported with a 95% interval."""
 RANKING_COMPARISONS = (("reranker", "logprob"), ("reranker+logprob", "logprob"), ("reranker+logprob", "reranker"))
 """(a, b) ranker pairs whose ranking-accuracy difference over the same problems is reported the same way."""
@@ -71,33 +99,44 @@ def scores(rows: Sequence[CandidateRow], key: RankerKey) -> list[float] | None:
     return found if len(found) == len(rows) else None
 
 
-def _top_pick_pass_rate(samples: list[CandidateRow], key: RankerKey) -> float | None:
-    """Pass rate among the samples tied at the highest `key`; None when any sample lacks it."""
-    values = scores(samples, key)
-    if not samples or values is None:
+def examples_filter(samples: list[CandidateRow]) -> list[CandidateRow] | None:
+    """The samples that pass their prompt's visible examples, or all of them when none does or the prompt
+    shows none; None when a sample has not been checked against the examples yet."""
+    if any(s.get("visible_examples") is None for s in samples):
+        return None
+    return [s for s in samples if s.get("examples_passed") == 1] or samples
+
+
+def _top_pick_pass_rate(samples: list[CandidateRow], key: RankerKey, filtered: bool = False) -> float | None:
+    """Pass rate among the (distinct) samples tied at the highest `key`, after the examples filter when
+    `filtered`; None when any sample lacks what that needs."""
+    kept = examples_filter(samples) if filtered else samples
+    values = scores(kept, key) if kept else None
+    if not kept or values is None:
         return None
     best = max(values)
-    tied = [s for s, value in zip(samples, values) if value == best]
+    tied = [s for s, value in zip(kept, values) if value == best]
     return sum(bool(s["passed"]) for s in tied) / len(tied)
 
 
-def top_pick_outcomes(candidates: list[CandidateRow], key: RankerKey) -> dict[str, float]:
-    """problem_id -> expected pass of the executed sample ranked first by `key` (ties: a random pick
-    among them); a problem with a sample lacking `key` is left out."""
+def top_pick_outcomes(candidates: list[CandidateRow], key: RankerKey, *, filtered: bool = False) -> dict[str, float]:
+    """problem_id -> expected pass of the executed sample ranked first by `key` (after the examples filter
+    when `filtered`; ties: a random pick among distinct texts); a problem lacking what that needs is left out."""
     outcomes = {}
     for problem_id, samples in executed_samples_by_problem(candidates).items():
-        rate = _top_pick_pass_rate(samples, key)
+        rate = _top_pick_pass_rate(samples, key, filtered)
         if rate is not None:
             outcomes[problem_id] = rate
     return outcomes
 
 
 def executed_samples_by_problem(candidates: list[CandidateRow]) -> dict[str, list[CandidateRow]]:
+    """problem_id -> its executed samples as distinct candidates (distinct.py), each with its `count`."""
     grouped: dict[str, list[CandidateRow]] = defaultdict(list)
     for candidate in candidates:
         if candidate["origin"] == "sample" and candidate.get("passed") is not None:
             grouped[candidate["problem_id"]].append(candidate)
-    return dict(grouped)
+    return {problem_id: distinct_candidates(rows) for problem_id, rows in grouped.items()}
 
 
 def problem_outcomes(candidates: list[CandidateRow]) -> dict[str, dict[str, float]]:
@@ -109,11 +148,11 @@ def problem_outcomes(candidates: list[CandidateRow]) -> dict[str, dict[str, floa
         if candidate["origin"] == "greedy" and candidate.get("passed") is not None:
             outcomes["greedy"].setdefault(candidate["problem_id"], float(bool(candidate["passed"])))
     for problem_id, samples in executed_samples_by_problem(candidates).items():
-        passes = [bool(s["passed"]) for s in samples]
-        outcomes["random"][problem_id] = sum(passes) / len(passes)
-        outcomes["oracle"][problem_id] = float(any(passes))
-    for ranker in RANKERS:
-        outcomes[ranker.name] = top_pick_outcomes(candidates, ranker.key)
+        counts = [s.get("count", 1) for s in samples]
+        outcomes["random"][problem_id] = sum(n for s, n in zip(samples, counts) if s["passed"]) / sum(counts)
+        outcomes["oracle"][problem_id] = float(any(s["passed"] for s in samples))
+    for ranker in ALL_RANKERS:
+        outcomes[ranker.name] = top_pick_outcomes(candidates, ranker.key, filtered=ranker.filtered)
     return outcomes
 
 
@@ -185,6 +224,17 @@ def pooled_accuracy_ci(counts: dict[str, tuple[float, int]], *, resamples: int =
             "pairs": int(sum(counts[p][1] for p in problems))}
 
 
+def macro_accuracy_ci(counts: dict[str, tuple[float, int]], *, resamples: int = 2000, seed: int = 0) -> dict:
+    """The mean over problems of each problem's accuracy (right / pairs): every problem weighs the same,
+    however many pairs it has (for ranking counts, the per-problem ranking AUC), with a 95% interval
+    over problems: {"accuracy", "ci_low", "ci_high", "n_problems"}."""
+    per_problem = [right / n for right, n in counts.values() if n]
+    if not per_problem:
+        return {"accuracy": None, "ci_low": None, "ci_high": None, "n_problems": 0}
+    low, high = bootstrap_ci(per_problem, resamples=resamples, seed=seed)
+    return {"accuracy": float(np.mean(per_problem)), "ci_low": low, "ci_high": high, "n_problems": len(per_problem)}
+
+
 def ranking_difference_ci(candidates: list[CandidateRow], a: str, b: str, *, keys: dict[str, RankerKey] | None = None,
                           resamples: int = 2000, seed: int = 0) -> dict:
     """Ranking accuracy of ranker `a` minus that of ranker `b` over the problems both rank, with a 95%
@@ -225,6 +275,37 @@ def length_correlation(candidates: list[CandidateRow]) -> dict[str, float | None
         scored = [(score, n) for s, n in zip(samples, lengths) if (score := s.get(ranker.key)) is not None]
         result[ranker.name] = pearson([v for v, _ in scored], [n for _, n in scored]) if scored else None
     return result
+
+
+def ensemble_scores(candidates: list[CandidateRow], members: Sequence[dict[int, float]]) -> dict[int, float]:
+    """candidate id -> the mean over `members` (each: candidate id -> one reward model's score) of its score
+    z-scored within its problem: (score - the problem's mean) / the problem's standard deviation, over the
+    problem's distinct candidates that every member scored. Reward models of different seeds put their
+    rewards on different scales; within a problem only the order matters, so each member votes on one
+    scale. A member whose scores of a problem do not vary gives 0 there."""
+    grouped: dict[str, list[CandidateRow]] = defaultdict(list)
+    for candidate in candidates:
+        if members and all(candidate["id"] in member for member in members):
+            grouped[candidate["problem_id"]].append(candidate)
+    result: dict[int, float] = {}
+    for rows in grouped.values():
+        distinct = distinct_candidates(rows)
+        total = np.zeros(len(distinct))
+        for member in members:
+            values = np.array([member[row["id"]] for row in distinct], dtype=float)
+            spread = values.std()
+            if spread > 0:
+                total += (values - values.mean()) / spread
+        mean_z = {normalized_text(row["completion"]): z / len(members) for row, z in zip(distinct, total)}
+        for row in rows:
+            result[row["id"]] = float(mean_z[normalized_text(row["completion"])])
+    return result
+
+
+def with_ensemble(candidates: list[CandidateRow], members: Sequence[dict[int, float]]) -> list[CandidateRow]:
+    """The rows with `ensemble` (`ensemble_scores`; None where a member has no score)."""
+    combined = ensemble_scores(candidates, members)
+    return [{**c, "ensemble": combined.get(c["id"])} for c in candidates]
 
 
 def bootstrap_ci(values: Sequence[float], *, resamples: int = 2000, confidence: float = 0.95,

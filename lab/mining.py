@@ -18,18 +18,28 @@ first; manually labelled hard negatives are always kept and come first.
 Pair kinds: 'manual' when either side's verdict comes from a manual label, else 'execution'
 (bootstrap pairs, built from pass/fail alone) or 'hard_negative' (mined).
 
+Duplicates: a problem's candidates with the same text are one candidate here (distinct.py), so a pair
+never pits a text against itself and a frequent text is not paired more often for being frequent.
+Negatives (`eligible_negatives`, reward.negatives): all failing candidates, or only those that pass the
+prompt's visible examples, the failures the examples filter cannot catch.
+
 Not covered here: reading or writing the store, scoring, or training (loop.py does those).
 """
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-from lab.config import MiningConfig
+from lab.config import MiningConfig, UsageError
+from lab.distinct import distinct_candidates
 from lab.records import CandidateRow, PairRow, RankingRow
 
 Candidate = CandidateRow | RankingRow
+Row = TypeVar("Row", CandidateRow, RankingRow)
+NEGATIVES = ("all", "examples_passing")
 
 
 @dataclass(frozen=True)
@@ -96,7 +106,7 @@ def execution_pairs(candidates: Sequence[Candidate], max_pairs_per_problem: int,
     fewer pairs (see `length_balance`)."""
     pairs = []
     balance = 0  # (pairs with the chosen side longer) - (pairs with it shorter), so far
-    for problem_candidates in by_problem(candidates).values():
+    for problem_candidates in by_problem(distinct_candidates(candidates)).values():
         positives, negatives = _split(problem_candidates)
         combos = [(chosen, rejected) for chosen in positives for rejected in negatives]
         uses: dict[int, int] = defaultdict(int)
@@ -164,7 +174,7 @@ def hard_negative_pairs(candidates: Sequence[Candidate], mining: MiningConfig, *
     is kept; unlike execution_pairs, a hard negative is never left unpaired to keep the balance)."""
     pairs = []
     balance = 0
-    for problem_candidates in by_problem(candidates).values():
+    for problem_candidates in by_problem(distinct_candidates(candidates)).values():
         positives, negatives = _split(problem_candidates)
         if not positives:
             continue
@@ -180,6 +190,40 @@ def hard_negative_pairs(candidates: Sequence[Candidate], mining: MiningConfig, *
                 balance += _longer(chosen, rejected)
                 pairs.append((chosen.candidate_id, rejected_id, _kind(chosen, rejected, "hard_negative")))
     return pairs
+
+
+def eligible_negatives(candidates: Sequence[Row], negatives: str) -> list[Row]:
+    """The candidates pairs may use under reward.negatives: with 'all' every one; with 'examples_passing'
+    the failing ones only when they pass their prompt's visible examples (or it shows none); passing and
+    manually labelled candidates always. Raises when a failing candidate was never checked against them."""
+    if negatives not in NEGATIVES:
+        raise UsageError(f"reward.negatives={negatives!r}: choose one of {', '.join(NEGATIVES)}")
+    if negatives == "all":
+        return list(candidates)
+    kept = []
+    for candidate in candidates:
+        side = verdict(candidate)
+        if side is None or side.positive or side.manual:
+            kept.append(candidate)
+            continue
+        if candidate.get("visible_examples") is None:
+            raise ValueError(f"candidate {candidate['id']} of {candidate['problem_id']} has no visible-example "
+                             "verdict: check the pool's examples (stages.check_visible_examples) before pairing with "
+                             "reward.negatives=examples_passing")
+        if candidate.get("examples_passed") != 0:
+            kept.append(candidate)
+    return kept
+
+
+def watch_problems(problem_ids: Sequence[str], fraction: float, seed: int) -> set[str]:
+    """The training problems whose pairs the reward model is watched on instead of trained on
+    (reward.watch_fraction, chosen by `seed` = data.seed, so every reward seed watches the same ones):
+    round(fraction x problems), none when that would leave fewer than two problems to train on."""
+    ordered = sorted(set(problem_ids))
+    count = int(fraction * len(ordered) + 0.5)
+    if count < 1 or len(ordered) - count < 2:
+        return set()
+    return set(random.Random(seed).sample(ordered, count))
 
 
 def pair_contradiction(pair: PairRow, labels: dict[int, str | None]) -> str | None:

@@ -27,6 +27,8 @@ PRESET_OVERRIDES: dict[str, dict[str, object]] = {
         "sft.max_length": 256,
         "sft.keep": "always",  # a random tiny model passes nothing, so the gate would always reject it
         "reward.max_steps": 4,
+        "reward.batch_size": 4,
+        "reward.gradient_accumulation_steps": 1,
         "reward.max_length": 256,
         "reward.trainable_layers": 1,  # of the tiny model's 2: the tests and notebooks take the cached path
         "reward.reference_pairs": True,  # a random tiny model never passes: references are its only positives
@@ -46,9 +48,7 @@ PRESET_OVERRIDES: dict[str, dict[str, object]] = {
         "sampling.num_samples": 8,
         "sampling.max_new_tokens": 160,  # covers nearly every MBPP/HumanEval reference; runaway samples stop sooner
         "loop.train_samples": 6,
-        "sft.max_steps": 8,  # a few epochs over the 12 reference solutions
-        "reward.max_steps": 8,
-        "reward.batch_size": 2,
+        "sft.max_steps": 8,  # sft.max_epochs stops it sooner: one pass over the 12 reference solutions
         # of 24: retrains and rescores several times faster than all layers at the same held-out accuracy
         # (scripts/bench_reward.py, docs/benchmarks.md)
         "reward.trainable_layers": 4,
@@ -69,8 +69,6 @@ PRESET_OVERRIDES: dict[str, dict[str, object]] = {
         "sampling.batch_size": 64,
         "sft.max_steps": 300,
         "sft.batch_size": 8,
-        "reward.max_steps": 500,
-        "reward.batch_size": 8,
         "policy.steps": 32,
         "policy.batch_size": 16,
         "policy.mini_batch_size": 4,

@@ -29,6 +29,7 @@ Not covered here: running programs (execution.py) or storing problems (lab/store
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -281,6 +282,17 @@ def _mbpp_rows(data: DataConfig) -> list[tuple[str, int, dict]]:
 
 
 def _load_mbpp(data: DataConfig) -> list[Problem]:
+    """MBPP's problems in data.mbpp_form; rendered once per process and data source (the rendering parses
+    every solution, and a run's problem selection reads several splits)."""
+    return list(_mbpp_problems(data.data_dir, data.source, data.mbpp_form))
+
+
+@functools.lru_cache(maxsize=4)
+def _mbpp_problems(data_dir: str | None, source: str, mbpp_form: str) -> tuple[Problem, ...]:
+    return tuple(_render_mbpp_problems(DataConfig(data_dir=data_dir, source=source, mbpp_form=mbpp_form)))
+
+
+def _render_mbpp_problems(data: DataConfig) -> list[Problem]:
     if data.mbpp_form not in MBPP_FORMS:
         raise UsageError(
             f"data.mbpp_form is {data.mbpp_form!r}: use 'humaneval' (the evaluation's form: signature and "

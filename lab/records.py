@@ -6,7 +6,7 @@ checker checks the key and its type. One row type per store read:
   RunRow, StageRow                 runs and their stages (Store.runs, Store.stages)
   NewCandidate, CandidateRow       a candidate to add, and one read back joined with its problem,
                                    execution, score and current label (Store.candidates)
-  CandidateText                    id, problem and code only (Store.unexecuted_candidates)
+  CandidateText                    id, problem and code only (Store.unexecuted_candidates, Store.unchecked_candidates)
   PairRow, LabelRow                preference pairs with their texts, and label history rows
   AnnotatorLabelRow                one author's own label of a candidate (agreement between annotators)
   CheckpointRow, MetricRow         trained checkpoints and training-step metrics
@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, NotRequired, TypedDict
 
-RankerKey = Literal["mean_logprob", "reward", "reward_plus_logprob", "previous_reward"]
+RankerKey = Literal["mean_logprob", "reward", "reward_plus_logprob", "previous_reward", "ensemble"]
 """The candidate fields a ranker ranks samples by (measures.RANKERS, and rm-(k-1)'s in evaluation.py)."""
 
 
@@ -100,6 +100,15 @@ class CandidateRow(TypedDict):
     """The version of the current label row (None: never labelled); what a label write says it saw."""
     label_author: str | None
     label_at: str | None
+    visible_examples: int | None
+    """How many of its prompt's visible examples it was checked against (0: the prompt shows none),
+    None when not checked yet (Store.add_example_verdicts)."""
+    examples_passed: int | None
+    """1 passes every visible example, 0 fails one, None when not checked or the prompt shows none."""
+    count: NotRequired[int]
+    """Added by distinct.distinct_candidates: how many samples of its problem have this text."""
+    ensemble: NotRequired[float | None]
+    """Added by measures.with_ensemble: the z-scored mean of several reward models' scores."""
     reward_plus_logprob: NotRequired[float | None]
     """Added by evaluation.with_combined_score: reward + λ·mean_logprob."""
     previous_reward: NotRequired[float | None]
@@ -176,6 +185,8 @@ class CheckpointRow(TypedDict):
     iteration: int
     kind: str
     """'generator' or 'reward_model'."""
+    variant: str
+    """'' for the iteration's own model, else the control it is (lab/controls.py)."""
     version: str
     path: str
     metrics: dict

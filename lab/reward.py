@@ -16,16 +16,24 @@ layers), so the full model (`load_reward_model`) gives the same reward up to the
 float16 rounding of the cached states (tests/test_reward.py).
 
 What is TRL's and what is written here: training is TRL's `RewardTrainer` (dataset filtering by
-max_length, the collator, the loss -log sigmoid(r_chosen - r_rejected), its metrics, logging,
-optimiser, saving, data parallelism under `accelerate launch`); `RewardTrainer.compute_loss` is kept
-and the model's forward is `sequence_rewards` there (`PackedRewardTrainer`), because TRL's forward runs
-every layer over each padded sequence and has no way to start from cached states or to share a
-prompt. The packed forward, the cache and scoring are written by hand.
+max_length, the collator, the loss -log sigmoid(r_chosen - r_rejected) plus reward centering, its
+metrics, logging, evaluation, optimiser and warmup schedule, saving, data parallelism under `accelerate
+launch`); `RewardTrainer.compute_loss` is kept and the model's forward is `sequence_rewards` there
+(`PackedRewardTrainer`), because TRL's forward runs every layer over each padded sequence and has no way
+to start from cached states or to share a prompt. The packed forward, the cache and scoring are written
+by hand.
+
+The recipe (config.RewardConfig): an effective batch of batch_size x gradient_accumulation_steps pairs,
+linear warmup then decay, reward centering, `epochs` passes over the pairs (`training_steps`; max_steps
+caps them), and reward.seed alone seeding the adapter's and score head's initialisation and the order
+of the pairs. `watch_pairs` (the watch slice of the training problems, loop.py) are evaluated by TRL a
+few times while training (WATCH_EVERY) and logged as watch_loss / watch_accuracy.
 
 Not covered here: building pairs from executed candidates or mining hard negatives (mining.py).
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,10 +41,14 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from lab.config import LabConfig
+from lab.config import LabConfig, RewardConfig
 from lab.hidden_states import HiddenStateCache, pack, run_layers, shared_prefix_length
 from lab.measures import pairwise_accuracy
 from lab.models import load_reward_model, log_forwarder, trainable_weights_kept, trainer_arguments
+
+WATCH_EVERY = 0.25
+"""The watch slice is evaluated after every quarter of the training steps."""
+WATCH_METRICS = {"eval_loss": "watch_loss", "eval_accuracy": "watch_accuracy", "eval_margin": "watch_margin"}
 
 
 @dataclass
@@ -72,13 +84,23 @@ def sequence_rewards(model, cache: HiddenStateCache, rows: list[list[list[int]]]
     return base.score(hidden[row_index, last_index])[:, 0].float()
 
 
+def training_steps(settings: RewardConfig, pairs: int) -> int:
+    """Optimizer steps for `pairs` pairs: `epochs` passes at the effective batch, capped by max_steps."""
+    per_step = settings.batch_size * settings.gradient_accumulation_steps
+    steps = max(1, math.ceil(settings.epochs * math.ceil(pairs / per_step)))
+    return steps if settings.max_steps is None else max(1, min(steps, settings.max_steps))
+
+
 def reward_trainer(config: LabConfig, model, tokenizer, pairs: list[PreferencePair], output_dir: str,
-                   cache: HiddenStateCache, callbacks: list | None = None):
-    """TRL's RewardTrainer on `pairs` (tokenized as `prompt + completion + EOS`), its forward replaced
-    by `sequence_rewards` over each pair as one packed row (chosen, rejected)."""
+                   cache: HiddenStateCache, callbacks: list | None = None, *,
+                   watch_pairs: list[PreferencePair] | None = None, steps: int | None = None):
+    """TRL's RewardTrainer on `pairs` (tokenized as `prompt + completion + EOS`) for `steps` optimizer
+    steps (default `training_steps`), its forward replaced by `sequence_rewards` over each pair as one
+    packed row (chosen, rejected); `watch_pairs` are its evaluation set, evaluated every WATCH_EVERY."""
     from datasets import Dataset
     from transformers.modeling_outputs import SequenceClassifierOutput
-    from trl import RewardConfig, RewardTrainer
+    from trl import RewardConfig as TRLRewardConfig
+    from trl import RewardTrainer
 
     class PackedRewardTrainer(RewardTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -100,39 +122,60 @@ def reward_trainer(config: LabConfig, model, tokenizer, pairs: list[PreferencePa
             return SequenceClassifierOutput(logits=torch.cat([rewards[0::2], rewards[1::2]])[:, None])
 
     settings = config.reward
-    args = RewardConfig(**trainer_arguments(
-        config.model, output_dir, seed=config.data.seed, max_steps=settings.max_steps,
+
+    def dataset(rows: list[PreferencePair]):
+        return Dataset.from_list([{"chosen_ids": ids[0], "rejected_ids": ids[1]} for ids in (
+            _token_ids(tokenizer, [(p.prompt, p.chosen), (p.prompt, p.rejected)]) for p in rows)])
+
+    watching = {"eval_strategy": "steps", "eval_steps": WATCH_EVERY,
+                "per_device_eval_batch_size": settings.batch_size} if watch_pairs else {}
+    args = TRLRewardConfig(**trainer_arguments(
+        config.model, output_dir, seed=settings.seed, max_steps=steps or training_steps(settings, len(pairs)),
         learning_rate=settings.learning_rate, per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps, max_length=settings.max_length))
-    dataset = Dataset.from_list([{"chosen_ids": ids[0], "rejected_ids": ids[1]} for ids in (
-        _token_ids(tokenizer, [(p.prompt, p.chosen), (p.prompt, p.rejected)]) for p in pairs)])
+        gradient_accumulation_steps=settings.gradient_accumulation_steps, max_length=settings.max_length,
+        warmup_steps=settings.warmup_ratio, center_rewards_coefficient=settings.center_rewards_coefficient,
+        **watching))
     with trainable_weights_kept(model):
-        return PackedRewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                                   callbacks=callbacks)
+        return PackedRewardTrainer(model=model, args=args, train_dataset=dataset(pairs), processing_class=tokenizer,
+                                   eval_dataset=dataset(watch_pairs) if watch_pairs else None, callbacks=callbacks)
 
 
 def train_reward_model(config: LabConfig, pairs: list[PreferencePair], output_dir: str, *,
-                       eval_pairs: list[PreferencePair] | None = None, init_adapter: str | None = None,
+                       eval_pairs: list[PreferencePair] | None = None, watch_pairs: list[PreferencePair] | None = None,
+                       init_adapter: str | None = None, steps: int | None = None,
                        on_log: Callable[[dict], None] | None = None,
                        on_step: Callable[[int, int], None] | None = None,
                        cache: HiddenStateCache | None = None) -> dict:
     """Train the LoRA reward model (on the top reward.trainable_layers layers, or on all; an
-    `init_adapter` keeps the layers it was trained on), save the adapter and score head to
+    `init_adapter` keeps the layers it was trained on) for `steps` steps (default: `training_steps`),
+    seeded by reward.seed alone, watching `watch_pairs` on the way; save the adapter and score head to
     `output_dir`, and measure it on `eval_pairs`. The frozen layers' states are kept in `cache`
     (default: HiddenStateCache.for_reward_backbone(config.model), under model.cache_dir).
 
     Returns train_loss, eval_accuracy and eval_reward_gap (mean reward of chosen minus rejected;
-    None without eval pairs), plus the counts, time and the cache's hits and misses.
+    None without eval pairs), the last watch_accuracy / watch_loss (None without watch pairs), plus the
+    counts, time and the cache's hits and misses.
     """
+    from transformers import set_seed
+
     if not pairs:
         raise ValueError("no preference pairs to train the reward model on: a problem needs at least one passing "
                          "and one failing candidate; sample more candidates (sampling.num_samples) or problems")
     settings = config.reward
+    set_seed(settings.seed)  # before loading: the new adapter's and score head's initial weights come from it
     model, tokenizer = load_reward_model(config.model, adapter_dir=init_adapter, trainable=True,
                                          trainable_layers=settings.trainable_layers)
     cache = cache or HiddenStateCache.for_reward_backbone(config.model)
-    trainer = reward_trainer(config, model, tokenizer, pairs, output_dir, cache, callbacks=[
-        log_forwarder(on_log, {"accuracy": "train_accuracy", "margin": "reward_margin"}, on_step)])
+    watched: dict = {}
+
+    def log(values: dict) -> None:
+        watched.update({k: v for k, v in values.items() if k in WATCH_METRICS.values()})
+        if on_log is not None:
+            on_log(values)
+
+    trainer = reward_trainer(config, model, tokenizer, pairs, output_dir, cache, watch_pairs=watch_pairs, steps=steps,
+                             callbacks=[log_forwarder(log, {"accuracy": "train_accuracy", "margin": "reward_margin",
+                                                            **WATCH_METRICS}, on_step)])
     if len(trainer.train_dataset) == 0:
         raise ValueError(f"all {len(pairs)} preference pairs are longer than reward.max_length="
                          f"{settings.max_length} tokens; raise reward.max_length")
@@ -145,6 +188,8 @@ def train_reward_model(config: LabConfig, pairs: list[PreferencePair], output_di
                "steps": result.global_step, "seconds": round(seconds, 1),
                "seconds_per_step": round(seconds / max(result.global_step, 1), 2),
                "split_layer": split_layer(model), "cache_hits": cache.hits, "cache_misses": cache.misses,
+               "seed": settings.seed, "watch_pairs": len(watch_pairs or []),
+               "watch_accuracy": watched.get("watch_accuracy"), "watch_loss": watched.get("watch_loss"),
                "eval_pairs": len(eval_pairs or []), "eval_accuracy": None, "eval_reward_gap": None}
     if eval_pairs:
         metrics.update(evaluate_pairs(model, tokenizer, eval_pairs, batch_size=settings.score_batch_size, cache=cache))

@@ -8,17 +8,26 @@ Not covered here: choosing the examples (the loop), sampling from the tuned mode
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
-from lab.config import LabConfig
+from lab.config import LabConfig, SFTConfig
 from lab.models import load_generator, log_forwarder, trainable_weights_kept, trainer_arguments
+
+
+def sft_steps(settings: SFTConfig, examples: int) -> int:
+    """Optimizer steps of SFT on `examples` examples: sft.max_steps, or fewer when sft.max_epochs passes
+    over them come first."""
+    per_step = settings.batch_size * settings.gradient_accumulation_steps
+    return max(1, min(settings.max_steps, math.ceil(settings.max_epochs * examples / per_step)))
 
 
 def train_sft(config: LabConfig, examples: list[tuple[str, str]], output_dir: str, *,
               init_adapter: str | None = None, on_log: Callable[[dict], None] | None = None,
               on_step: Callable[[int, int], None] | None = None) -> dict:
-    """Fine-tune a LoRA adapter on `examples` and save it to `output_dir`; returns the loss curve's ends."""
+    """Fine-tune a LoRA adapter on `examples` for `sft_steps` steps and save it to `output_dir`; returns the
+    loss curve's ends."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -35,7 +44,7 @@ def train_sft(config: LabConfig, examples: list[tuple[str, str]], output_dir: st
             on_log(entry)
 
     args = SFTConfig(**trainer_arguments(
-        config.model, output_dir, seed=config.data.seed, max_steps=settings.max_steps,
+        config.model, output_dir, seed=config.data.seed, max_steps=sft_steps(settings, len(examples)),
         learning_rate=settings.learning_rate, per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation_steps, max_length=settings.max_length,
         completion_only_loss=True))

@@ -9,8 +9,14 @@ index), only unexecuted candidates are executed and only unscored ones scored.
 With cluster.address set, sampling, execution and scoring fan out over a Ray cluster (cluster.py,
 replicas.py) in the same units, and the results land in the store here, in the same transactions.
 
-Versions: the generator trained in iteration k is '<run>/gen-k', the reward model '<run>/rm-k';
-scores are stored under the reward model's version.
+Versions: the generator trained in iteration k is '<run>/gen-k', the reward model '<run>/rm-k' (a
+control trained beside it '<run>/rm-k-<variant>'); scores are stored under the reward model's version,
+so no reward model scores a candidate twice.
+
+The pool. A run's problems, generators and candidates (with their executions and visible-example
+verdicts) belong to its pool run: itself, or the run named by loop.candidates_from. Its stages, pairs,
+reward models, scores, metrics and measurements are its own. So runs that differ only in their reward
+model's seed share one set of samples, drawn and executed once.
 
 Not covered here: the order of stages and what each iteration trains (loop.py), what is measured
 (evaluation.py, measures.py), the model code (models, generation, reward), execution itself
@@ -28,11 +34,12 @@ from tqdm.auto import tqdm
 
 from lab import cluster, generation, reward
 from lab.config import LabConfig
+from lab.examples import examples_program, visible_examples
 from lab.execution import ExecutionResult, Executor, build_program
 from lab.hidden_states import HiddenStateCache
 from lab.models import load_reward_model
-from lab.problems import Problem
-from lab.records import CandidateRow
+from lab.problems import Problem, truncate_at_stop
+from lab.records import CandidateRow, CandidateText
 from lab.replicas import GeneratorReplica, RewardModelReplica
 from lab.store import Store
 from lab.stored_config import config_difference
@@ -46,8 +53,8 @@ def generator_version(run_name: str, iteration: int) -> str:
     return f"{run_name}/gen-{iteration}"
 
 
-def reward_model_version(run_name: str, iteration: int) -> str:
-    return f"{run_name}/rm-{iteration}"
+def reward_model_version(run_name: str, iteration: int, variant: str = "") -> str:
+    return f"{run_name}/rm-{iteration}" + (f"-{variant}" if variant else "")
 
 
 class ModelCache:
@@ -92,7 +99,8 @@ class ModelCache:
 
 @dataclass
 class RunContext:
-    """One run of one lab directory: its config, the open store, its id and the shared model cache."""
+    """One run of one lab directory: its config, the open store, its id, its pool's id and the shared
+    model cache."""
     config: LabConfig
     store: Store
     run_id: int
@@ -102,10 +110,16 @@ class RunContext:
     bars: Callable[..., object] | None = None
     """Makes the progress bars of long operations (JobConsole.progress on the command line); without it
     they are tqdm's, shown when `progress`."""
+    pool_id: int = field(default=None)  # type: ignore[assignment]
+    """The run whose problems, generators and candidates this run uses (the module docstring): run_id
+    itself unless config.loop.candidates_from names another."""
 
     def __post_init__(self) -> None:
         if self.models is None:
             self.models = ModelCache(self.config)
+        if self.pool_id is None:
+            source = self.config.loop.candidates_from
+            self.pool_id = self.store.run_id(source) if source and source != self.config.run_name else self.run_id
 
     @classmethod
     def open(cls, config: LabConfig, store: Store, **kwargs) -> RunContext:
@@ -134,8 +148,13 @@ class RunContext:
     def checkpoint_dir(self, iteration: int, kind: str) -> Path:
         return self.config.run_dir / f"iter-{iteration}" / kind
 
+    @property
+    def shares_pool(self) -> bool:
+        """True when another run's candidates are this run's (loop.candidates_from)."""
+        return self.pool_id != self.run_id
+
     def problems(self, role: str) -> list[Problem]:
-        return self.store.run_problems(self.run_id, role)
+        return self.store.run_problems(self.pool_id, role)
 
     def progress_bar(self, total: int | None, desc: str, unit: str = "it"):
         """A tqdm-like bar (update(n), close(), a context manager) for `total` units of work."""
@@ -168,7 +187,7 @@ class RunContext:
     def generator_iteration(self, iteration: int) -> int | None:
         """The iteration whose generator checkpoint `iteration` uses (the newest at or before it),
         None for the base model."""
-        return next((k for k in range(iteration, -1, -1) if self.store.checkpoint(self.run_id, "generator", k)), None)
+        return next((k for k in range(iteration, -1, -1) if self.store.checkpoint(self.pool_id, "generator", k)), None)
 
     def generator_at(self, iteration: int) -> tuple[str, str | None]:
         """(model name for candidates, adapter dir) of the generator used in `iteration`: the newest
@@ -176,15 +195,16 @@ class RunContext:
         made_in = self.generator_iteration(iteration)
         if made_in is None:
             return self.config.model.generator, None
-        checkpoint = self.store.checkpoint(self.run_id, "generator", made_in)
+        checkpoint = self.store.checkpoint(self.pool_id, "generator", made_in)
         if checkpoint is None:
             raise RuntimeError(f"run {self.name!r} has no generator checkpoint for iteration {made_in}")
         return checkpoint["version"], checkpoint["path"]
 
-    def reward_model_path(self, iteration: int) -> str:
-        checkpoint = self.store.checkpoint(self.run_id, "reward_model", iteration)
+    def reward_model_path(self, iteration: int, variant: str = "") -> str:
+        checkpoint = self.store.checkpoint(self.run_id, "reward_model", iteration, variant)
         if checkpoint is None:
-            raise RuntimeError(f"run {self.name!r} has no reward model checkpoint for iteration {iteration}")
+            named = f" ({variant})" if variant else ""
+            raise RuntimeError(f"run {self.name!r} has no reward model checkpoint{named} for iteration {iteration}")
         return checkpoint["path"]
 
     def trained_iterations(self) -> list[int]:
@@ -213,14 +233,14 @@ def sample_candidates(run: RunContext, iteration: int, problems: list[Problem], 
     added = 0
     for origin in origins:
         count, greedy = (1, True) if origin == "greedy" else (num_samples or run.config.sampling.num_samples, False)
-        have = run.store.candidate_counts_by_problem(run.run_id, iteration=iteration, origin=origin, model=model_name)
+        have = run.store.candidate_counts_by_problem(run.pool_id, iteration=iteration, origin=origin, model=model_name)
         missing = [p for p in problems if have.get(p.id, 0) < count]
         if not missing:
             continue
 
         def write(problem_id: str, candidates: list, origin=origin) -> None:
             nonlocal added
-            run.store.add_candidates(run.run_id, iteration, [
+            run.store.add_candidates(run.pool_id, iteration, [
                 {"problem_id": c.problem_id, "origin": origin, "model": model_name, "sample_index": c.sample_index,
                  "completion": c.completion, "temperature": c.temperature, "top_p": c.top_p, "seed": c.seed,
                  "mean_logprob": c.mean_logprob, "num_tokens": c.num_tokens}
@@ -248,33 +268,46 @@ def sample_candidates(run: RunContext, iteration: int, problems: list[Problem], 
     return added
 
 
+def _run_programs(run: RunContext, pending: Sequence[CandidateText], jobs: Sequence[tuple[str, str]], desc: str,
+                  record: Callable[[list[CandidateText], list[ExecutionResult]], None]) -> list[ExecutionResult]:
+    """Run jobs[i] = (language, program) of pending[i] in the sandbox, a chunk at a time (each chunk a task
+    on some node's executor when cluster.address is set), and hand each chunk's candidates and results to
+    `record`, less those the executor itself failed on (no verdict), which are returned."""
+    starts = range(0, len(pending), EXECUTION_CHUNK)
+    chunks = [pending[start:start + EXECUTION_CHUNK] for start in starts]
+    chunk_jobs = [list(jobs[start:start + EXECUTION_CHUNK]) for start in starts]
+    failures: list[ExecutionResult] = []
+    with run.progress_bar(len(pending), desc, unit="prog") as bar:
+        def store(index: int, results: list) -> None:
+            failures.extend(r for r in results if r.executor_error)
+            kept = [(c, r) for c, r in zip(chunks[index], results) if not r.executor_error]
+            record([c for c, _ in kept], [r for _, r in kept])
+            bar.update(len(chunks[index]))
+
+        if run.config.cluster.address:
+            cluster.run_as_tasks(run.config.cluster, run.config.execution, chunk_jobs, store)
+        else:
+            with Executor(run.config.execution) as executor:
+                for index, programs in enumerate(chunk_jobs):
+                    store(index, executor.run_many(programs, progress=False))
+    return failures
+
+
 def execute_candidates(run: RunContext, iteration: int, problem_ids: set[str] | None = None) -> dict:
     """Execute the iteration's unexecuted candidates (of `problem_ids`, or all), a chunk at a time
     (each chunk a task on some node's executor when cluster.address is set). Failures of the executor
     itself are not verdicts: nothing is recorded for them, and the call raises after the rest is
     stored, so calling it again retries them."""
-    pending = [c for c in run.store.unexecuted_candidates(run.run_id, iteration)
+    pending = [c for c in run.store.unexecuted_candidates(run.pool_id, iteration)
                if problem_ids is None or c["problem_id"] in problem_ids]
     if not pending:
         return {"executed": 0}
     problems = {problem_id: run.store.problem(problem_id)
                 for problem_id in dict.fromkeys(c["problem_id"] for c in pending)}
-    chunks = [pending[start:start + EXECUTION_CHUNK] for start in range(0, len(pending), EXECUTION_CHUNK)]
-    jobs = [[(problems[c["problem_id"]].language, build_program(problems[c["problem_id"]], c["completion"]))
-             for c in chunk] for chunk in chunks]
-    failures: list[ExecutionResult] = []
-    with run.progress_bar(len(pending), "execute", unit="prog") as bar:
-        def store(index: int, results: list) -> None:
-            failures.extend(r for r in results if r.executor_error)
-            run.store.add_executions([(c["id"], r) for c, r in zip(chunks[index], results) if not r.executor_error])
-            bar.update(len(chunks[index]))
-
-        if run.config.cluster.address:
-            cluster.run_as_tasks(run.config.cluster, run.config.execution, jobs, store)
-        else:
-            with Executor(run.config.execution) as executor:
-                for index, chunk_jobs in enumerate(jobs):
-                    store(index, executor.run_many(chunk_jobs, progress=False))
+    jobs = [(problems[c["problem_id"]].language, build_program(problems[c["problem_id"]], c["completion"]))
+            for c in pending]
+    failures = _run_programs(run, pending, jobs, "execute", lambda candidates, results: run.store.add_executions(
+        [(c["id"], r) for c, r in zip(candidates, results)]))
     if failures:
         raise RuntimeError(f"{len(failures)} of {len(pending)} runs failed inside the executor, not in the programs "
                            f"(first: {failures[0].stderr.strip()[:300]}). Nothing was recorded for them: rerun the "
@@ -282,11 +315,42 @@ def execute_candidates(run: RunContext, iteration: int, problem_ids: set[str] | 
     return {"executed": len(pending)}
 
 
-def score_candidates(run: RunContext, iteration: int, candidates: Sequence[CandidateRow]) -> int:
-    """Score the given candidate rows that have no score under rm-`iteration` yet, a chunk at a time
-    (each chunk on one of the cluster's reward-model replicas when cluster.address is set). Returns how
-    many were scored."""
-    version = reward_model_version(run.name, iteration)
+def check_visible_examples(run: RunContext, iteration: int, problem_ids: set[str] | None = None) -> dict:
+    """Check the iteration's candidates (of `problem_ids`, or all) that have no visible-example verdict
+    against their prompt's visible examples alone (examples.py: the prompt, never the hidden tests), a
+    chunk at a time like execute_candidates; a prompt without examples gets a verdict of 0 examples.
+    Executor failures are not recorded and raise after the rest is stored."""
+    pending = [c for c in run.store.unchecked_candidates(run.pool_id, iteration)
+               if problem_ids is None or c["problem_id"] in problem_ids]
+    if not pending:
+        return {"checked": 0}
+    problems = {problem_id: run.store.problem(problem_id)
+                for problem_id in dict.fromkeys(c["problem_id"] for c in pending)}
+    programs = [examples_program(problems[c["problem_id"]], truncate_at_stop(c["completion"],
+                                                                            problems[c["problem_id"]].stop_tokens))
+                for c in pending]
+    run.store.add_example_verdicts([(c["id"], 0, None, "no examples") for c, program in zip(pending, programs)
+                                    if program is None])
+    shown = [(c, program) for c, program in zip(pending, programs) if program is not None]
+
+    def record(candidates: list[CandidateText], results: list[ExecutionResult]) -> None:
+        run.store.add_example_verdicts([(c["id"], len(visible_examples(problems[c["problem_id"]])), r.passed, r.status)
+                                        for c, r in zip(candidates, results)])
+
+    jobs = [(problems[c["problem_id"]].language, program) for c, program in shown]
+    failures = _run_programs(run, [c for c, _ in shown], jobs, "examples", record)
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(pending)} visible-example checks failed inside the executor "
+                           f"(first: {failures[0].stderr.strip()[:300]}); nothing was recorded for them: "
+                           "rerun to retry")
+    return {"checked": len(pending)}
+
+
+def score_candidates(run: RunContext, iteration: int, candidates: Sequence[CandidateRow], variant: str = "") -> int:
+    """Score the given candidate rows that have no score under rm-`iteration` (or its control `variant`) yet,
+    a chunk at a time (each chunk on one of the cluster's reward-model replicas when cluster.address is set).
+    Returns how many were scored."""
+    version = reward_model_version(run.name, iteration, variant)
     scored = run.store.scored_candidate_ids(version)
     pending = [c for c in candidates if c["id"] not in scored]
     if not pending:
@@ -295,7 +359,7 @@ def score_candidates(run: RunContext, iteration: int, candidates: Sequence[Candi
                for problem_id in dict.fromkeys(c["problem_id"] for c in pending)}
     chunks = [pending[start:start + SCORE_CHUNK] for start in range(0, len(pending), SCORE_CHUNK)]
     items = [[(prompts[c["problem_id"]], c["completion"]) for c in chunk] for chunk in chunks]
-    adapter_dir, batch_size = run.reward_model_path(iteration), run.config.reward.score_batch_size
+    adapter_dir, batch_size = run.reward_model_path(iteration, variant), run.config.reward.score_batch_size
     with run.progress_bar(len(pending), f"score ({version})", unit="cand") as bar:
         def store(index: int, values: list[float]) -> None:
             run.store.add_scores(version, [(c["id"], v) for c, v in zip(chunks[index], values)])

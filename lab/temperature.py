@@ -69,7 +69,7 @@ def temperature_candidates(run: RunContext, iteration: int, temperature: float,
     ids = {p.id for p in problems}
     sample_candidates(at_temperature, iteration, problems, generator=(model_name, adapter_dir))
     execute_candidates(at_temperature, iteration, ids)
-    return iteration_candidates(run.store, run.run_id, iteration, model_name, ids, role="validation")
+    return iteration_candidates(run.store, run.pool_id, iteration, model_name, ids, role="validation")
 
 
 def pick_temperature(by_temperature: dict[float, dict[str, PassAt1Row]], current: float) -> float:

@@ -70,9 +70,10 @@ def main() -> int:
         rates = [round(entry["pass_rate"], 3) for entry in entries if "pass_rate" in entry]
         print(f"{method}: executed pass rate of the rollouts by step: {rates}")
     (out / "comparison.json").write_text(json.dumps({
-        "run": args.run, "generator": gen0.label, "sets": {name: {method: dataclasses.asdict(c) for method, c in by.items()}
-                                                           for name, by in sets.items()},
-        "rollout_pass_rate": {m: [e["pass_rate"] for e in entries if "pass_rate" in e] for m, entries in steps.items()}},
+        "run": args.run, "generator": gen0.label,
+        "sets": {name: {method: dataclasses.asdict(c) for method, c in by.items()} for name, by in sets.items()},
+        "rollout_pass_rate": {m: [e["pass_rate"] for e in entries if "pass_rate" in e]
+                              for m, entries in steps.items()}},
         indent=1))
     return 0
 

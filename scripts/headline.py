@@ -37,6 +37,8 @@ from lab.evaluation import (  # noqa: E402
 )
 from lab.launcher import stored_run_config  # noqa: E402
 from lab.measures import (  # noqa: E402
+    ENSEMBLE,
+    FILTER_RANKERS,
     METHOD_NAMES,
     METHOD_TITLES,
     PASS_COMPARISONS,
@@ -93,7 +95,8 @@ def main() -> int:
         candidates = with_combined_score(eval_pool(run, k, problem_ids, k), heldout_lambda(store, run.run_id, k))
         previous = previous_reranker_measurements(candidates, eval_pool(run, k, problem_ids, k - 1)) if k >= 1 else {}
         ours = problem_outcomes(candidates)
-        answers = {m: ours[m] for m in METHOD_NAMES}
+        optional = {ENSEMBLE.name} | {ranker.name for ranker in FILTER_RANKERS}  # rows only where measured
+        answers = {m: ours[m] for m in METHOD_NAMES if ours[m] or m not in optional}
         if args.big:
             # int8 damages the 1.5B more than the 0.5B (docs/benchmarks.md), so the bigger model samples
             # with lossless fp16 weights unless asked, stored under a name that says which.

@@ -8,7 +8,8 @@ import pytest
 from lab.__main__ import build_parser, main
 
 REPO = Path(__file__).resolve().parent.parent
-COMMANDS = ["run", "iterate", "eval", "problems", "export", "import-policy", "app", "selftest", "exec-check", "config"]
+COMMANDS = ["run", "iterate", "eval", "study", "problems", "export", "import-policy", "app", "selftest", "exec-check",
+            "config"]
 
 
 def test_every_command_has_help():
@@ -37,6 +38,7 @@ def test_problems_command_summarises_a_benchmark(capsys):
     (["export", "pairs", "--out", "x.jsonl", "--run", "ghost"], "no run called 'ghost'"),
     (["export", "engines", "--out", "handoff", "--run", "ghost"], "no run called 'ghost'"),
     (["import-policy", "adapter", "--iteration", "1", "--run", "ghost"], "no run called 'ghost'"),
+    (["study", "no-such-protocol.toml"], "protocol no-such-protocol.toml: cannot read it"),
 ])
 def test_bad_input_exits_2_with_the_reason(argv, message, capsys, tmp_path):
     assert main(argv + ["--lab-dir", str(tmp_path)]) == 2

@@ -57,7 +57,7 @@ def test_the_gpu_preset_claims_no_time():
 
 
 def test_sizes_move_the_estimate_as_the_unit_costs_say(converted_cache):
-    base = make_config("cpu", **{"model.cache_dir": converted_cache})
+    base = make_config("cpu", **{"model.cache_dir": converted_cache, "sft.max_epochs": 100})
     longer = base.override(**{"sft.max_steps": 18})
     sft = lambda config: estimate_job(config).seconds(0, "sft")  # noqa: E731
     assert sft(longer) - sft(base) == pytest.approx(10 * CPU_0_5B.sft_step_s)

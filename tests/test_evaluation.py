@@ -1,4 +1,5 @@
 """Evaluation numbers on pure data: each method, the unbiased random pick, ties, CIs, the table and plots."""
+import itertools
 import math
 
 import pytest
@@ -20,10 +21,13 @@ from lab.plots import pass_at_1_bars_figure, pass_at_1_figure, reward_histogram_
 from lab.records import MeasureKey
 from lab.reports import ranking_markdown, table_markdown, write_csv
 
+TEXTS = itertools.count()
 
-def sample(problem, passed, logprob, reward, origin="sample", completion="x"):
+
+def sample(problem, passed, logprob, reward, origin="sample", completion=None):
+    """A candidate row; its completion a text of its own unless given (duplicates are one candidate)."""
     return {"problem_id": problem, "origin": origin, "passed": passed, "mean_logprob": logprob, "reward": reward,
-            "completion": completion}
+            "completion": f"    return {next(TEXTS)}\n" if completion is None else completion}
 
 
 CANDIDATES = [

@@ -1,5 +1,6 @@
 """Visible examples (lab/examples.py): parsed from the prompt alone, and a program that passes a right
-completion and fails a wrong one, in every language the examples filter supports."""
+completion and fails a wrong one, in every language the examples filter supports; the stage that stores
+each candidate's verdict (stages.check_visible_examples) never reads the hidden tests."""
 import dataclasses
 
 import pytest
@@ -56,3 +57,35 @@ def test_python_examples_keep_the_result_not_the_explanation_after_it():
 def test_a_language_without_parsed_examples_has_none():
     problem = load_problems("multipl-e/humaneval", language="sh", data=make_config("tiny").data)[2]
     assert visible_examples(problem) == [] and examples_program(problem, "") is None
+
+
+def test_the_examples_stage_stores_verdicts_resumably_and_never_reads_the_hidden_tests(tmp_path, monkeypatch):
+    from lab.stages import RunContext, check_visible_examples
+    from lab.store import Store
+
+    poison = "raise SystemExit('the hidden tests were read')"
+    shown = dataclasses.replace(truncate_number("py"), tests=poison)
+    hidden_only = dataclasses.replace(shown, id="no-examples", prompt="def truncate_number(number: float) -> float:\n")
+    config = make_config("tiny", lab_dir=str(tmp_path))
+    store = Store(config.store_path)
+    run_id = store.create_run("default", "tiny", config.to_json())
+    store.add_problems([shown, hidden_only], run_id, role="eval")
+    right, wrong = RIGHT_AND_WRONG["py"]
+    ids = store.add_candidates(run_id, 0, [
+        {"problem_id": shown.id, "model": "m", "sample_index": 0, "completion": right},
+        {"problem_id": shown.id, "model": "m", "sample_index": 1, "completion": wrong},
+        {"problem_id": hidden_only.id, "model": "m", "sample_index": 0, "completion": right}])
+    programs = []
+    run_many = Executor.run_many
+
+    def recording(self, jobs, progress=True):
+        programs.extend(program for _, program in jobs)
+        return run_many(self, jobs, progress)
+
+    monkeypatch.setattr(Executor, "run_many", recording)
+    run = RunContext(config, store, run_id, log=lambda line: None)
+    assert check_visible_examples(run, 0) == {"checked": 3}
+    verdicts = {c["id"]: (c["visible_examples"], c["examples_passed"]) for c in store.candidates(run_id)}
+    assert verdicts == {ids[0]: (1, 1), ids[1]: (1, 0), ids[2]: (0, None)}  # the wrong body fails a visible example
+    assert len(programs) == 2 and not any(poison in program for program in programs)
+    assert check_visible_examples(run, 0) == {"checked": 0}  # resumable: checked candidates are not checked again

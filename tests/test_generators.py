@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from lab import benchmarks, evaluation, generators, loop
+from lab import benchmarks, evaluation, generators, loop, run_summary
 from lab.config import UsageError, make_config
 from lab.measures import paired_difference_ci
 from lab.models import load_generator, load_sampler, sampling_weights
@@ -115,7 +115,7 @@ def test_sft_gate_rejects_an_sft_that_lowers_heldout_pass_at_1(tmp_path, tiny_co
     info = sft_stage(summary)["info"]
     assert info["base_greedy"] == 1.0 and info["sft_greedy"] < info["base_greedy"] and info["kept"] is False
     assert any(line.startswith("SFT rejected, gen-0 is the base model") for line in lines)
-    assert "SFT rejected, gen-0 is the base model" in loop.format_summary(summary)
+    assert "SFT rejected, gen-0 is the base model" in run_summary.format_summary(summary)
     with Store(config.store_path) as store:
         run_id = store.run_id(config.run_name)
         assert store.checkpoint(run_id, "generator", 0) is None

@@ -156,7 +156,8 @@ def test_training_problems_are_seeded_capped_and_never_evaluation_only():
     config = make_config("tiny", **{"data.max_train_problems": "5"})
     first, again = select_train_problems(config), select_train_problems(config)
     assert [p.id for p in first] == [p.id for p in again] and len(first) == 5
-    assert all(p.training_allowed and p.source == "mbpp" and p.split == "train" for p in first)
+    # data.train_splits=auto: every MBPP split neither held out nor evaluated (lab/roles.py)
+    assert all(p.training_allowed and p.source == "mbpp" and p.split in ("train", "test", "prompt") for p in first)
 
 
 def test_labels_from_the_app_win_when_pairs_are_built_and_when_the_reward_model_is_trained(tmp_path, monkeypatch):
@@ -378,7 +379,7 @@ def load_problems_by_id(config, ids):
 def test_a_user_jsonl_file_is_an_evaluation_set_end_to_end_and_never_trains(tmp_path):
     import json
 
-    from lab import loop
+    from lab import loop, run_summary
 
     rows = [{"id": f"mine/{i}", "language": "py", "prompt": f"def f{i}(x):\n", "tests": f"assert f{i}(1) == 1\n",
              "stop_tokens": ["\ndef"], "reference": "    return x\n", "training_allowed": False} for i in range(2)]
@@ -394,6 +395,8 @@ def test_a_user_jsonl_file_is_an_evaluation_set_end_to_end_and_never_trains(tmp_
     methods = {r["method"] for r in summary["evaluations"] if r["benchmark"] == f"jsonl:{path}"}
     assert {"greedy", "random", "logprob", "reranker", "oracle"} <= methods
     assert summary["table_markdown"].startswith("| iteration | generator | method | mine.jsonl Python |")
+    # what a run this small cannot show, and what can
+    assert "python -m lab study" in run_summary.format_summary(summary)
 
 
 def test_a_run_continued_with_another_config_records_it_and_says_what_changed(tmp_path):
@@ -423,8 +426,8 @@ def test_a_ppo_stage_stored_done_by_an_earlier_version_is_the_policy_stage_done(
         def trains_again():
             raise AssertionError("gen-1 was trained again")
 
-        loop._stage(run, 1, "policy", trains_again)
-        loop._stage(run, 2, "policy", lambda: {"skipped": "here it runs"})
+        loop.run_stage(run, 1, "policy", trains_again)
+        loop.run_stage(run, 2, "policy", lambda: {"skipped": "here it runs"})
         assert store.stage_status(run.run_id, 2, "policy") == "done"
 
 

@@ -108,7 +108,8 @@ def test_labels_given_after_pairing_drop_contradicted_pairs():
 
 
 def lengthy(id, passed, length, problem="mbpp/700"):
-    return {**candidate(id, passed, problem=problem), "completion": "x" * length}
+    """A candidate whose completion is `length` characters, a text of its own (duplicates are one candidate)."""
+    return {**candidate(id, passed, problem=problem), "completion": chr(65 + id % 50) * length}
 
 
 def test_balanced_pairs_do_not_let_length_tell_chosen_from_rejected():

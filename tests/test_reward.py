@@ -17,6 +17,7 @@ from lab.reward import (
     score_completions,
     split_layer,
     train_reward_model,
+    training_steps,
 )
 
 WORDS = ["x", "y", "total", "items", "n", "value", "result", "count", "a", "b"]
@@ -56,7 +57,8 @@ def full_forward(model, tokenizer, items):
 
 
 def test_reward_model_learns_planted_preference(tiny_config, tmp_path):
-    config = tiny_config.override(**{"reward.max_steps": 40, "reward.learning_rate": 3e-3, "reward.batch_size": 8})
+    config = tiny_config.override(**{"reward.max_steps": 40, "reward.epochs": 5, "reward.learning_rate": 3e-3,
+                                     "reward.batch_size": 8})
     assert config.reward.trainable_layers == 1  # the tiny preset takes the cached top-layer path
     held_out = planted_pairs(32, seed=1)
     logs = []
@@ -186,7 +188,8 @@ def test_gpu_preset_trains_every_layer_in_4bit(tiny_config, tmp_path):
     layers = make_config("gpu").reward.trainable_layers
     config = tiny_config.override(**{"reward.trainable_layers": layers, "model.load_in_4bit": True,
                                      "model.dtype": "bfloat16", "model.gradient_checkpointing": True,
-                                     "reward.max_steps": 40, "reward.learning_rate": 3e-3, "reward.batch_size": 8})
+                                     "reward.max_steps": 40, "reward.epochs": 5, "reward.learning_rate": 3e-3,
+                                     "reward.batch_size": 8})
     metrics = train_reward_model(config, planted_pairs(64, seed=0), str(tmp_path / "rm"),
                                  eval_pairs=planted_pairs(32, seed=1))
     assert layers is None and metrics["split_layer"] == 0 and metrics["cache_misses"] == 0
@@ -194,6 +197,39 @@ def test_gpu_preset_trains_every_layer_in_4bit(tiny_config, tmp_path):
     reloaded, _ = load_reward_model(config.model, adapter_dir=str(tmp_path / "rm"))
     assert all(any("lora" in name for name, _ in layer.named_parameters())
                for layer in reloaded.base_model.model.model.layers)
+
+
+def test_the_recipe_counts_epochs_at_the_effective_batch_and_caps_them():
+    from lab.config import RewardConfig
+
+    recipe = RewardConfig()
+    assert recipe.batch_size * recipe.gradient_accumulation_steps >= 32
+    assert recipe.warmup_ratio > 0 and recipe.center_rewards_coefficient
+    assert training_steps(RewardConfig(epochs=2, batch_size=8, gradient_accumulation_steps=4), 100) == 8  # 4 a pass
+    assert training_steps(RewardConfig(epochs=2, max_steps=5, batch_size=8, gradient_accumulation_steps=4), 100) == 5
+    assert training_steps(RewardConfig(epochs=0.5, batch_size=8, gradient_accumulation_steps=4), 10) == 1
+
+
+def test_reward_seed_alone_decides_the_model_and_the_watch_slice_is_logged(tiny_config, tmp_path):
+    config = tiny_config.override(**{"reward.max_steps": 4, "reward.batch_size": 4, "reward.learning_rate": 3e-3})
+    pairs, watched, probe = planted_pairs(16, seed=0), planted_pairs(8, seed=3), planted_pairs(8, seed=4)
+    logs = []
+
+    def trained(name, seed, **kwargs):
+        settings = config.override(**{"reward.seed": seed})
+        metrics = train_reward_model(settings, pairs, str(tmp_path / name), **kwargs)
+        model, tokenizer = load_reward_model(settings.model, adapter_dir=str(tmp_path / name))
+        items = [(p.prompt, p.chosen) for p in probe]
+        return metrics, score_completions(model, tokenizer, items, progress=False)
+
+    first, scores = trained("a", 7, watch_pairs=watched, on_log=logs.append)
+    _, again = trained("b", 7)
+    _, other = trained("c", 8)
+    assert again == pytest.approx(scores, abs=1e-4) and other != pytest.approx(scores, abs=1e-4)
+    assert first["seed"] == 7 and first["steps"] == 4 and first["watch_pairs"] == 8
+    assert first["watch_accuracy"] is not None and first["watch_loss"] is not None
+    watched_steps = [entry["step"] for entry in logs if "watch_accuracy" in entry]
+    assert len(watched_steps) >= 2 and all("watch_loss" in e for e in logs if "watch_accuracy" in e)
 
 
 def test_trainable_layers_out_of_range_is_refused(tiny_config):

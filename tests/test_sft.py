@@ -9,7 +9,7 @@ EXAMPLES = [(f"def f{i}(x):\n", f"    return x * {i}\n") for i in range(8)]
 
 
 def test_sft_lowers_completion_loss_and_saves_adapter(tiny_config, tmp_path):
-    config = tiny_config.override(**{"sft.max_steps": 20, "sft.learning_rate": 5e-3})
+    config = tiny_config.override(**{"sft.max_steps": 20, "sft.max_epochs": 100, "sft.learning_rate": 5e-3})
     model, tokenizer = load_generator(config.model)
     before = completion_loss(model, tokenizer, EXAMPLES)
     logs = []
@@ -31,3 +31,13 @@ def test_sft_lowers_completion_loss_and_saves_adapter(tiny_config, tmp_path):
                                 adapter_dir=str(tmp_path / "sft"))
     assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in quantized.modules())
     assert abs(completion_loss(quantized, tokenizer, EXAMPLES) - after) < 0.1 * after
+
+
+def test_sft_stops_at_max_epochs_so_it_cannot_memorise_the_training_problems():
+    from lab.config import SFTConfig
+    from lab.sft import sft_steps
+
+    settings = SFTConfig(max_steps=300, max_epochs=1.0, batch_size=8)
+    assert sft_steps(settings, 349) == 44  # one pass over 349 references, 8 a step (the gpu preset ran 300)
+    assert sft_steps(SFTConfig(max_steps=8, max_epochs=1.0, batch_size=4), 12) == 3
+    assert sft_steps(SFTConfig(max_steps=8, max_epochs=10.0, batch_size=4), 12) == 8

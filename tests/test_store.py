@@ -370,3 +370,17 @@ def test_kill_9_in_the_middle_of_writes_leaves_whole_transactions(tmp_path):
         store.add_candidates(run_id, 1,
                              [{"problem_id": "mbpp/601", "model": "after", "sample_index": 0, "completion": "y"}])
         assert len(store.candidates(run_id)) == len(rows) + 1
+
+
+def test_checkpoints_of_an_old_store_are_kept_and_a_control_is_stored_beside_its_iterations_own(tmp_path):
+    path = tmp_path / "lab.sqlite"
+    with old_store(path, 7) as db:  # version 7 kept one checkpoint per (run, iteration, kind)
+        db.execute("INSERT INTO runs (name, preset, config_json, created_at) VALUES ('old', 'cpu', '{}', 'then')")
+        db.execute("INSERT INTO checkpoints (run_id, iteration, kind, version, path, metrics_json, created_at) "
+                   "VALUES (1, 1, 'reward_model', 'old/rm-1', '/rm-1', '{\"steps\": 8}', 'then')")
+    with Store(path) as store:
+        store.add_checkpoint(1, 1, "reward_model", "old/rm-1-fresh", "/rm-1-fresh", {"steps": 9}, variant="fresh")
+        own, fresh = store.checkpoint(1, "reward_model", 1), store.checkpoint(1, "reward_model", 1, "fresh")
+        assert (own["version"], own["variant"], own["metrics"]) == ("old/rm-1", "", {"steps": 8})
+        assert (fresh["path"], fresh["metrics"]) == ("/rm-1-fresh", {"steps": 9})
+        assert store.checkpoint(1, "reward_model")["version"] == "old/rm-1"  # the latest is the iteration's own

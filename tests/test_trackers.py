@@ -10,7 +10,7 @@ EXAMPLES = [(f"def f{i}(x):\n", f"    return x * {i}\n") for i in range(4)]
 def test_sft_with_report_to_tensorboard_writes_its_loss_curve_to_event_files(tiny_config, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    config = tiny_config.override(**{"model.report_to": "tensorboard", "sft.max_steps": 3})
+    config = tiny_config.override(**{"model.report_to": "tensorboard", "sft.max_steps": 3, "sft.max_epochs": 10})
     out = tmp_path / "iter-0" / "generator"
     train_sft(config, EXAMPLES, str(out))
     event_files = list(out.glob("runs/*/events.out.tfevents.*"))

@@ -14,6 +14,7 @@ transaction, so a crash or `kill -9` leaves either all of a write or none of it,
   runs.py         runs, iterations, stages                                 (RunTables)
   problems.py     problems and the runs they belong to; the licence guard  (ProblemTables)
   candidates.py   candidates, executions, scores                           (CandidateTables)
+  examples.py     each candidate's verdict on its prompt's visible examples (ExampleTables)
   pairs.py        preference pairs                                         (PairTables)
   labels.py       append-only manual labels: versions, actions, undo       (LabelTables)
   checkpoints.py  checkpoints and training-step metrics                    (CheckpointTables)
@@ -31,6 +32,7 @@ from lab.store.candidates import OUTPUT_CAP_CHARS, CandidateTables, ExecutionOut
 from lab.store.checkpoints import CheckpointTables
 from lab.store.core import StoreError, damaged_store_error, is_damage, now
 from lab.store.evaluations import EvaluationTables
+from lab.store.examples import ExampleTables
 from lab.store.export import Exports
 from lab.store.labels import LabelConflict, LabelTables
 from lab.store.problems import ProblemTables
@@ -42,7 +44,7 @@ __all__ = ["Store", "StoreError", "LabelConflict", "damaged_store_error", "is_da
            "cap_output", "now"]
 
 
-class Store(RunTables, ProblemTables, CandidateTables, Exports, LabelTables, CheckpointTables, EvaluationTables,
-            AppQueries):
+class Store(RunTables, ProblemTables, CandidateTables, ExampleTables, Exports, LabelTables, CheckpointTables,
+            EvaluationTables, AppQueries):
     """Open (creating or upgrading) the database at `path`, or with `readonly=True` an existing one
     read-only. One connection per thread. `with Store(path) as store:` closes this thread's on exit."""

@@ -79,7 +79,7 @@ class CandidateTables(StoreCore):
         offset: int = 0,
     ) -> list[CandidateRow]:
         """Candidates joined with their problem's language/split, execution, score under
-        `reward_model` (column `reward`) and current label."""
+        `reward_model` (column `reward`), current label and visible-example verdict."""
         where: list[str] = ["c.run_id = ?"]
         params: list[Any] = [run_id]
         filters: tuple[tuple[str, Any], ...] = (("c.iteration", iteration), ("c.problem_id", problem_id),
@@ -96,9 +96,10 @@ class CandidateTables(StoreCore):
             "SELECT c.*, p.language, p.split, e.status, e.exit_code, e.passed, e.stdout, e.stderr, e.duration_s, "
             "s.score AS reward, "
             "cl.label, cl.note AS label_note, cl.version AS label_version, cl.author AS label_author, "
-            "cl.created_at AS label_at "
+            "cl.created_at AS label_at, v.examples AS visible_examples, v.passed AS examples_passed "
             "FROM candidates c JOIN problems p ON p.id = c.problem_id "
             "LEFT JOIN executions e ON e.candidate_id = c.id "
+            "LEFT JOIN example_verdicts v ON v.candidate_id = c.id "
             "LEFT JOIN current_labels cl ON cl.candidate_id = c.id "
             "LEFT JOIN scores s ON s.candidate_id = c.id AND s.reward_model = ? "
             f"WHERE {' AND '.join(where)} ORDER BY c.problem_id, c.origin, c.model, c.sample_index, c.id"

@@ -1,7 +1,9 @@
 """Trained checkpoints and the step metrics of training stages.
 
 A checkpoint is a generator or reward model trained in one iteration of a run (its version name,
-directory and final metrics); a rerun of the stage replaces it. Metrics are (step, name, value) rows
+directory and final metrics); a rerun of the stage replaces it. Besides an iteration's own model
+(variant ''), a variant names a model trained beside it as a control (the study's 'equal_compute' and
+'fresh' reward models, lab/controls.py). Metrics are (step, name, value) rows
 logged while a stage trains; restarting the stage drops them (runs.py, `start_stage`).
 
 Not covered here: training (sft.py, reward.py, ppo.py), where checkpoints live on disk (stages.py).
@@ -16,18 +18,20 @@ from lab.store.core import StoreCore, now
 
 
 class CheckpointTables(StoreCore):
-    def add_checkpoint(self, run_id: int, iteration: int, kind: str, version: str, path: str, metrics: dict) -> None:
+    def add_checkpoint(self, run_id: int, iteration: int, kind: str, version: str, path: str, metrics: dict,
+                       variant: str = "") -> None:
         with self.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO checkpoints (run_id, iteration, kind, version, path, metrics_json, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, iteration, kind, version, path, json.dumps(metrics), now()),
+                "INSERT OR REPLACE INTO checkpoints (run_id, iteration, kind, variant, version, path, metrics_json, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, iteration, kind, variant, version, path, json.dumps(metrics), now()),
             )
 
-    def checkpoint(self, run_id: int, kind: str, iteration: int | None = None) -> CheckpointRow | None:
-        """The checkpoint of `kind` at `iteration`, or the latest one when iteration is None."""
-        sql = "SELECT * FROM checkpoints WHERE run_id = ? AND kind = ?"
-        params: list[Any] = [run_id, kind]
+    def checkpoint(self, run_id: int, kind: str, iteration: int | None = None,
+                   variant: str = "") -> CheckpointRow | None:
+        """The checkpoint of `kind` (and `variant`) at `iteration`, or the latest one when iteration is None."""
+        sql = "SELECT * FROM checkpoints WHERE run_id = ? AND kind = ? AND variant = ?"
+        params: list[Any] = [run_id, kind, variant]
         if iteration is not None:
             sql += " AND iteration = ?"
             params.append(iteration)

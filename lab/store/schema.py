@@ -259,6 +259,33 @@ MIGRATIONS: list[str] = [
     DROP TABLE stages;
     ALTER TABLE stages_with_cancelled RENAME TO stages;
     """,
+    # version 8: each candidate's verdict on its prompt's visible examples alone (lab/examples.py), and
+    # reward models trained beside an iteration's own (the study's controls) as checkpoint variants
+    """
+    CREATE TABLE example_verdicts (
+        candidate_id INTEGER PRIMARY KEY REFERENCES candidates(id),
+        examples INTEGER NOT NULL,
+        passed INTEGER,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE checkpoints_by_variant (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        iteration INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('generator', 'reward_model')),
+        variant TEXT NOT NULL DEFAULT '',
+        version TEXT NOT NULL UNIQUE,
+        path TEXT NOT NULL,
+        metrics_json TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (run_id, iteration, kind, variant)
+    );
+    INSERT INTO checkpoints_by_variant (id, run_id, iteration, kind, variant, version, path, metrics_json, created_at)
+        SELECT id, run_id, iteration, kind, '', version, path, metrics_json, created_at FROM checkpoints;
+    DROP TABLE checkpoints;
+    ALTER TABLE checkpoints_by_variant RENAME TO checkpoints;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
