@@ -6,7 +6,7 @@ directory and final metrics); a rerun of the stage replaces it. Besides an itera
 'fresh' reward models, lab/controls.py). Metrics are (step, name, value) rows
 logged while a stage trains; restarting the stage drops them (runs.py, `start_stage`).
 
-Not covered here: training (sft.py, reward.py, ppo.py), where checkpoints live on disk (stages.py).
+Not covered here: training (sft.py, reward.py, ppo.py, rloo.py), where checkpoints live on disk (stages.py).
 """
 from __future__ import annotations
 
