@@ -1,6 +1,7 @@
 """The app in a real browser: Playwright drives Debian's Chromium against one `python app.py` serving a
 fresh lab directory (created with --create; its temp directory set apart from the lab, as when the
-lab lives outside the working and temp directories). Each test covers defects as a user met them:
+lab lives outside the working and temp directories), and against apps of their own for the tests of
+broken lab directories. Each test covers defects as a user met them:
 
   - the empty state, then the tiny pipeline launched from the Iterate tab and followed to the end,
     with every stage's percent and time left; labelling by keys (keys ignored while typing a note,
@@ -12,7 +13,11 @@ lab lives outside the working and temp directories). Each test covers defects as
   - undo after moving on to another problem takes back the author's own label there;
   - the export of a run with an excluded candidate: the downloaded zip's pairs leave it out;
   - dark mode: the code block's colours, read from the page, have a contrast of at least 4.5;
-  - the Metrics tab puts two runs side by side.
+  - the Metrics tab puts two runs side by side;
+  - a truncated store: the app refuses to start with one line naming the file and what to do, no
+    traceback, the file left as it was; once a good copy is moved over it, the page shows the run;
+  - a mistyped lab directory: refused with one line naming the path and --create, nothing created;
+    with --create the page opens on the empty state.
 
 The runs other than the pipeline's are written into the store by the tests (the app reads it live).
 Runs in the default suite when /usr/bin/chromium exists; under CI=true a missing Chromium fails.
@@ -64,10 +69,10 @@ def chromium():
 
 
 @contextmanager
-def serve(lab_dir: Path, temp_dir: Path):
-    """`python app.py --create` serving lab_dir, with its temp directory elsewhere, for the block: its URL."""
+def serve(lab_dir: Path, temp_dir: Path, args: tuple[str, ...] = ("--create",)):
+    """`python app.py ARGS` serving lab_dir, with its temp directory elsewhere, for the block: its URL."""
     try:
-        server, url = spawn(lab_dir, temp_dir / "app.log", ("--create",),
+        server, url = spawn(lab_dir, temp_dir / "app.log", args,
                             {"TMPDIR": str(temp_dir), "GRADIO_TEMP_DIR": str(temp_dir / "gradio")})
     except RuntimeError as error:
         pytest.fail(str(error))
@@ -89,6 +94,15 @@ def app_url(tmp_path_factory):
             yield url, lab_dir
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def refusal(lab_dir: Path, log_path: Path) -> str:
+    """What `python app.py --lab-dir LAB_DIR` prints when it refuses to start: one line, no traceback."""
+    with pytest.raises(RuntimeError, match="the app did not start"):
+        spawn(lab_dir, log_path)
+    output = log_path.read_text()
+    assert "Traceback" not in output and len(output.splitlines()) == 1, output
+    return output
 
 
 def open_page(chromium, url: str, author: str = "tester", query: str = "", viewport=VIEWPORT):
@@ -327,3 +341,34 @@ def test_the_metrics_tab_compares_two_runs(chromium, app_url):
     expect(comparison.locator("table").first).to_contain_text("75.0")
     expect(comparison.locator("tr", has_text="sampling.temperature")).to_contain_text("0.4")
     expect(comparison.locator("tr", has_text="pair_accuracy/reranker")).to_contain_text("0.250 (n=12)")
+
+
+def test_a_truncated_store_is_refused_with_what_to_do_and_served_once_replaced(chromium, tmp_path):
+    store_path = tmp_path / "lab" / "lab.sqlite"
+    with Store(store_path) as store:
+        fill_store(store)
+        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    good = store_path.read_bytes()
+    store_path.write_bytes(good[: len(good) // 2])
+    output = refusal(store_path.parent, tmp_path / "refused.log")
+    assert output.startswith(f"error: {store_path} cannot be read as the lab's store")
+    assert "PRAGMA integrity_check" in output and f"cp {store_path} {store_path}.backup-" in output
+    assert store_path.read_bytes() == good[: len(good) // 2], "nothing was changed"
+
+    store_path.write_bytes(good)
+    with serve(store_path.parent, tmp_path, args=()) as url:
+        page = open_page(chromium, url)
+        expect(page.locator("#problem-head")).to_have_attribute("data-problem", "mbpp/600", timeout=30_000)
+        expect(page.locator("#problems")).to_contain_text("mbpp/605")
+
+
+def test_a_mistyped_lab_directory_is_refused_unless_created(chromium, tmp_path):
+    lab_dir = tmp_path / "typo"
+    output = refusal(lab_dir, tmp_path / "refused.log")
+    assert output.startswith(f"error: no directory at {lab_dir}: check --lab-dir") and "pass --create" in output
+    assert not lab_dir.exists(), "a mistyped --lab-dir creates nothing"
+
+    with serve(lab_dir, tmp_path) as url:
+        page = open_page(chromium, url)
+        page.get_by_text("No runs yet").wait_for(timeout=30_000)
+    assert (lab_dir / "lab.sqlite").is_file()
