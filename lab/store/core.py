@@ -52,7 +52,9 @@ def damaged_store_error(path: Path, reason: object) -> StoreError:
         f"{path} cannot be read as the lab's store (SQLite: {reason}); nothing was changed. Check it with "
         f"`sqlite3 {path} 'PRAGMA integrity_check'`. Keep a copy first: `cp {path} {backup}`; then recover what "
         f"is readable with `sqlite3 {backup} .recover | sqlite3 {recovered}` and move {recovered.name} to "
-        f"{path.name}, or point --lab-dir at another directory to start afresh.")
+        f"{path.name} (the sqlite3 shell's .recover needs its sqlite_dbpage table; where it says 'SQL logic "
+        f"error', restore {path.name} from a backup instead), or start afresh in another directory with "
+        f"--lab-dir NEW --create.")
 
 
 def now() -> str:
