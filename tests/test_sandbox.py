@@ -1,6 +1,7 @@
 """Sandbox properties, each checked from the host side: who the program runs as, what it can
 see and touch, its network, its environment, and that runs cannot see each other's files."""
 import dataclasses
+import contextlib
 import os
 import socket
 import time
@@ -126,7 +127,8 @@ def test_a_dead_fork_server_is_replaced_before_the_next_run(executor):
     servers = [pid for pid in _descendants(worker) if b"zygote.py" in open(f"/proc/{pid}/cmdline", "rb").read()]
     assert servers
     for pid in servers:
-        os.kill(pid, 9)
+        with contextlib.suppress(ProcessLookupError):  # a run's own fork of the server may have ended already
+            os.kill(pid, 9)
     deadline = time.monotonic() + 10
     while any(map(running, servers)) and time.monotonic() < deadline:
         time.sleep(0.01)
