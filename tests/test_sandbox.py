@@ -1,7 +1,7 @@
 """Sandbox properties, each checked from the host side: who the program runs as, what it can
 see and touch, its network, its environment, and that runs cannot see each other's files."""
-import dataclasses
 import contextlib
+import dataclasses
 import os
 import socket
 import time
