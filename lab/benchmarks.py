@@ -75,13 +75,18 @@ def precision_cost(weights: str) -> str | None:
         return None
     figures = section["figures"]
     measured, baseline = figures["precisions"][weights], figures["precisions"][figures["baseline"]]
-    difference = measured["greedy_difference"]
-    return (f"{weights} sampling measured greedy pass@1 {100 * measured['greedy']:.1f} against "
-            f"{figures['baseline']}'s {100 * baseline['greedy']:.1f} ({100 * difference['difference']:+.1f} points, "
-            f"95% CI {100 * difference['ci_low']:+.1f} to {100 * difference['ci_high']:+.1f}) on "
-            f"{figures['problems']} MBPP validation problems, "
-            f"at {measured['tokens_per_s'] / baseline['tokens_per_s']:.2f}x "
+    measures = [f"{name} pass@1 {_against(measured, baseline, name, figures['baseline'])}"
+                for name in ("greedy", "sampled") if name in measured]
+    return (f"{weights} sampling measured {' and '.join(measures)} on {figures['problems']} MBPP validation "
+            f"problems, at {measured['tokens_per_s'] / baseline['tokens_per_s']:.2f}x "
             f"its speed ({section['machine']}, {section['date']}: {section['command']})")
+
+
+def _against(measured: dict, baseline: dict, name: str, baseline_name: str) -> str:
+    difference = measured[f"{name}_difference"]
+    return (f"{100 * measured[name]:.1f} against {baseline_name}'s {100 * baseline[name]:.1f} "
+            f"({100 * difference['difference']:+.1f} points, 95% CI {100 * difference['ci_low']:+.1f} to "
+            f"{100 * difference['ci_high']:+.1f})")
 
 
 def sampling_note(model_config: ModelConfig) -> str:

@@ -37,13 +37,16 @@ def test_int8_cost_is_quoted_from_the_recorded_benchmark(tmp_path, monkeypatch):
     assert benchmarks.precision_cost("int8") is None
     difference = {"difference": -0.075, "ci_low": -0.12, "ci_high": -0.03, "n_problems": 84}
     figures = {"problems": 84, "num_samples": 4, "baseline": "float32", "precisions": {
-        "float32": {"greedy": 0.46, "tokens_per_s": 50.0, "greedy_difference": {**difference, "difference": 0.0}},
-        "int8": {"greedy": 0.385, "tokens_per_s": 150.0, "greedy_difference": difference}}}
+        "float32": {"greedy": 0.46, "tokens_per_s": 50.0, "greedy_difference": {**difference, "difference": 0.0},
+                    "sampled": 0.368, "sampled_difference": {**difference, "difference": 0.0}},
+        "int8": {"greedy": 0.385, "tokens_per_s": 150.0, "greedy_difference": difference,
+                 "sampled": 0.304, "sampled_difference": {**difference, "difference": -0.064}}}}
     benchmarks.record("precision", figures, "python scripts/bench_precision.py --record")
     stored = json.loads(path.read_text())["precision"]
     assert stored["figures"] == figures and stored["command"].endswith("--record") and stored["machine"]
     text = benchmarks.precision_cost("int8")
-    assert "38.5 against float32's 46.0 (-7.5 points, 95% CI -12.0 to -3.0) on 84 MBPP validation problems" in text
+    assert "greedy pass@1 38.5 against float32's 46.0 (-7.5 points, 95% CI -12.0 to -3.0)" in text
+    assert "sampled pass@1 30.4 against float32's 36.8 (-6.4 points" in text and "on 84 MBPP validation" in text
     assert "3.00x its speed" in text and "bench_precision.py --record" in text
 
 
