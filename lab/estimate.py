@@ -52,8 +52,8 @@ class UnitCosts:
     """One PPO step of 4 rollouts of up to 96 tokens and one epoch of updates, as trl 1.12's PPOTrainer
     took it; the policy stage's own steps are timed by scripts/bench_ppo.py (`policy_step_seconds`)."""
     sampled_tokens_per_s: float
-    """Continuous batch of 16, int8 weights; a precision that scripts/bench_precision.py measured on this
-    checkout uses its own figure instead (`sampling_rate`)."""
+    """Continuous batch of 16, int8 weights (UNIT_COST_PRECISION); other precisions scale it by the speed
+    ratio scripts/bench_precision.py measured (`sampling_rate`)."""
     typical_completion_tokens: float
     """Tokens of a completion that ends at a stop string; the runaway ones run to max_new_tokens."""
     runaway_fraction: float
@@ -92,6 +92,8 @@ def recorded_unit_costs(section: str) -> UnitCosts:
 CPU_0_5B = recorded_unit_costs("unit_costs_cpu_0.5b")
 TINY = recorded_unit_costs("unit_costs_tiny")
 IMPORTS_S = CPU_0_5B.imports_s
+UNIT_COST_PRECISION = "int8"
+"""The sampling precision the unit costs' sampled_tokens_per_s was measured in."""
 BASELINE_PARAMETERS_B = 0.5
 
 
@@ -293,12 +295,19 @@ def save_estimate(estimate: JobEstimate, path: str | Path) -> None:
 
 
 def sampling_rate(config: LabConfig, costs: UnitCosts) -> float:
-    """Sampled tokens/s: what scripts/bench_precision.py recorded for the job's sampling precision, else
-    the unit cost (the tiny preset always uses its own)."""
+    """Sampled tokens/s in the job's sampling precision: the unit cost (measured in int8) times the speed
+    ratio scripts/bench_precision.py recorded between that precision and int8 in one run (only ratios
+    measured side by side survive a shared machine's load); its raw tokens/s where it did not measure
+    int8; else the unit cost. The tiny preset always uses its own."""
     recorded = benchmarks.read("precision")
     precisions = recorded["figures"]["precisions"] if recorded and costs is not TINY else {}
     weights = sampling_weights(config.model)
-    return precisions[weights]["tokens_per_s"] if weights in precisions else costs.sampled_tokens_per_s
+    if weights not in precisions:
+        return costs.sampled_tokens_per_s
+    if UNIT_COST_PRECISION in precisions:
+        ratio = precisions[weights]["tokens_per_s"] / precisions[UNIT_COST_PRECISION]["tokens_per_s"]
+        return costs.sampled_tokens_per_s * ratio
+    return precisions[weights]["tokens_per_s"]
 
 
 def format_estimate(config: LabConfig, estimate: JobEstimate) -> str:
@@ -424,10 +433,15 @@ def estimate_study(protocol) -> StudyEstimate:
     gate = 2 * _validation_problem_count(config) * (n_heldout + 1)
     sft_seconds, sft_step_count = rates.sft(problems)
     sets = ", ".join(f"{benchmark}-{language} {count}" for (benchmark, language), count in eval_sets.items())
-    sampling_seed = (
+    generator = (
+        StageEstimate(0, "held-out pool", rates.load() + rates.sampling(heldout) + rates.executing({"py": heldout}),
+                      f"{heldout} candidates of the base model (sft.keep=never)")
+        if config.sft.keep == "never" else
         StageEstimate(0, "sft + gate",
                       sft_seconds + rates.load(2) + rates.sampling(gate) + rates.executing({"py": gate}),
-                      f"{sft_step_count} steps, {gate} held-out candidates"),
+                      f"{sft_step_count} steps, {gate} held-out candidates"))
+    sampling_seed = (
+        generator,
         StageEstimate(0, "training samples", rates.load() + rates.sampling((problems + resampled) * samples)
                       + rates.executing({"py": (problems + resampled) * samples}),
                       f"{problems} + {resampled} problems x {samples}"),

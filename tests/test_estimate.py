@@ -1,12 +1,14 @@
 """The main job's time estimate: one entry per stage the loop runs, small for the tiny preset, in the
 range measured for the cpu preset, no time claimed on a GPU, and sizes that move it as they should."""
 import json
+from pathlib import Path
 
 import pytest
 
-from lab import loop
+from lab import benchmarks, loop
 from lab.config import make_config
-from lab.estimate import CPU_0_5B, IMPORTS_S, estimate_job, format_estimate
+from lab.estimate import CPU_0_5B, IMPORTS_S, estimate_job, estimate_study, format_estimate, sampling_rate
+from lab.protocol import load_protocol
 
 
 @pytest.fixture
@@ -31,7 +33,9 @@ def test_the_tiny_preset_takes_seconds():
 
 
 def test_the_cpu_preset_is_estimated_near_its_measured_job_time(converted_cache):
-    config = make_config("cpu", **{"model.cache_dir": converted_cache})
+    # the job as it was measured (docs/results.md, 2026-12-02): int8 sampling, SFT kept without a gate
+    config = make_config("cpu", **{"model.cache_dir": converted_cache, "model.sampling_weights": "int8",
+                                   "sft.keep": "always"})
     estimate = estimate_job(config)
     assert estimate.calibrated and estimate.startup_s == IMPORTS_S
     assert 12 * 60 <= estimate.total_s <= 25 * 60  # the job's measured time and its command: docs/results.md
@@ -99,3 +103,21 @@ def test_a_recorded_policy_step_sizes_the_policy_stage_in_proportion(converted_c
     assert rloo == pytest.approx(config.policy.steps * 10.0 * 4 / 8 * 96 / 48)
     assert unrecorded == pytest.approx(load + config.policy.steps * CPU_0_5B.ppo_step_s * 4)
 
+
+
+def test_a_recorded_precision_scales_the_unit_cost_by_its_speed_ratio_to_int8(tmp_path, monkeypatch):
+    monkeypatch.setattr(benchmarks, "BENCHMARKS_PATH", tmp_path / "benchmarks.json")
+    config = make_config("cpu", **{"model.sampling_weights": "float32"})
+    assert sampling_rate(config, CPU_0_5B) == CPU_0_5B.sampled_tokens_per_s  # nothing recorded
+    figures = {"problems": 84, "num_samples": 4, "baseline": "float32",
+               "precisions": {"float32": {"tokens_per_s": 13.0}, "int8": {"tokens_per_s": 26.0}}}
+    benchmarks.record("precision", figures, "python scripts/bench_precision.py --record")
+    assert sampling_rate(config, CPU_0_5B) == pytest.approx(CPU_0_5B.sampled_tokens_per_s / 2)
+    assert sampling_rate(config.override(**{"model.sampling_weights": "int8"}), CPU_0_5B) == pytest.approx(
+        CPU_0_5B.sampled_tokens_per_s)
+
+
+def test_a_study_without_sft_samples_only_the_base_models_held_out_pool():
+    protocol = load_protocol(Path(__file__).parent.parent / "studies" / "reranker-v1.toml")
+    names = {stage.name for _, _, stages in estimate_study(protocol).parts for stage in stages}
+    assert protocol.config().sft.keep == "never" and "held-out pool" in names and "sft + gate" not in names
