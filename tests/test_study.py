@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from lab.store import Store
 
 CHILD = textwrap.dedent("""
@@ -85,6 +87,7 @@ def stages(lab_dir):
                 for run_id in names for s in store.stages(run_id)}
 
 
+@pytest.mark.integration
 def test_a_study_killed_inside_a_replicate_continues_where_it_stopped(tmp_path):
     protocol, lab_dir, results = protocol_file(tmp_path), tmp_path / "lab", tmp_path / "results"
     folder = results / "study" / "tiny-study"

@@ -130,7 +130,7 @@ def test_a_bad_protocol_is_refused_naming_the_file_and_the_key(tmp_path, text, c
     assert complaint in str(refused.value)
 
 
-def test_the_proposed_protocol_reads(tmp_path):
+def test_the_frozen_protocol_reads(tmp_path):
     from lab.config import repo_root
 
     protocol = load_protocol(repo_root() / "studies" / "reranker-v1.toml")
