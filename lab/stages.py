@@ -293,6 +293,12 @@ def _run_programs(run: RunContext, pending: Sequence[CandidateText], jobs: Seque
     return failures
 
 
+def _problems_of(run: RunContext, candidates: Sequence[CandidateText]) -> dict[str, Problem]:
+    """The stored problem of each problem id among `candidates`, each read once."""
+    return {problem_id: run.store.problem(problem_id)
+            for problem_id in dict.fromkeys(c["problem_id"] for c in candidates)}
+
+
 def execute_candidates(run: RunContext, iteration: int, problem_ids: set[str] | None = None) -> dict:
     """Execute the iteration's unexecuted candidates (of `problem_ids`, or all), a chunk at a time
     (each chunk a task on some node's executor when cluster.address is set). Failures of the executor
@@ -302,8 +308,7 @@ def execute_candidates(run: RunContext, iteration: int, problem_ids: set[str] | 
                if problem_ids is None or c["problem_id"] in problem_ids]
     if not pending:
         return {"executed": 0}
-    problems = {problem_id: run.store.problem(problem_id)
-                for problem_id in dict.fromkeys(c["problem_id"] for c in pending)}
+    problems = _problems_of(run, pending)
     jobs = [(problems[c["problem_id"]].language, build_program(problems[c["problem_id"]], c["completion"]))
             for c in pending]
     failures = _run_programs(run, pending, jobs, "execute", lambda candidates, results: run.store.add_executions(
@@ -324,8 +329,7 @@ def check_visible_examples(run: RunContext, iteration: int, problem_ids: set[str
                if problem_ids is None or c["problem_id"] in problem_ids]
     if not pending:
         return {"checked": 0}
-    problems = {problem_id: run.store.problem(problem_id)
-                for problem_id in dict.fromkeys(c["problem_id"] for c in pending)}
+    problems = _problems_of(run, pending)
     programs = [examples_program(problems[c["problem_id"]], truncate_at_stop(c["completion"],
                                                                             problems[c["problem_id"]].stop_tokens))
                 for c in pending]
@@ -355,8 +359,7 @@ def score_candidates(run: RunContext, iteration: int, candidates: Sequence[Candi
     pending = [c for c in candidates if c["id"] not in scored]
     if not pending:
         return 0
-    prompts = {problem_id: run.store.problem(problem_id).prompt
-               for problem_id in dict.fromkeys(c["problem_id"] for c in pending)}
+    prompts = {problem_id: problem.prompt for problem_id, problem in _problems_of(run, pending).items()}
     chunks = [pending[start:start + SCORE_CHUNK] for start in range(0, len(pending), SCORE_CHUNK)]
     items = [[(prompts[c["problem_id"]], c["completion"]) for c in chunk] for chunk in chunks]
     adapter_dir, batch_size = run.reward_model_path(iteration, variant), run.config.reward.score_batch_size
